@@ -1,0 +1,204 @@
+//! A gateway process's life, identical on every runtime: start (logging, fd limit, Kafka or
+//! the embedded mock cluster, producer, signal handling), bind the listeners, run one I/O
+//! thread per listener, and on SIGTERM/SIGINT drain connections, flush the producer and
+//! report.
+//!
+//! The runtime adapters supply only what runs on an I/O thread.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, GatewayArgs, SinkKind};
+use crate::conn::Shared;
+use crate::driver::{ConnCtx, Drain, Shutdown};
+use crate::embedded::EmbeddedKafka;
+use crate::metrics::Metrics;
+use crate::publish::{producer_config, KafkaSink, NullSink, Sink};
+
+/// What the adapter tells the core about itself; becomes `gateway_info` labels in /metrics
+/// and the start-up log, so results can carry it in their manifest.
+pub struct RuntimeInfo {
+    /// `tokio`, `tokio-uring` or `compio`.
+    pub runtime: &'static str,
+    /// Further labels: flavour, ring entries, driver, flags, asymmetries.
+    pub labels: Vec<(String, String)>,
+}
+
+pub struct Gateway {
+    pub config: Config,
+    pub ctx: ConnCtx,
+    sink: Arc<dyn Sink>,
+    signals: signal_hook::iterator::Handle,
+    _embedded: Option<EmbeddedKafka>,
+}
+
+/// Extra time allowed for the final producer flush beyond the shutdown timeout's rest.
+const MIN_FLUSH: Duration = Duration::from_secs(5);
+
+impl Gateway {
+    /// Everything before binding: logging, limits, Kafka, producer, signals.
+    pub fn start(args: &GatewayArgs, info: RuntimeInfo) -> anyhow::Result<Gateway> {
+        crate::telemetry::init();
+        let config = Config::from_args(args)?;
+        if let Err(e) = crate::sys::raise_fd_limit(args.fd_limit) {
+            tracing::warn!(error = %e, "could not change RLIMIT_NOFILE");
+        }
+        let metrics = Arc::new(Metrics::default());
+        let mut embedded = None;
+        let mut labels = vec![
+            ("runtime".to_string(), info.runtime.to_string()),
+            ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            ("threads".to_string(), config.threads.to_string()),
+            ("backlog".to_string(), config.backlog.to_string()),
+            (
+                "sink".to_string(),
+                match config.sink {
+                    SinkKind::Kafka => "kafka",
+                    SinkKind::Null => "null",
+                }
+                .to_string(),
+            ),
+        ];
+        labels.extend(info.labels);
+        if !config.faults.is_empty() {
+            let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
+            tracing::warn!(?faults, "fault reproductions enabled: this gateway misbehaves on purpose");
+            labels.push(("faults".to_string(), faults.join(",")));
+        }
+        let sink: Arc<dyn Sink> = match config.sink {
+            SinkKind::Null => Arc::new(NullSink::new(metrics.clone())),
+            SinkKind::Kafka => {
+                let brokers = match &args.brokers {
+                    Some(b) => b.clone(),
+                    None => {
+                        let k = EmbeddedKafka::start(3, 4, &[])?;
+                        let b = k.bootstrap_servers();
+                        tracing::info!("embedded kafka bootstrap={b}");
+                        embedded = Some(k);
+                        b
+                    }
+                };
+                let conf = producer_config(&brokers, &args.producer_props);
+                tracing::info!(?conf, "producer configuration");
+                KafkaSink::start(&conf, metrics.clone())?
+            }
+        };
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            sink: sink.clone(),
+            metrics,
+            info: labels.clone(),
+        });
+        let ctx = ConnCtx {
+            shared,
+            shutdown: Shutdown::default(),
+            drain: Arc::new(Drain::default()),
+        };
+        let signals = spawn_signal_thread(ctx.shutdown.clone())?;
+        tracing::info!(?labels, "gateway starting");
+        Ok(Gateway {
+            config,
+            ctx,
+            sink,
+            signals,
+            _embedded: embedded,
+        })
+    }
+
+    /// Binds `count` SO_REUSEPORT listeners (same port, same backlog) and logs
+    /// `listening on ADDR`.
+    pub fn bind(&self, count: usize) -> anyhow::Result<Vec<TcpListener>> {
+        let listeners =
+            crate::sys::bind_listeners(self.config.listen, count, self.config.backlog)
+                .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.config.listen))?;
+        let addr = listeners[0].local_addr()?;
+        tracing::info!(backlog = self.config.backlog, listeners = listeners.len(), "listening on {addr}");
+        Ok(listeners)
+    }
+
+    /// Runs `serve` on one named thread per listener. `serve` builds its runtime, runs the
+    /// accept loop until shutdown, then awaits `ctx.released()` before returning.
+    pub fn spawn_io_threads<F>(
+        &self,
+        listeners: Vec<TcpListener>,
+        serve: F,
+    ) -> anyhow::Result<Vec<JoinHandle<()>>>
+    where
+        F: Fn(usize, TcpListener, ConnCtx) + Send + Clone + 'static,
+    {
+        let mut handles = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            let serve = serve.clone();
+            let ctx = self.ctx.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("io-{i}"))
+                    .spawn(move || serve(i, l, ctx))?,
+            );
+        }
+        Ok(handles)
+    }
+
+    /// Blocks until SIGTERM/SIGINT (or `ctx.shutdown.trigger()`), then drains: waits for open
+    /// connections up to `--shutdown-timeout`, releases the I/O threads, flushes the producer.
+    /// An error means records that were accepted may not have reached Kafka.
+    pub fn wait(self, threads: Vec<JoinHandle<()>>) -> anyhow::Result<()> {
+        while !self.ctx.shutdown.is_triggered() {
+            if threads.iter().all(|t| t.is_finished()) {
+                tracing::error!("every I/O thread has exited");
+                self.ctx.shutdown.trigger();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let start = Instant::now();
+        let timeout = self.config.shutdown_timeout;
+        tracing::info!(open = self.ctx.drain.open(), "shutting down: draining connections");
+        let left = self.ctx.drain.wait_idle(timeout);
+        if left > 0 {
+            tracing::warn!(open = left, "shutdown timeout: closing remaining connections");
+        }
+        self.ctx.drain.release();
+        let join_deadline = Instant::now() + Duration::from_secs(2);
+        for t in threads {
+            while !t.is_finished() && Instant::now() < join_deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+        let flush_for = timeout.saturating_sub(start.elapsed()).max(MIN_FLUSH);
+        let flushed = self.sink.flush(flush_for);
+        self.sink.close();
+        self.signals.close();
+        match flushed {
+            Ok(()) => {
+                tracing::info!(elapsed = ?start.elapsed(), "shutdown complete: producer flushed");
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("producer flush incomplete: {e}")),
+        }
+    }
+}
+
+fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if shutdown.is_triggered() {
+                    tracing::warn!(signal = sig, "second signal: exiting at once");
+                    std::process::exit(130);
+                }
+                tracing::info!(signal = sig, "signal received: graceful shutdown");
+                shutdown.trigger();
+            }
+        })?;
+    Ok(handle)
+}

@@ -1,0 +1,680 @@
+//! One client connection as a state machine: bytes in, bytes out, records to the sink.
+//!
+//! The runtime adapter calls `on_data`, `on_eof`, `on_delivery`, `on_timer` and
+//! `on_shutdown`, writes whatever `take_output` returns, reads only while `wants_read`,
+//! sleeps until `deadline`, and closes the socket once `is_finished`. Every protocol
+//! decision (HTTP routing, pipelining order, WebSocket acks, limits, timeouts) is made
+//! here, once, for every runtime, and tested without sockets.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::config::{AckMode, Config, Fault};
+use crate::http::{self, Decoder, HttpError, Request, Route};
+use crate::metrics::Metrics;
+use crate::publish::{Delivery, DeliveryError, DeliveryRx, DeliveryTx, Record, Sink, Ticket};
+use crate::ws::{WsRead, WsSession};
+
+/// Stop reading a connection whose unwritten output grew past this (slow reader).
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// Everything a connection needs from its process, shared read-only.
+pub struct Shared {
+    pub config: Config,
+    pub sink: Arc<dyn Sink>,
+    pub metrics: Arc<Metrics>,
+    /// Labels of `gateway_info` in /metrics (runtime, flavour, ring size, asymmetries).
+    pub info: Vec<(String, String)>,
+}
+
+impl Shared {
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .render(&self.info, self.sink.queue_depth(), self.sink.ready())
+    }
+}
+
+pub struct Conn {
+    shared: Arc<Shared>,
+    tx: DeliveryTx,
+    mode: Mode,
+    output: Vec<u8>,
+    last_activity: Instant,
+    shutting_down: bool,
+    peer_eof: bool,
+    /// Close once `output` is written.
+    done: bool,
+}
+
+enum Mode {
+    Http(HttpState),
+    Ws(Box<WsState>),
+}
+
+struct HttpState {
+    decoder: Decoder,
+    input: Vec<u8>,
+    /// First byte of the request being received, for the 408 deadline.
+    request_started: Option<Instant>,
+    /// Answers in request order; `seq` of the front is `next_seq - slots.len()`.
+    slots: VecDeque<Slot>,
+    next_seq: u64,
+    /// A response that closes the connection is queued: parse nothing more.
+    close_after: bool,
+}
+
+struct Slot {
+    keep_alive: bool,
+    state: SlotState,
+}
+
+enum SlotState {
+    Ready(Vec<u8>),
+    Awaiting {
+        batch: bool,
+        expected: usize,
+        delivered: usize,
+        first: Option<(i32, i64)>,
+        error: Option<DeliveryError>,
+    },
+}
+
+struct WsState {
+    session: WsSession,
+    topic: String,
+    key: Option<Vec<u8>>,
+    ack: AckMode,
+    /// Messages received so far (message numbers are 1-based).
+    received: u64,
+    /// Every message up to this one is resolved.
+    resolved: u64,
+    /// The highest `{"ack":N}` sent.
+    acked: u64,
+    /// Resolution flags of messages `resolved+1 ..= received`.
+    pending: VecDeque<bool>,
+    ping_sent: bool,
+}
+
+impl Conn {
+    /// A new connection and the receiver its delivery reports arrive on; the adapter awaits
+    /// the receiver and passes each report to `on_delivery`.
+    pub fn new(shared: Arc<Shared>, now: Instant) -> (Conn, DeliveryRx) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let decoder = Decoder::new(shared.config.limits);
+        let conn = Conn {
+            shared,
+            tx,
+            mode: Mode::Http(HttpState {
+                decoder,
+                input: Vec::new(),
+                request_started: None,
+                slots: VecDeque::new(),
+                next_seq: 0,
+                close_after: false,
+            }),
+            output: Vec::new(),
+            last_activity: now,
+            shutting_down: false,
+            peer_eof: false,
+            done: false,
+        };
+        (conn, rx)
+    }
+
+    /// True while the adapter should read the socket (false = TCP backpressure).
+    pub fn wants_read(&self) -> bool {
+        if self.done || self.peer_eof || self.shutting_down {
+            return false;
+        }
+        if self.output.len() > MAX_PENDING_OUTPUT {
+            return false;
+        }
+        let limits = &self.shared.config.limits;
+        match &self.mode {
+            Mode::Http(h) => {
+                !h.close_after
+                    && h.slots.len() < limits.max_pipeline
+                    && h.input.len() <= limits.max_head
+            }
+            Mode::Ws(w) => {
+                !w.session.is_closing()
+                    && ((w.received - w.resolved) as usize) < limits.ws_max_inflight
+                    && w.session.buffered() <= limits.max_head
+            }
+        }
+    }
+
+    /// True once everything is written and the socket should be closed.
+    pub fn is_finished(&self) -> bool {
+        self.done && self.output.is_empty()
+    }
+
+    /// True if this is a WebSocket connection (after a successful upgrade).
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.mode, Mode::Ws(_))
+    }
+
+    /// Bytes to write now, if any.
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        if let Mode::Ws(w) = &mut self.mode {
+            w.session.take_output(&mut self.output);
+        }
+        if self.output.is_empty() {
+            return None;
+        }
+        let out = std::mem::take(&mut self.output);
+        self.shared
+            .metrics
+            .bytes_out
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Some(out)
+    }
+
+    /// Hands a written buffer back so its allocation is reused.
+    pub fn recycle_output(&mut self, mut buf: Vec<u8>) {
+        if self.output.is_empty() && buf.capacity() <= MAX_PENDING_OUTPUT {
+            buf.clear();
+            self.output = buf;
+        }
+    }
+
+    /// The next instant `on_timer` must be called at, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let cfg = &self.shared.config;
+        match &self.mode {
+            Mode::Http(h) => {
+                if let Some(started) = h.request_started {
+                    Some(started + cfg.request_timeout)
+                } else if h.slots.is_empty() {
+                    Some(self.last_activity + cfg.idle_timeout)
+                } else {
+                    None
+                }
+            }
+            Mode::Ws(w) => {
+                if w.ping_sent {
+                    Some(self.last_activity + cfg.idle_timeout)
+                } else {
+                    Some(self.last_activity + cfg.idle_timeout / 2)
+                }
+            }
+        }
+    }
+
+    pub fn on_data(&mut self, data: &[u8], now: Instant) {
+        self.shared
+            .metrics
+            .bytes_in
+            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if self.done {
+            return;
+        }
+        self.last_activity = now;
+        match &mut self.mode {
+            Mode::Http(h) => {
+                h.input.extend_from_slice(data);
+                if h.request_started.is_none() {
+                    h.request_started = Some(now);
+                }
+            }
+            Mode::Ws(w) => {
+                w.ping_sent = false;
+                w.session.feed(data);
+            }
+        }
+        self.process(now);
+    }
+
+    /// The peer closed its sending side (or the read failed).
+    pub fn on_eof(&mut self, now: Instant) {
+        self.peer_eof = true;
+        match &mut self.mode {
+            Mode::Http(h) => {
+                // A half-received request is abandoned; answered ones are still written.
+                h.input.clear();
+                h.request_started = None;
+                h.close_after = true;
+                if h.slots.is_empty() {
+                    self.done = true;
+                }
+            }
+            Mode::Ws(_) => self.done = true,
+        }
+        self.process(now);
+    }
+
+    pub fn on_delivery(&mut self, d: Delivery, now: Instant) {
+        match &mut self.mode {
+            Mode::Http(h) => {
+                let front = h.next_seq - h.slots.len() as u64;
+                let Some(slot) = d
+                    .seq
+                    .checked_sub(front)
+                    .and_then(|i| h.slots.get_mut(i as usize))
+                else {
+                    return;
+                };
+                if let SlotState::Awaiting {
+                    batch,
+                    expected,
+                    delivered,
+                    first,
+                    error,
+                } = &mut slot.state
+                {
+                    *delivered += 1;
+                    match d.result {
+                        Ok(po) => {
+                            first.get_or_insert(po);
+                        }
+                        Err(e) => {
+                            error.get_or_insert(e);
+                        }
+                    }
+                    if *delivered == *expected {
+                        let mut out = Vec::new();
+                        let status = match (error.take(), *batch) {
+                            (Some(e), _) => {
+                                http::write_error(&mut out, e.status(), e.code(), slot.keep_alive);
+                                e.status()
+                            }
+                            (None, true) => {
+                                let body = format!("{{\"count\":{expected}}}");
+                                http::write_response(&mut out, 200, "application/json", body.as_bytes(), slot.keep_alive, &[]);
+                                200
+                            }
+                            (None, false) => {
+                                let (p, o) = first.unwrap_or((-1, -1));
+                                let body = format!("{{\"partition\":{p},\"offset\":{o}}}");
+                                http::write_response(&mut out, 200, "application/json", body.as_bytes(), slot.keep_alive, &[]);
+                                200
+                            }
+                        };
+                        self.shared.metrics.request(status);
+                        slot.state = SlotState::Ready(out);
+                    }
+                }
+            }
+            Mode::Ws(w) => {
+                let Some(i) = d.seq.checked_sub(w.resolved + 1) else {
+                    return;
+                };
+                if let Some(flag) = w.pending.get_mut(i as usize) {
+                    *flag = true;
+                    if let Err(e) = d.result {
+                        w.session
+                            .send_text(format!("{{\"nack\":{},\"error\":\"{}\"}}", d.seq, e.code()));
+                    }
+                }
+            }
+        }
+        self.process(now);
+    }
+
+    pub fn on_timer(&mut self, now: Instant) {
+        let Some(deadline) = self.deadline() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let idle_timeout = self.shared.config.idle_timeout;
+        match &mut self.mode {
+            Mode::Http(h) => {
+                if h.request_started.is_some() {
+                    h.request_started = None;
+                    h.input.clear();
+                    let e = HttpError::Timeout;
+                    self.shared.metrics.request(e.status());
+                    push_error(h, &e, false);
+                    h.close_after = true;
+                } else {
+                    // Idle keep-alive connection: close quietly.
+                    self.done = true;
+                }
+            }
+            Mode::Ws(w) => {
+                if !w.ping_sent && now < self.last_activity + idle_timeout {
+                    w.session.ping();
+                    w.ping_sent = true;
+                } else {
+                    w.session.close(CloseCode::Away, "idle timeout");
+                    self.done = true;
+                }
+            }
+        }
+        self.process(now);
+    }
+
+    /// Graceful shutdown: finish what was received, accept nothing new, then close.
+    pub fn on_shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        if let Mode::Http(h) = &mut self.mode {
+            h.input.clear();
+            h.request_started = None;
+            h.close_after = true;
+        }
+        self.process(now);
+    }
+
+    /// Parses what can be parsed, publishes, and moves finished answers to the output.
+    fn process(&mut self, now: Instant) {
+        if let Mode::Http(_) = self.mode {
+            if let Some(upgrade) = self.process_http(now) {
+                self.upgrade(upgrade);
+            }
+        }
+        match &mut self.mode {
+            Mode::Http(h) => {
+                while let Some(slot) = h.slots.front() {
+                    let SlotState::Ready(_) = &slot.state else {
+                        break;
+                    };
+                    let slot = h.slots.pop_front().expect("front exists");
+                    let SlotState::Ready(bytes) = slot.state else {
+                        unreachable!()
+                    };
+                    self.output.extend_from_slice(&bytes);
+                    if !slot.keep_alive {
+                        h.slots.clear();
+                        self.done = true;
+                        break;
+                    }
+                }
+                if h.close_after && h.slots.is_empty() {
+                    self.done = true;
+                }
+            }
+            Mode::Ws(w) => {
+                if !self.done {
+                    self.done |= process_ws(w, &self.shared, &self.tx, self.shutting_down);
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles pipelined requests. Returns an accepted WebSocket upgrade.
+    fn process_http(&mut self, now: Instant) -> Option<(String, Request, Vec<u8>)> {
+        let Mode::Http(h) = &mut self.mode else {
+            return None;
+        };
+        let shared = &self.shared;
+        let mut pos = 0;
+        let mut upgrade = None;
+        while !h.close_after && !self.done && h.slots.len() < shared.config.limits.max_pipeline {
+            match h.decoder.decode(&h.input[pos..]) {
+                Err(e) => {
+                    shared.metrics.request(e.status());
+                    push_error(h, &e, false);
+                    h.close_after = true;
+                    pos = h.input.len();
+                }
+                Ok((n, None)) => {
+                    pos += n;
+                    if h.decoder.take_expect_continue() && h.slots.is_empty() {
+                        self.output
+                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    break;
+                }
+                Ok((n, Some(req))) => {
+                    pos += n;
+                    if let Ok(Route::WebSocket { accept, .. }) = &req.route {
+                        if h.slots.is_empty() && !self.shutting_down {
+                            let accept = accept.clone();
+                            let leftover = h.input[pos..].to_vec();
+                            pos = h.input.len();
+                            upgrade = Some((accept, req, leftover));
+                            break;
+                        }
+                        let e = HttpError::BadRequest("upgrade_while_pipelining");
+                        shared.metrics.request(e.status());
+                        push_error(h, &e, false);
+                        h.close_after = true;
+                        continue;
+                    }
+                    handle_request(h, shared, &self.tx, req, now);
+                }
+            }
+        }
+        h.input.drain(..pos);
+        h.request_started = if h.decoder.in_body() || !h.input.is_empty() {
+            h.request_started.or(Some(now))
+        } else {
+            None
+        };
+        upgrade
+    }
+
+    fn upgrade(&mut self, (accept, req, leftover): (String, Request, Vec<u8>)) {
+        let Ok(Route::WebSocket { topic, .. }) = req.route else {
+            return;
+        };
+        self.shared.metrics.request(101);
+        http::write_switching_protocols(&mut self.output, &accept);
+        let session = WsSession::new(&self.shared.config.limits, &leftover);
+        self.mode = Mode::Ws(Box::new(WsState {
+            session,
+            topic,
+            key: req.query.key,
+            ack: req.query.ack.unwrap_or(self.shared.config.default_ack),
+            received: 0,
+            resolved: 0,
+            acked: 0,
+            pending: VecDeque::new(),
+            ping_sent: false,
+        }));
+        tracing::debug!("upgraded to websocket");
+    }
+}
+
+fn push_slot(h: &mut HttpState, keep_alive: bool, state: SlotState) -> u64 {
+    let seq = h.next_seq;
+    h.next_seq += 1;
+    h.slots.push_back(Slot {
+        keep_alive,
+        state,
+    });
+    seq
+}
+
+fn push_error(h: &mut HttpState, e: &HttpError, keep_alive: bool) {
+    let mut out = Vec::new();
+    let mut body_extra: Vec<(&str, &str)> = Vec::new();
+    if let HttpError::MethodNotAllowed(allow) = e {
+        body_extra.push(("allow", allow));
+    }
+    let body = format!("{{\"error\":\"{}\"}}", e.code());
+    http::write_response(&mut out, e.status(), "application/json", body.as_bytes(), keep_alive, &body_extra);
+    push_slot(h, keep_alive, SlotState::Ready(out));
+}
+
+fn ready_json(h: &mut HttpState, metrics: &Metrics, status: u16, body: &str, keep_alive: bool) {
+    let mut out = Vec::new();
+    if status >= 400 {
+        http::write_error(&mut out, status, body, keep_alive);
+    } else {
+        http::write_response(&mut out, status, "application/json", body.as_bytes(), keep_alive, &[]);
+    }
+    metrics.request(status);
+    push_slot(h, keep_alive, SlotState::Ready(out));
+}
+
+fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
+    let cfg = &shared.config;
+    let keep_alive = req.keep_alive && !cfg.has_fault(Fault::OneRequestPerConnection);
+    if !keep_alive {
+        h.close_after = true;
+    }
+    let route = match req.route {
+        Ok(r) => r,
+        Err(e) => {
+            shared.metrics.request(e.status());
+            push_error(h, &e, keep_alive);
+            return;
+        }
+    };
+    match route {
+        Route::Healthz => ready_json(h, &shared.metrics, 200, "{\"status\":\"ok\"}", keep_alive),
+        Route::Readyz => {
+            if shared.sink.ready() {
+                ready_json(h, &shared.metrics, 200, "{\"status\":\"ready\"}", keep_alive)
+            } else {
+                ready_json(h, &shared.metrics, 503, "kafka_unreachable", keep_alive)
+            }
+        }
+        Route::Metrics => {
+            let text = shared.render_metrics();
+            let mut out = Vec::new();
+            http::write_response(&mut out, 200, "text/plain; version=0.0.4", text.as_bytes(), keep_alive, &[]);
+            shared.metrics.request(200);
+            push_slot(h, keep_alive, SlotState::Ready(out));
+        }
+        Route::WebSocket { .. } => unreachable!("upgrades are handled by the caller"),
+        Route::Publish { topic, batch } => {
+            let ack = req.query.ack.unwrap_or(cfg.default_ack);
+            let values: Vec<&[u8]> = if batch {
+                req.body
+                    .split(|&b| b == b'\n')
+                    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            } else {
+                vec![req.body.as_slice()]
+            };
+            if values.is_empty() {
+                ready_json(h, &shared.metrics, 400, "empty_batch", keep_alive);
+                return;
+            }
+            let seq = h.next_seq;
+            let mut sent = 0;
+            let mut error = None;
+            for value in &values {
+                let record = Record {
+                    topic: &topic,
+                    key: req.query.key.as_deref(),
+                    value,
+                    partition: req.query.partition,
+                    headers: &req.headers,
+                };
+                let ticket = Ticket {
+                    tx: (ack == AckMode::Kafka).then(|| tx.clone()),
+                    seq,
+                    start: now,
+                };
+                match shared.sink.send(&record, ticket) {
+                    Ok(()) => sent += 1,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if cfg.has_fault(Fault::BlockingProduce) {
+                // Reproduction of a classic mistake: waiting for Kafka on the I/O thread.
+                let _ = shared.sink.flush(std::time::Duration::from_secs(30));
+            }
+            match (ack, error) {
+                (AckMode::None, _) => {
+                    ready_json(h, &shared.metrics, 202, "{\"status\":\"accepted\"}", keep_alive)
+                }
+                (AckMode::Enqueue, None) => {
+                    ready_json(h, &shared.metrics, 202, "{\"status\":\"enqueued\"}", keep_alive)
+                }
+                (_, Some(e)) if sent == 0 => {
+                    ready_json(h, &shared.metrics, e.status(), e.code(), keep_alive)
+                }
+                (AckMode::Enqueue, Some(e)) => {
+                    ready_json(h, &shared.metrics, e.status(), e.code(), keep_alive)
+                }
+                (AckMode::Kafka, error) => {
+                    push_slot(
+                        h,
+                        keep_alive,
+                        SlotState::Awaiting {
+                            batch,
+                            expected: sent,
+                            delivered: 0,
+                            first: None,
+                            error,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Reads messages while the in-flight window allows, publishes them, and queues acks.
+/// Returns true when the connection is finished.
+fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: bool) -> bool {
+    let cfg = &shared.config;
+    let mut finished = false;
+    while !shutting_down
+        && !w.session.is_closing()
+        && ((w.received - w.resolved) as usize) < cfg.limits.ws_max_inflight
+    {
+        match w.session.read() {
+            WsRead::Message(value) => {
+                w.received += 1;
+                shared
+                    .metrics
+                    .ws_messages
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let seq = w.received;
+                let record = Record {
+                    topic: &w.topic,
+                    key: w.key.as_deref(),
+                    value: &value,
+                    partition: None,
+                    headers: &[],
+                };
+                let ticket = Ticket {
+                    tx: (w.ack == AckMode::Kafka).then(|| tx.clone()),
+                    seq,
+                    start: Instant::now(),
+                };
+                let result = shared.sink.send(&record, ticket);
+                if cfg.has_fault(Fault::BlockingProduce) {
+                    let _ = shared.sink.flush(std::time::Duration::from_secs(30));
+                }
+                let resolved_now = match (w.ack, result) {
+                    (AckMode::None, _) => true,
+                    (_, Err(e)) => {
+                        w.session
+                            .send_text(format!("{{\"nack\":{seq},\"error\":\"{}\"}}", e.code()));
+                        true
+                    }
+                    (AckMode::Enqueue, Ok(())) => true,
+                    (AckMode::Kafka, Ok(())) => false,
+                };
+                w.pending.push_back(resolved_now);
+            }
+            WsRead::Control => {}
+            WsRead::NeedMore => break,
+            WsRead::PeerClosed | WsRead::Closed | WsRead::Failed(_) => {
+                finished = true;
+                break;
+            }
+        }
+    }
+    while w.pending.front() == Some(&true) {
+        w.pending.pop_front();
+        w.resolved += 1;
+    }
+    if w.resolved > w.acked {
+        w.acked = w.resolved;
+        w.session.send_text(format!("{{\"ack\":{}}}", w.acked));
+    }
+    if shutting_down && w.resolved == w.received {
+        w.session.close(CloseCode::Away, "shutting down");
+        finished = true;
+    }
+    finished
+}

@@ -1,0 +1,394 @@
+//! The runtime-independent half of a gateway's I/O: the per-connection driver loop, the
+//! accept-error policy, connection admission and the shutdown drain.
+//!
+//! A runtime adapter implements `ConnIo` (owned-buffer read/write, which every runtime here
+//! can do: tokio by readiness, tokio-uring and compio by completion) and `Timer`, and calls
+//! `serve_conn` for each accepted socket. Nothing here names a runtime; the futures are
+//! plain `std::future`s combined with `futures-util` and `tokio::sync` (runtime-free).
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::config::Fault;
+use crate::conn::{Conn, Shared};
+use crate::publish::Delivery;
+
+/// Bytes asked for per read.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// What a runtime must provide for one accepted TCP stream.
+///
+/// `read` and `write_all` may be in flight at the same time (from two futures of the same
+/// task); `close` must make a pending `read` return (shutdown(2) with SHUT_RDWR does).
+pub trait ConnIo {
+    /// Reads into the spare capacity of `buf` (which the driver passes empty, with at least
+    /// `READ_CHUNK` capacity) and returns how many bytes were read; `buf[..n]` holds them.
+    fn read(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// Writes all of `buf`.
+    fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
+    /// Shuts the socket down in both directions.
+    fn close(&self);
+}
+
+/// The runtime's timer.
+pub trait Timer {
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()>;
+}
+
+/// Process-wide shutdown signal (SIGTERM/SIGINT or a test).
+#[derive(Clone)]
+pub struct Shutdown {
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            tx: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Completes once shutdown was triggered.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Counts open connections so shutdown can wait for them, and releases the runtimes when
+/// they are gone or the shutdown timeout passed.
+#[derive(Default)]
+pub struct Drain {
+    open: AtomicUsize,
+    lock: Mutex<()>,
+    zero: Condvar,
+    released: AtomicBool,
+    release: Notify,
+}
+
+impl Drain {
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Blocks the calling (non-I/O) thread until no connection is open or `timeout` passed;
+    /// returns the number still open.
+    pub fn wait_idle(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.lock.lock().unwrap();
+        loop {
+            let open = self.open();
+            let now = Instant::now();
+            if open == 0 || now >= deadline {
+                return open;
+            }
+            guard = self
+                .zero
+                .wait_timeout(guard, (deadline - now).min(Duration::from_millis(100)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Lets every runtime thread waiting in `released` finish.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::Release);
+        self.release.notify_waiters();
+    }
+
+    pub async fn released(&self) {
+        loop {
+            let notified = self.release.notified();
+            if self.released.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Held by every admitted connection; dropping it updates the counts.
+pub struct ConnGuard {
+    shared: Arc<Shared>,
+    drain: Arc<Drain>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared
+            .metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+        if self.drain.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _g = self.drain.lock.lock().unwrap();
+            self.drain.zero.notify_all();
+        }
+    }
+}
+
+/// What an accept loop does after an accept error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptAction {
+    /// Transient (the peer gave up, a signal): accept again at once.
+    Retry,
+    /// Out of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM): keep serving open connections,
+    /// wait this long, then accept again.
+    Backoff(Duration),
+    /// The listener is gone (shutdown), or the `accept-exit-on-error` fault is on.
+    Stop,
+}
+
+/// Per accept loop: backoff state and rate-limited logging of accept errors.
+pub struct AcceptPolicy {
+    backoff: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+impl Default for AcceptPolicy {
+    fn default() -> Self {
+        AcceptPolicy {
+            backoff: BACKOFF_MIN,
+            last_log: None,
+            suppressed: 0,
+        }
+    }
+}
+
+impl AcceptPolicy {
+    pub fn on_success(&mut self) {
+        self.backoff = BACKOFF_MIN;
+    }
+
+    pub fn on_error(&mut self, ctx: &ConnCtx, err: &io::Error) -> AcceptAction {
+        if ctx.shutdown.is_triggered() {
+            return AcceptAction::Stop;
+        }
+        ctx.shared.metrics.accept_error(err);
+        if ctx.shared.config.has_fault(Fault::AcceptExitOnError) {
+            tracing::error!(error = %err, "accept failed; accept loop exits (fault accept-exit-on-error)");
+            return AcceptAction::Stop;
+        }
+        let action = match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                let wait = self.backoff;
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                AcceptAction::Backoff(wait)
+            }
+            Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK) => {
+                tracing::error!(error = %err, "listener unusable; accept loop exits");
+                return AcceptAction::Stop;
+            }
+            _ => AcceptAction::Retry,
+        };
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(error = %err, suppressed = self.suppressed, ?action, "accept error");
+            self.last_log = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        action
+    }
+}
+
+/// What every connection task gets: the shared state, the shutdown signal, the drain.
+#[derive(Clone)]
+pub struct ConnCtx {
+    pub shared: Arc<Shared>,
+    pub shutdown: Shutdown,
+    pub drain: Arc<Drain>,
+}
+
+impl ConnCtx {
+    /// Admits a freshly accepted socket: enforces `--max-connections` (over it: `None`, the
+    /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it.
+    pub fn admit<S: std::os::fd::AsFd>(&self, sock: &S) -> Option<ConnGuard> {
+        let metrics = &self.shared.metrics;
+        metrics
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        let open = self.drain.open.fetch_add(1, Ordering::AcqRel);
+        if open >= self.shared.config.max_connections || self.shutdown.is_triggered() {
+            self.drain.open.fetch_sub(1, Ordering::AcqRel);
+            metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let sock = socket2::SockRef::from(sock);
+            // RST rather than FIN: the client learns at once, and no TIME_WAIT here.
+            let _ = sock.set_linger(Some(Duration::ZERO));
+            return None;
+        }
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        let _ = socket2::SockRef::from(sock).set_tcp_nodelay(true);
+        Some(ConnGuard {
+            shared: self.shared.clone(),
+            drain: self.drain.clone(),
+        })
+    }
+
+    /// Completes when the process is done draining: a runtime thread's last await.
+    pub async fn released(&self) {
+        self.drain.released().await
+    }
+}
+
+enum Wake {
+    Delivery(Option<Delivery>),
+    Output,
+    Timer,
+    Shutdown,
+}
+
+/// Serves one connection until it is finished; then closes the socket.
+pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guard: ConnGuard) {
+    let (conn, mut rx) = Conn::new(ctx.shared.clone(), Instant::now());
+    let conn = Mutex::new(conn);
+    let out_ready = Notify::new();
+    let read_ready = Notify::new();
+    let closed = AtomicBool::new(false);
+
+    let reader = async {
+        let mut buf = Vec::with_capacity(READ_CHUNK);
+        loop {
+            loop {
+                if closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let wants = {
+                    let c = conn.lock().unwrap();
+                    if c.is_finished() {
+                        return;
+                    }
+                    c.wants_read()
+                };
+                if wants {
+                    break;
+                }
+                read_ready.notified().await;
+            }
+            buf.clear();
+            if buf.capacity() < READ_CHUNK {
+                buf.reserve(READ_CHUNK);
+            }
+            let (res, b) = io.read(buf).await;
+            buf = b;
+            let now = Instant::now();
+            let eof = {
+                let mut c = conn.lock().unwrap();
+                match res {
+                    Ok(n) if n > 0 => {
+                        c.on_data(&buf[..n], now);
+                        false
+                    }
+                    _ => {
+                        c.on_eof(now);
+                        true
+                    }
+                }
+            };
+            out_ready.notify_one();
+            if eof {
+                return;
+            }
+        }
+    };
+
+    let writer = async {
+        let mut shutdown_seen = false;
+        loop {
+            let (out, finished, deadline) = {
+                let mut c = conn.lock().unwrap();
+                while let Ok(d) = rx.try_recv() {
+                    c.on_delivery(d, Instant::now());
+                }
+                (c.take_output(), c.is_finished(), c.deadline())
+            };
+            read_ready.notify_one();
+            if let Some(out) = out {
+                let (res, buf) = io.write_all(out).await;
+                if res.is_err() {
+                    break;
+                }
+                conn.lock().unwrap().recycle_output(buf);
+                continue;
+            }
+            if finished {
+                break;
+            }
+            let wake = {
+                let mut recv = pin!(rx.recv());
+                let mut notified = pin!(out_ready.notified());
+                let mut sleep = pin!(async {
+                    match deadline {
+                        Some(d) => timer.sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                });
+                let mut shut = pin!(async {
+                    if shutdown_seen {
+                        std::future::pending::<()>().await;
+                    }
+                    ctx.shutdown.wait().await
+                });
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(d) = recv.as_mut().poll(cx) {
+                        return Poll::Ready(Wake::Delivery(d));
+                    }
+                    if notified.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Output);
+                    }
+                    if shut.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Shutdown);
+                    }
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            let now = Instant::now();
+            let mut c = conn.lock().unwrap();
+            match wake {
+                Wake::Delivery(Some(d)) => c.on_delivery(d, now),
+                Wake::Delivery(None) | Wake::Output => {}
+                Wake::Timer => c.on_timer(now),
+                Wake::Shutdown => {
+                    shutdown_seen = true;
+                    c.on_shutdown(now);
+                }
+            }
+        }
+        closed.store(true, Ordering::Release);
+        io.close();
+        read_ready.notify_one();
+    };
+
+    futures_util::future::join(reader, writer).await;
+    drop(guard);
+}

@@ -1,0 +1,724 @@
+//! HTTP/1.1 request decoding (httparse for the head, our own body framing for
+//! Content-Length and chunked), routing per the wire contract, and response encoding.
+//!
+//! The decoder is incremental: `Decoder::decode` takes whatever bytes have arrived and
+//! either returns a complete request, asks for more (`Ok(None)`), or fails with an
+//! `HttpError` that maps to exactly one status code in one place (`HttpError::status`).
+//! Memory is bounded by `Limits`: a head is never buffered past `max_head`, a body never
+//! past `max_body`.
+
+use percent_encoding::percent_decode;
+
+use crate::config::{AckMode, Limits};
+
+/// Everything that can go wrong with a request, mapped to one status in `status()`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed (allowed: {0})")]
+    MethodNotAllowed(&'static str),
+    #[error("request not complete within the timeout")]
+    Timeout,
+    #[error("neither Content-Length nor chunked")]
+    LengthRequired,
+    #[error("body over the limit")]
+    PayloadTooLarge,
+    #[error("request head over the limit")]
+    HeadersTooLarge,
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::NotFound => 404,
+            HttpError::MethodNotAllowed(_) => 405,
+            HttpError::Timeout => 408,
+            HttpError::LengthRequired => 411,
+            HttpError::PayloadTooLarge => 413,
+            HttpError::HeadersTooLarge => 431,
+        }
+    }
+
+    /// The machine-readable code in the `{"error":"<code>"}` body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HttpError::BadRequest(code) => code,
+            HttpError::NotFound => "not_found",
+            HttpError::MethodNotAllowed(_) => "method_not_allowed",
+            HttpError::Timeout => "request_timeout",
+            HttpError::LengthRequired => "length_required",
+            HttpError::PayloadTooLarge => "payload_too_large",
+            HttpError::HeadersTooLarge => "headers_too_large",
+        }
+    }
+}
+
+/// What the request asks for; decided once the head is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /topics/{topic}` (one record) or `POST /topics/{topic}/batch` (one per line).
+    Publish { topic: String, batch: bool },
+    /// `GET /ws/{topic}` with a valid WebSocket upgrade; `accept` is Sec-WebSocket-Accept.
+    WebSocket { topic: String, accept: String },
+    Healthz,
+    Readyz,
+    Metrics,
+}
+
+/// The query parameters the contract knows; others are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub key: Option<Vec<u8>>,
+    pub partition: Option<i32>,
+    pub ack: Option<AckMode>,
+}
+
+/// A complete request. `route` is an error (404/405/400) for a request that was well
+/// framed but asks for something we do not serve: its body was consumed, so the
+/// connection can go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub route: Result<Route, HttpError>,
+    pub query: Query,
+    /// `kafka-header-<name>` request headers, as (`<name>`, value).
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub keep_alive: bool,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body { req: Request, framing: Framing },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Length(usize),
+    ChunkSize,
+    ChunkData(usize),
+    ChunkDataEnd,
+    Trailers(usize),
+}
+
+/// Longest chunk-size line (size, extensions) we accept.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Incremental request decoder for one connection.
+#[derive(Debug)]
+pub struct Decoder {
+    limits: Limits,
+    state: State,
+    /// How far the input has been searched for the end of the head (avoids rescanning a
+    /// slowly arriving head: linear, not quadratic, in its length).
+    scanned: usize,
+    expect_continue: bool,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder {
+            limits,
+            state: State::Head,
+            scanned: 0,
+            expect_continue: false,
+        }
+    }
+
+    /// True while a request has been started but not finished (a body is being read).
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Body { .. })
+    }
+
+    /// True once, right after a head with `Expect: 100-continue` was accepted.
+    pub fn take_expect_continue(&mut self) -> bool {
+        std::mem::take(&mut self.expect_continue)
+    }
+
+    /// Decodes from `input`. Returns the bytes consumed and, if one completed, a request.
+    /// Call again with the rest of the input while it returns a request.
+    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Request>), HttpError> {
+        let mut consumed = 0;
+        if let State::Head = self.state {
+            match self.decode_head(input)? {
+                None => return Ok((0, None)),
+                Some((n, req, framing)) => {
+                    consumed = n;
+                    self.state = State::Body { req, framing };
+                }
+            }
+        }
+        let n = self.decode_body(&input[consumed..])?;
+        consumed += n;
+        let done = matches!(
+            self.state,
+            State::Body {
+                framing: Framing::Length(0),
+                ..
+            }
+        );
+        if done {
+            let State::Body { req, .. } = std::mem::replace(&mut self.state, State::Head) else {
+                unreachable!("checked above")
+            };
+            self.scanned = 0;
+            return Ok((consumed, Some(req)));
+        }
+        Ok((consumed, None))
+    }
+
+    fn decode_head(
+        &mut self,
+        input: &[u8],
+    ) -> Result<Option<(usize, Request, Framing)>, HttpError> {
+        // Find the blank line that ends the head before asking httparse, so a head that
+        // arrives a byte at a time is scanned once.
+        let from = self.scanned.saturating_sub(3);
+        let end = find_head_end(&input[from..]).map(|i| from + i);
+        self.scanned = input.len();
+        let Some(end) = end else {
+            if input.len() > self.limits.max_head {
+                return Err(HttpError::HeadersTooLarge);
+            }
+            return Ok(None);
+        };
+        if end > self.limits.max_head {
+            return Err(HttpError::HeadersTooLarge);
+        }
+        let mut slots = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let mut parsed = httparse::Request::new(&mut slots);
+        let head_len = match parsed.parse(&input[..end]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Err(HttpError::BadRequest("malformed_request")),
+            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
+            Err(_) => return Err(HttpError::BadRequest("malformed_request")),
+        };
+        let method = parsed.method.unwrap_or("");
+        let path = parsed.path.unwrap_or("");
+        let version = parsed.version.unwrap_or(1);
+
+        let mut content_length: Option<usize> = None;
+        let mut chunked = false;
+        let mut conn_close = false;
+        let mut conn_keep_alive = false;
+        let mut conn_upgrade = false;
+        let mut upgrade_ws = false;
+        let mut ws_key: Option<&[u8]> = None;
+        let mut ws_version_ok = false;
+        let mut kafka_headers = Vec::new();
+        for h in parsed.headers.iter() {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("content-length") {
+                let v = parse_content_length(h.value)?;
+                if content_length.is_some_and(|prev| prev != v) {
+                    return Err(HttpError::BadRequest("invalid_content_length"));
+                }
+                content_length = Some(v);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                if chunked || !trim(h.value).eq_ignore_ascii_case(b"chunked") {
+                    return Err(HttpError::BadRequest("unsupported_transfer_encoding"));
+                }
+                chunked = true;
+            } else if name.eq_ignore_ascii_case("connection") {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = trim(token);
+                    conn_close |= token.eq_ignore_ascii_case(b"close");
+                    conn_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    conn_upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+                }
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                upgrade_ws = trim(h.value).eq_ignore_ascii_case(b"websocket");
+            } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+                ws_key = Some(trim(h.value));
+            } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+                ws_version_ok = trim(h.value) == b"13";
+            } else if name.eq_ignore_ascii_case("expect") {
+                if trim(h.value).eq_ignore_ascii_case(b"100-continue") {
+                    self.expect_continue = true;
+                }
+            } else if name.len() > KAFKA_HEADER_PREFIX.len()
+                && name.as_bytes()[..KAFKA_HEADER_PREFIX.len()]
+                    .eq_ignore_ascii_case(KAFKA_HEADER_PREFIX.as_bytes())
+            {
+                kafka_headers.push((
+                    name[KAFKA_HEADER_PREFIX.len()..].to_string(),
+                    h.value.to_vec(),
+                ));
+            }
+        }
+        if chunked && content_length.is_some() {
+            // Both framings at once is how requests get smuggled: refuse.
+            return Err(HttpError::BadRequest("conflicting_length"));
+        }
+        let framing = if chunked {
+            Framing::ChunkSize
+        } else {
+            match content_length {
+                Some(n) if n > self.limits.max_body => return Err(HttpError::PayloadTooLarge),
+                Some(n) => Framing::Length(n),
+                None if method == "POST" || method == "PUT" => {
+                    return Err(HttpError::LengthRequired)
+                }
+                None => Framing::Length(0),
+            }
+        };
+        let keep_alive = if version == 0 {
+            conn_keep_alive && !conn_close
+        } else {
+            !conn_close
+        };
+        let (path, query_str) = match path.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (path, ""),
+        };
+        let query = parse_query(query_str);
+        let route = match &query {
+            Err(e) => Err(e.clone()),
+            Ok(_) => route(method, path).and_then(|r| match r {
+                RouteKind::WebSocket(topic) => {
+                    let key = match ws_key {
+                        Some(k) if upgrade_ws && conn_upgrade && ws_version_ok => k,
+                        _ => return Err(HttpError::BadRequest("websocket_upgrade_required")),
+                    };
+                    Ok(Route::WebSocket {
+                        topic,
+                        accept: tungstenite::handshake::derive_accept_key(key),
+                    })
+                }
+                RouteKind::Plain(r) => Ok(r),
+            }),
+        };
+        // Expect only matters when there is a body the client holds back.
+        if matches!(framing, Framing::Length(0)) {
+            self.expect_continue = false;
+        }
+        let req = Request {
+            route,
+            query: query.unwrap_or_default(),
+            headers: kafka_headers,
+            keep_alive,
+            body: Vec::new(),
+        };
+        Ok(Some((head_len, req, framing)))
+    }
+
+    fn decode_body(&mut self, input: &[u8]) -> Result<usize, HttpError> {
+        let max_body = self.limits.max_body;
+        let max_head = self.limits.max_head;
+        let State::Body { req, framing } = &mut self.state else {
+            return Ok(0);
+        };
+        let mut pos = 0;
+        loop {
+            let rest = &input[pos..];
+            match *framing {
+                Framing::Length(0) => return Ok(pos),
+                Framing::Length(n) | Framing::ChunkData(n) => {
+                    let take = n.min(rest.len());
+                    if take == 0 {
+                        return Ok(pos);
+                    }
+                    req.body.extend_from_slice(&rest[..take]);
+                    pos += take;
+                    *framing = match *framing {
+                        Framing::Length(_) => Framing::Length(n - take),
+                        _ if take == n => Framing::ChunkDataEnd,
+                        _ => Framing::ChunkData(n - take),
+                    };
+                }
+                Framing::ChunkSize => {
+                    let Some(nl) = rest.iter().take(MAX_CHUNK_LINE).position(|&b| b == b'\n')
+                    else {
+                        if rest.len() >= MAX_CHUNK_LINE {
+                            return Err(HttpError::BadRequest("invalid_chunk_size"));
+                        }
+                        return Ok(pos);
+                    };
+                    let size = match httparse::parse_chunk_size(&rest[..=nl]) {
+                        Ok(httparse::Status::Complete((_, size))) => size,
+                        _ => return Err(HttpError::BadRequest("invalid_chunk_size")),
+                    };
+                    pos += nl + 1;
+                    if size == 0 {
+                        *framing = Framing::Trailers(0);
+                    } else {
+                        let size = usize::try_from(size).unwrap_or(usize::MAX);
+                        if size > max_body.saturating_sub(req.body.len()) {
+                            return Err(HttpError::PayloadTooLarge);
+                        }
+                        req.body.reserve(size);
+                        *framing = Framing::ChunkData(size);
+                    }
+                }
+                Framing::ChunkDataEnd => {
+                    if rest.len() < 2 {
+                        if rest.first().is_some_and(|&b| b != b'\r') {
+                            return Err(HttpError::BadRequest("invalid_chunk"));
+                        }
+                        return Ok(pos);
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(HttpError::BadRequest("invalid_chunk"));
+                    }
+                    pos += 2;
+                    *framing = Framing::ChunkSize;
+                }
+                Framing::Trailers(seen) => {
+                    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                        if seen + rest.len() > max_head {
+                            return Err(HttpError::HeadersTooLarge);
+                        }
+                        return Ok(pos);
+                    };
+                    pos += nl + 1;
+                    let line = &rest[..nl];
+                    if line.is_empty() || line == b"\r" {
+                        *framing = Framing::Length(0);
+                    } else if seen + nl + 1 > max_head {
+                        return Err(HttpError::HeadersTooLarge);
+                    } else {
+                        *framing = Framing::Trailers(seen + nl + 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+const KAFKA_HEADER_PREFIX: &str = "kafka-header-";
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    // Returns the index just past "\r\n\r\n" (or the lenient "\n\n").
+    let mut i = 0;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + off;
+        if buf.get(nl + 1) == Some(&b'\n') {
+            return Some(nl + 2);
+        }
+        if buf.get(nl + 1) == Some(&b'\r') && buf.get(nl + 2) == Some(&b'\n') {
+            return Some(nl + 3);
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    v.trim_ascii()
+}
+
+fn parse_content_length(v: &[u8]) -> Result<usize, HttpError> {
+    let v = trim(v);
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadRequest("invalid_content_length"));
+    }
+    Ok(v.iter().fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0')))
+}
+
+enum RouteKind {
+    Plain(Route),
+    WebSocket(String),
+}
+
+fn route(method: &str, path: &str) -> Result<RouteKind, HttpError> {
+    let get = |r: Route| {
+        if method == "GET" {
+            Ok(RouteKind::Plain(r))
+        } else {
+            Err(HttpError::MethodNotAllowed("GET"))
+        }
+    };
+    match path {
+        "/healthz" => return get(Route::Healthz),
+        "/readyz" => return get(Route::Readyz),
+        "/metrics" => return get(Route::Metrics),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/topics/") {
+        let (topic, batch) = match rest.strip_suffix("/batch") {
+            Some(t) => (t, true),
+            None => (rest, false),
+        };
+        if topic.contains('/') {
+            return Err(HttpError::NotFound);
+        }
+        let topic = parse_topic(topic)?;
+        if method != "POST" {
+            return Err(HttpError::MethodNotAllowed("POST"));
+        }
+        return Ok(RouteKind::Plain(Route::Publish { topic, batch }));
+    }
+    if let Some(topic) = path.strip_prefix("/ws/") {
+        if topic.contains('/') {
+            return Err(HttpError::NotFound);
+        }
+        let topic = parse_topic(topic)?;
+        if method != "GET" {
+            return Err(HttpError::MethodNotAllowed("GET"));
+        }
+        return Ok(RouteKind::WebSocket(topic));
+    }
+    Err(HttpError::NotFound)
+}
+
+/// Kafka topic names: 1..=249 of `[A-Za-z0-9._-]`.
+fn parse_topic(raw: &str) -> Result<String, HttpError> {
+    let topic = percent_decode(raw.as_bytes())
+        .decode_utf8()
+        .map_err(|_| HttpError::BadRequest("invalid_topic"))?;
+    let valid = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if !valid {
+        return Err(HttpError::BadRequest("invalid_topic"));
+    }
+    Ok(topic.into_owned())
+}
+
+fn parse_query(q: &str) -> Result<Query, HttpError> {
+    let mut query = Query::default();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let value: Vec<u8> = percent_decode(v.as_bytes()).collect();
+        match k {
+            "key" => query.key = Some(value),
+            "partition" => {
+                let p = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|s| s.parse::<i32>().ok())
+                    .filter(|p| *p >= 0)
+                    .ok_or(HttpError::BadRequest("invalid_partition"))?;
+                query.partition = Some(p);
+            }
+            "ack" => {
+                query.ack =
+                    Some(AckMode::parse(&value).ok_or(HttpError::BadRequest("invalid_ack"))?);
+            }
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+/// Reason phrase for the statuses this gateway sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Encodes one response. `extra` headers are written verbatim.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
+        reason(status),
+        body.len()
+    );
+    for (k, v) in extra {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Encodes `{"error":"<code>"}` with `status`.
+pub fn write_error(out: &mut Vec<u8>, status: u16, code: &str, keep_alive: bool) {
+    let body = format!("{{\"error\":\"{code}\"}}");
+    let retry: &[(&str, &str)] = if status == 503 {
+        &[("retry-after", "1")]
+    } else {
+        &[]
+    };
+    write_response(out, status, "application/json", body.as_bytes(), keep_alive, retry);
+}
+
+/// The 101 answer to an accepted WebSocket upgrade.
+pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &str) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_head: 1024,
+            max_headers: 16,
+            max_body: 64,
+            ..Limits::default()
+        }
+    }
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Request>, HttpError> {
+        let mut d = Decoder::new(limits());
+        let mut out = Vec::new();
+        let mut pos = 0;
+        loop {
+            let (n, req) = d.decode(&input[pos..])?;
+            pos += n;
+            match req {
+                Some(r) => out.push(r),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn one(input: &[u8]) -> Result<Request, HttpError> {
+        let mut v = decode_all(input)?;
+        assert_eq!(v.len(), 1, "expected one request");
+        Ok(v.remove(0))
+    }
+
+    #[test]
+    fn publish_with_everything() {
+        let r = one(b"POST /topics/t1?key=a%20b&partition=2&ack=enqueue HTTP/1.1\r\nHost: x\r\nKafka-Header-Trace: abc\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+        assert_eq!(
+            r.route,
+            Ok(Route::Publish {
+                topic: "t1".into(),
+                batch: false
+            })
+        );
+        assert_eq!(r.query.key.as_deref(), Some(&b"a b"[..]));
+        assert_eq!(r.query.partition, Some(2));
+        assert_eq!(r.query.ack, Some(AckMode::Enqueue));
+        assert_eq!(r.headers, vec![("Trace".to_string(), b"abc".to_vec())]);
+        assert_eq!(r.body, b"hello");
+        assert!(r.keep_alive);
+    }
+
+    #[test]
+    fn chunked_body_and_trailers() {
+        let r = one(b"POST /topics/t/batch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-T: 1\r\n\r\n").unwrap();
+        assert_eq!(r.body, b"abcde");
+        assert!(matches!(r.route, Ok(Route::Publish { batch: true, .. })));
+    }
+
+    #[test]
+    fn pipelined() {
+        let v = decode_all(b"GET /healthz HTTP/1.1\r\n\r\nPOST /topics/a HTTP/1.1\r\ncontent-length: 1\r\n\r\nxGET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].route, Ok(Route::Healthz));
+        assert_eq!(v[1].body, b"x");
+        assert!(!v[2].keep_alive);
+    }
+
+    #[test]
+    fn errors_map_to_statuses() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"POST /topics/a HTTP/1.1\r\n\r\n", 411),
+            (b"POST /topics/a HTTP/1.1\r\ncontent-length: 65\r\n\r\n", 413),
+            (b"POST /topics/a HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", 400),
+            (b"POST /topics/a HTTP/1.1\r\ncontent-length: -1\r\n\r\n", 400),
+            (b"POST /topics/a HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n", 400),
+            (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n", 400),
+            (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", 400),
+            (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n41\r\n", 413),
+            (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n1\r\naXX", 400),
+        ];
+        for (input, status) in cases {
+            let got = decode_all(input).map(|_| ()).unwrap_err();
+            assert_eq!(got.status(), *status, "{}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn route_errors_keep_the_connection() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"GET /nope HTTP/1.1\r\n\r\n", 404),
+            (b"GET /topics/a HTTP/1.1\r\n\r\n", 405),
+            (b"POST /healthz HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 405),
+            (b"POST /topics/b%2Fc HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400),
+            (b"POST /topics/a?ack=maybe HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400),
+            (b"POST /topics/a?partition=-1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400),
+            (b"GET /ws/a HTTP/1.1\r\n\r\n", 400),
+        ];
+        for (input, status) in cases {
+            let r = one(input).unwrap();
+            assert_eq!(r.route.unwrap_err().status(), *status);
+        }
+    }
+
+    #[test]
+    fn head_limit() {
+        let mut big = b"GET /healthz HTTP/1.1\r\nx: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 2000));
+        assert_eq!(decode_all(&big).unwrap_err().status(), 431);
+        let mut many = b"GET /healthz HTTP/1.1\r\n".to_vec();
+        for i in 0..20 {
+            many.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(decode_all(&many).unwrap_err().status(), 431);
+    }
+
+    #[test]
+    fn websocket_upgrade() {
+        let r = one(b"GET /ws/t?ack=none HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+        assert_eq!(
+            r.route,
+            Ok(Route::WebSocket {
+                topic: "t".into(),
+                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+            })
+        );
+        assert_eq!(r.query.ack, Some(AckMode::None));
+    }
+
+    #[test]
+    fn http10_closes_by_default() {
+        let r = one(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+        assert!(!r.keep_alive);
+    }
+
+    #[test]
+    fn expect_continue() {
+        let mut d = Decoder::new(limits());
+        let input = b"POST /topics/a HTTP/1.1\r\nExpect: 100-continue\r\ncontent-length: 2\r\n\r\n";
+        let (n, r) = d.decode(input).unwrap();
+        assert_eq!(n, input.len());
+        assert!(r.is_none());
+        assert!(d.take_expect_continue());
+        assert!(!d.take_expect_continue());
+        let (_, r) = d.decode(b"hi").unwrap();
+        assert_eq!(r.unwrap().body, b"hi");
+    }
+}
