@@ -72,3 +72,9 @@ pub fn shutdown_listener<L: AsRawFd>(listener: &L) {
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
+
+/// shutdown(2) both directions of a connected socket: the peer sees EOF and a pending read
+/// on it returns 0, on every runtime (epoll or io_uring).
+pub fn shutdown_both<S: std::os::fd::AsFd>(sock: &S) {
+    let _ = socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Both);
+}

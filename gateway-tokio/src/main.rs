@@ -1,1 +1,88 @@
-fn main() {}
+//! `gateway-tokio`: the ingest gateway on tokio (epoll). `--flavor multi` runs one
+//! work-stealing runtime with `--threads` workers behind one listener; `--flavor per-core`
+//! runs `--threads` current-thread runtimes, each with its own SO_REUSEPORT listener, so a
+//! comparison can separate "io_uring vs epoll" from "thread-per-core vs work-stealing".
+//!
+//! Everything but the I/O runtime lives in `common`; this crate is glue (`main`) and the
+//! adapter (`server`).
+
+mod server;
+
+use clap::{Parser, ValueEnum};
+use common::{Gateway, GatewayArgs, RuntimeInfo};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Flavor {
+    /// One multi-thread (work-stealing) runtime, one listener.
+    Multi,
+    /// One current-thread runtime per thread, one SO_REUSEPORT listener each.
+    PerCore,
+}
+
+/// Kafka ingest gateway: HTTP/1.1 and WebSocket in, one Kafka record per event out (tokio).
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), "\nruntime: tokio (epoll readiness)\nasymmetries: none (reference runtime)")
+)]
+struct Args {
+    #[command(flatten)]
+    gateway: GatewayArgs,
+
+    /// Threading model.
+    #[arg(long, value_enum, default_value = "multi")]
+    flavor: Flavor,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("gateway-tokio: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let flavor = match args.flavor {
+        Flavor::Multi => "multi",
+        Flavor::PerCore => "per-core",
+    };
+    let info = RuntimeInfo {
+        runtime: "tokio",
+        labels: vec![
+            ("flavor".into(), flavor.into()),
+            ("driver".into(), "epoll".into()),
+        ],
+    };
+    let gateway = Gateway::start(&args.gateway, info)?;
+    let threads = gateway.config.threads;
+    let handles = match args.flavor {
+        Flavor::Multi => {
+            let listeners = gateway.bind(1)?;
+            gateway.spawn_io_threads(listeners, move |_, listener, ctx| {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .thread_name("tokio-worker")
+                    .enable_all()
+                    .build()
+                    .expect("building the tokio runtime");
+                rt.block_on(server::serve(listener, ctx));
+            })?
+        }
+        Flavor::PerCore => {
+            let listeners = gateway.bind(threads)?;
+            gateway.spawn_io_threads(listeners, |_, listener, ctx| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building the tokio runtime");
+                rt.block_on(server::serve(listener, ctx));
+            })?
+        }
+    };
+    gateway.wait(handles)
+}

@@ -1,0 +1,84 @@
+//! The tokio adapter: the accept loop and `ConnIo` over a readiness-based `TcpStream`.
+
+use std::future::Future;
+use std::io;
+use std::time::Instant;
+
+use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
+
+/// Accepts until shutdown, then waits for the drain to release this thread.
+pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
+    match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => accept_loop(&listener, &ctx).await,
+        Err(e) => tracing::error!(error = %e, "cannot register the listener"),
+    }
+    ctx.released().await;
+}
+
+async fn accept_loop(listener: &tokio::net::TcpListener, ctx: &ConnCtx) {
+    let mut policy = AcceptPolicy::default();
+    loop {
+        // tokio's accept is cancel-safe: dropping it on shutdown loses no connection.
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = ctx.shutdown.wait() => return,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                policy.on_success();
+                let Some(guard) = ctx.admit(&stream) else {
+                    continue;
+                };
+                tokio::spawn(serve_conn(TokioIo(stream), TokioTimer, ctx.clone(), guard));
+            }
+            Err(e) => match policy.on_error(ctx, &e) {
+                AcceptAction::Retry => {}
+                AcceptAction::Backoff(d) => tokio::time::sleep(d).await,
+                AcceptAction::Stop => return,
+            },
+        }
+    }
+}
+
+struct TokioIo(tokio::net::TcpStream);
+
+impl ConnIo for TokioIo {
+    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        loop {
+            if let Err(e) = self.0.readable().await {
+                return (Err(e), buf);
+            }
+            match self.0.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return (r, buf),
+            }
+        }
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let mut pos = 0;
+        while pos < buf.len() {
+            if let Err(e) = self.0.writable().await {
+                return (Err(e), buf);
+            }
+            match self.0.try_write(&buf[pos..]) {
+                Ok(n) => pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    fn close(&self) {
+        common::sys::shutdown_both(&self.0);
+    }
+}
+
+struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> {
+        tokio::time::sleep_until(deadline.into())
+    }
+}
