@@ -1,1 +1,57 @@
-fn main() {}
+//! `kafka-mock`: the embedded Kafka as its own process. Starts librdkafka's mock cluster
+//! (real Kafka wire protocol on loopback TCP), prints the bootstrap list as the first line
+//! of stdout (and to `--bootstrap-file`), and runs until SIGTERM/SIGINT.
+//!
+//! Mock-cluster retention is small (about 100k records / 5 MB per partition): consume while
+//! producing when you verify a long run.
+
+use std::io::Write;
+
+use clap::Parser;
+
+/// Embedded Kafka (librdkafka mock cluster) for tests and benchmarks.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Number of brokers.
+    #[arg(long, default_value_t = 3)]
+    brokers: i32,
+    /// Partitions of the topics created up front (auto-created topics get librdkafka's
+    /// mock default).
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Topic to create up front; repeatable. Others are created on first use.
+    #[arg(long)]
+    topic: Vec<String>,
+    /// Also write the bootstrap list to this file (written atomically).
+    #[arg(long)]
+    bootstrap_file: Option<std::path::PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    common::telemetry::init();
+    let args = Args::parse();
+    anyhow::ensure!(args.brokers >= 1, "--brokers must be at least 1");
+    anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let kafka = common::embedded::EmbeddedKafka::start(args.brokers, args.partitions, &args.topic)?;
+    let bootstrap = kafka.bootstrap_servers();
+    if let Some(path) = &args.bootstrap_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{bootstrap}\n"))?;
+        std::fs::rename(&tmp, path)?;
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{bootstrap}")?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(brokers = args.brokers, topics = ?args.topic, "kafka-mock ready at {bootstrap}");
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "kafka-mock stopping");
+    }
+    drop(kafka);
+    Ok(())
+}
