@@ -1,0 +1,508 @@
+//! Test support for the conformance suite (`tests/conformance.rs`): start a gateway binary
+//! as a real process on port 0, talk to it with plain blocking `std::net::TcpStream`s (no
+//! runtime), and read records back from Kafka with an rdkafka consumer.
+//!
+//! The binaries are the workspace's own (`target/<profile>/gateway-*`, `kafka-mock`): build
+//! them first with `cargo build --workspace --bins` (the README's test command does).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// One gateway variant of the table: a binary and the arguments that select it.
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    pub name: &'static str,
+    pub bin: &'static str,
+    pub args: &'static [&'static str],
+}
+
+pub const TOKIO_MULTI: Variant = Variant {
+    name: "tokio-multi",
+    bin: "gateway-tokio",
+    args: &["--flavor", "multi"],
+};
+pub const TOKIO_PER_CORE: Variant = Variant {
+    name: "tokio-per-core",
+    bin: "gateway-tokio",
+    args: &["--flavor", "per-core"],
+};
+pub const URING: Variant = Variant {
+    name: "uring",
+    bin: "gateway-uring",
+    args: &[],
+};
+pub const COMPIO: Variant = Variant {
+    name: "compio",
+    bin: "gateway-compio",
+    args: &[],
+};
+
+/// The directory holding the workspace binaries: the test executable lives in
+/// `<target>/<profile>/deps/`, the binaries one level up.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+pub fn bin_path(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not found: build the workspace binaries first: cargo build --workspace --bins",
+        p.display()
+    );
+    p
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+/// A running process whose stderr is collected line by line.
+pub struct Proc {
+    child: Child,
+    log: Arc<(Mutex<Log>, Condvar)>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "info");
+        let mut child = cmd.spawn().expect("spawn");
+        let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let (m, cv) = &*log;
+                    m.lock().unwrap().lines.push(line);
+                    cv.notify_all();
+                }
+                let (m, cv) = &*log;
+                m.lock().unwrap().closed = true;
+                cv.notify_all();
+            });
+        }
+        Proc { child, log }
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.log;
+        let mut log = m.lock().unwrap();
+        loop {
+            if let Some(l) = log.lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline && !(log.closed && log.lines.len() > 1000),
+                "no line containing {needle:?} within {timeout:?}; log:\n{}",
+                log.lines.join("\n")
+            );
+            log = cv.wait_timeout(log, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.0.lock().unwrap().lines.join("\n")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for exit up to `timeout`; `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A gateway process on 127.0.0.1:<ephemeral>.
+pub struct Gateway {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    /// Bootstrap list of the Kafka it produces to.
+    pub brokers: String,
+}
+
+impl Gateway {
+    /// Starts `variant` with 2 I/O threads plus `extra` arguments. Without `--brokers` in
+    /// `extra` the gateway starts its embedded mock cluster.
+    pub fn start(variant: &Variant, extra: &[&str]) -> Gateway {
+        let mut cmd = Command::new(bin_path(variant.bin));
+        cmd.args(variant.args)
+            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .args(extra);
+        let proc = Proc::spawn(cmd);
+        let line = proc.wait_for_line("listening on ", Duration::from_secs(30));
+        let addr: SocketAddr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("cannot parse the address in {line:?}"));
+        let brokers = match extra.iter().position(|a| *a == "--brokers") {
+            Some(i) => extra[i + 1].to_string(),
+            None if extra.windows(2).any(|w| w == ["--sink", "null"]) => String::new(),
+            None => {
+                let l = proc.wait_for_line("embedded kafka bootstrap=", Duration::from_secs(10));
+                l.split("bootstrap=")
+                    .nth(1)
+                    .and_then(|s| s.split_whitespace().next())
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let gw = Gateway {
+            proc,
+            addr,
+            brokers,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut c) = self.connect_checked() {
+                if let Ok(r) = c.request("GET", "/readyz", &[], b"") {
+                    if r.status == 200 {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway never became ready; log:\n{}",
+                self.proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        self.connect_checked().expect("connect")
+    }
+
+    pub fn connect_checked(&self) -> std::io::Result<Client> {
+        let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(15)))?;
+        s.set_nodelay(true)?;
+        Ok(Client {
+            stream: s,
+            buf: Vec::new(),
+        })
+    }
+
+    /// SIGTERM, then the exit status (panics if it does not exit within `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.proc.signal(libc::SIGTERM);
+        self.proc.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
+                "gateway did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                self.proc.log_text()
+            )
+        })
+    }
+
+    /// The value of a series in /metrics (first line starting with `series`).
+    pub fn metric(&self, series: &str) -> f64 {
+        let r = self.connect().request("GET", "/metrics", &[], b"").unwrap();
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+}
+
+/// A blocking HTTP/1.1 client connection.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        self.send_raw(&encode_request(method, path, headers, body))?;
+        self.read_response()
+    }
+
+    /// Reads one response (Content-Length framed, as every gateway response is).
+    pub fn read_response(&mut self) -> std::io::Result<Response> {
+        loop {
+            let mut hs = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut hs);
+            if let httparse::Status::Complete(n) = resp
+                .parse(&self.buf)
+                .map_err(|e| std::io::Error::other(format!("bad response: {e}")))?
+            {
+                let headers: Vec<(String, String)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).to_string(),
+                        )
+                    })
+                    .collect();
+                let status = resp.code.unwrap_or(0);
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.trim().parse().unwrap_or(0));
+                if status == 101 {
+                    self.buf.drain(..n);
+                    return Ok(Response {
+                        status,
+                        headers,
+                        body: Vec::new(),
+                    });
+                }
+                if self.buf.len() >= n + len {
+                    let body = self.buf[n..n + len].to_vec();
+                    self.buf.drain(..n + len);
+                    return Ok(Response {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let k = self.stream.read(&mut chunk)?;
+            if k == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+
+    /// True if the server closed the connection (EOF) within `timeout`.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut b = [0u8; 1024];
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    /// Bytes left over after the last parsed response (e.g. frames after a 101).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+pub fn encode_request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
+    let mut has_te = false;
+    for (k, v) in headers {
+        has_te |= k.eq_ignore_ascii_case("transfer-encoding");
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_te && (method == "POST" || !body.is_empty()) {
+        out.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A masked client WebSocket frame.
+pub fn ws_frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut f = vec![(u8::from(fin) << 7) | opcode];
+    let m = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.push(m | n as u8),
+        n if n < 65536 => {
+            f.push(m | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(m | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        f.extend_from_slice(payload);
+    }
+    f
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads `topic` from the beginning of every partition until `done(records)` or `timeout`.
+pub fn consume(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Consumed]) -> bool,
+) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "conformance")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + timeout;
+    let md = loop {
+        match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md)
+                if md
+                    .topics()
+                    .first()
+                    .is_some_and(|t| !t.partitions().is_empty()) =>
+            {
+                break md
+            }
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("no metadata for {topic}: {:?}", other.err()),
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    while !done(&out) && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Some(Err(e)) => eprintln!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Starts `kafka-mock` (3 brokers) and returns it with its bootstrap list.
+pub fn start_kafka_mock(topics: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new(bin_path("kafka-mock"));
+    for t in topics {
+        cmd.args(["--topic", t]);
+    }
+    let proc = Proc::spawn(cmd);
+    let line = proc.wait_for_line("kafka-mock ready at ", Duration::from_secs(20));
+    let brokers = line
+        .split("ready at ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("bootstrap list")
+        .to_string();
+    (proc, brokers)
+}
