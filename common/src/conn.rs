@@ -49,6 +49,9 @@ pub struct Conn {
     done: bool,
 }
 
+// The HTTP state is every connection's first state: kept inline (no allocation per
+// connection); the rarer WebSocket state is boxed.
+#[allow(clippy::large_enum_variant)]
 enum Mode {
     Http(HttpState),
     Ws(Box<WsState>),

@@ -50,3 +50,48 @@ impl EmbeddedKafka {
             .map_err(|e| anyhow::anyhow!("broker {broker}: {e}"))
     }
 }
+
+impl EmbeddedKafka {
+    /// Runs one fault-injection command, as typed on `kafka-mock --control-stdin`:
+    /// `broker-down ID`, `broker-up ID`, `rtt ID MILLIS`, `leader TOPIC PARTITION ID`,
+    /// `produce-errors COUNT [transport|not-enough-replicas|timeout]`, `clear-errors`.
+    pub fn control(&self, line: &str) -> anyhow::Result<()> {
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let num = |i: usize| -> anyhow::Result<i64> {
+            words
+                .get(i)
+                .ok_or_else(|| anyhow::anyhow!("missing argument {i} in `{line}`"))?
+                .parse::<i64>()
+                .map_err(|e| anyhow::anyhow!("bad number in `{line}`: {e}"))
+        };
+        match words.first().copied() {
+            Some("broker-down") => self.set_broker_up(num(1)? as i32, false),
+            Some("broker-up") => self.set_broker_up(num(1)? as i32, true),
+            Some("rtt") => self.set_broker_rtt(num(1)? as i32, Duration::from_millis(num(2)? as u64)),
+            Some("leader") => {
+                let topic = words.get(1).ok_or_else(|| anyhow::anyhow!("missing topic"))?;
+                self.cluster
+                    .partition_leader(topic, num(2)? as i32, Some(num(3)? as i32))
+                    .map_err(|e| anyhow::anyhow!("leader: {e}"))
+            }
+            Some("produce-errors") => {
+                let count = num(1)?.clamp(0, 1_000_000) as usize;
+                let code = match words.get(2).copied().unwrap_or("not-enough-replicas") {
+                    "transport" => RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT,
+                    "timeout" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                    "not-enough-replicas" => RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                    other => anyhow::bail!("unknown error kind `{other}`"),
+                };
+                self.cluster
+                    .request_errors(RDKafkaApiKey::Produce, &vec![code; count]);
+                Ok(())
+            }
+            Some("clear-errors") => {
+                self.cluster.clear_request_errors(RDKafkaApiKey::Produce);
+                Ok(())
+            }
+            _ => anyhow::bail!("unknown command `{line}`"),
+        }
+    }
+}

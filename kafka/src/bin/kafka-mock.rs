@@ -26,6 +26,12 @@ struct Args {
     /// Also write the bootstrap list to this file (written atomically).
     #[arg(long)]
     bootstrap_file: Option<std::path::PathBuf>,
+    /// Read fault-injection commands from stdin, one per line, answering `ok` or `error: ..`
+    /// on stdout: `broker-down ID`, `broker-up ID`, `rtt ID MILLIS`,
+    /// `leader TOPIC PARTITION ID`, `produce-errors COUNT [transport|not-enough-replicas|timeout]`,
+    /// `clear-errors`.
+    #[arg(long)]
+    control_stdin: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,8 +55,47 @@ fn main() -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     tracing::info!(brokers = args.brokers, topics = ?args.topic, "kafka-mock ready at {bootstrap}");
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!(signal = sig, "kafka-mock stopping");
+    // The mock cluster handle is not Send: commands and the stop signal come to this thread.
+    enum Event {
+        Command(String),
+        Stop(i32),
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _ = tx.send(Event::Stop(sig));
+            }
+        });
+    }
+    if args.control_stdin {
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if !line.trim().is_empty() && tx.send(Event::Command(line)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    for event in rx {
+        match event {
+            Event::Command(line) => {
+                let reply = match kafka.control(&line) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("error: {e:#}"),
+                };
+                tracing::info!(command = line.trim(), %reply, "control");
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{reply}")?;
+                out.flush()?;
+            }
+            Event::Stop(sig) => {
+                tracing::info!(signal = sig, "kafka-mock stopping");
+                break;
+            }
+        }
     }
     drop(kafka);
     Ok(())

@@ -1,0 +1,190 @@
+//! The tokio-uring adapter: ring set-up, the accept loop and `ConnIo` over a
+//! completion-based `TcpStream` (owned buffers, `&self` operations).
+
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::rc::Rc;
+use std::time::Instant;
+
+use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
+use tokio_uring::net::{TcpListener, TcpStream};
+
+/// Optional ring set-up flags, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RingFlags {
+    /// IORING_SETUP_COOP_TASKRUN (5.19): no IPI to run completion task work; it runs at
+    /// the thread's next kernel entry, which an event loop makes often anyway.
+    coop_taskrun: bool,
+    /// IORING_SETUP_SINGLE_ISSUER (6.0): the ring is only ever submitted to by the thread
+    /// that creates it, which holds here (one runtime per thread, built on that thread).
+    single_issuer: bool,
+}
+
+impl RingFlags {
+    const CANDIDATES: [RingFlags; 3] = [
+        RingFlags {
+            coop_taskrun: true,
+            single_issuer: true,
+        },
+        RingFlags {
+            coop_taskrun: true,
+            single_issuer: false,
+        },
+        RingFlags {
+            coop_taskrun: false,
+            single_issuer: false,
+        },
+    ];
+
+    fn label(self) -> String {
+        let mut names = Vec::new();
+        if self.coop_taskrun {
+            names.push("COOP_TASKRUN");
+        }
+        if self.single_issuer {
+            names.push("SINGLE_ISSUER");
+        }
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join("|")
+        }
+    }
+}
+
+/// The ring every I/O thread builds, as accepted by this kernel.
+#[derive(Clone, Debug)]
+pub struct RingConfig {
+    pub entries: u32,
+    pub cq_entries: u32,
+    flags: RingFlags,
+    /// Flag sets the kernel refused during the probe, with its error.
+    pub rejected: Vec<(String, String)>,
+}
+
+impl RingConfig {
+    /// Finds the best flag set this kernel accepts by building (and dropping) a ring with
+    /// each candidate; fails only if even a plain ring cannot be built.
+    pub fn probe(entries: u32) -> anyhow::Result<RingConfig> {
+        // The kernel rounds both queues up to powers of two; report what it really built.
+        let entries = entries.next_power_of_two();
+        let mut ring = RingConfig {
+            entries,
+            cq_entries: entries.saturating_mul(2),
+            flags: RingFlags::CANDIDATES[0],
+            rejected: Vec::new(),
+        };
+        let mut last_err = None;
+        for flags in RingFlags::CANDIDATES {
+            ring.flags = flags;
+            match tokio_uring::Runtime::new(&ring.builder()) {
+                Ok(_rt) => return Ok(ring),
+                Err(e) => {
+                    ring.rejected.push((flags.label(), e.to_string()));
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(anyhow::anyhow!(
+            "cannot set up io_uring ({} entries): {}",
+            entries,
+            last_err.map_or_else(String::new, |e| e.to_string())
+        ))
+    }
+
+    pub fn flags_label(&self) -> String {
+        self.flags.label()
+    }
+
+    pub fn builder(&self) -> tokio_uring::Builder {
+        let mut urb = tokio_uring::uring_builder();
+        urb.setup_cqsize(self.cq_entries);
+        if self.flags.coop_taskrun {
+            urb.setup_coop_taskrun();
+        }
+        if self.flags.single_issuer {
+            urb.setup_single_issuer();
+        }
+        let mut b = tokio_uring::builder();
+        b.entries(self.entries).uring_builder(&urb);
+        b
+    }
+}
+
+/// Accepts until shutdown, then waits for the drain to release this thread.
+pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
+    let listener = Rc::new(TcpListener::from_std(listener));
+    // An in-flight tokio-uring accept must never be dropped (it is not cancelled and the fd
+    // it later accepts would leak), so shutdown cannot be a `select!` arm: instead
+    // shutdown(2) on the listener completes the pending accept with EINVAL, and
+    // `AcceptPolicy::on_error` sees the triggered shutdown and stops the loop.
+    let waker = {
+        let (listener, ctx) = (listener.clone(), ctx.clone());
+        tokio_uring::spawn(async move {
+            ctx.shutdown.wait().await;
+            common::sys::shutdown_listener(&*listener);
+        })
+    };
+    accept_loop(&listener, &ctx).await;
+    waker.abort();
+    tracing::debug!("accept loop stopped");
+    ctx.released().await;
+}
+
+async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {
+    let mut policy = AcceptPolicy::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                policy.on_success();
+                let Some(guard) = ctx.admit(&fd(&stream)) else {
+                    continue;
+                };
+                tokio_uring::spawn(serve_conn(UringIo(stream), UringTimer, ctx.clone(), guard));
+            }
+            Err(e) => match policy.on_error(ctx, &e) {
+                AcceptAction::Retry => {}
+                AcceptAction::Backoff(d) => tokio::time::sleep(d).await,
+                AcceptAction::Stop => {
+                    tracing::debug!(error = %e, "accept loop stops");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// tokio-uring 0.5 sockets implement `AsRawFd` only; `common` takes `AsFd`.
+fn fd<S: AsRawFd>(sock: &S) -> BorrowedFd<'_> {
+    // SAFETY: the descriptor belongs to `sock`, which stays open for the borrow's lifetime
+    // (tokio-uring closes it only when the socket is dropped).
+    unsafe { BorrowedFd::borrow_raw(sock.as_raw_fd()) }
+}
+
+struct UringIo(TcpStream);
+
+impl ConnIo for UringIo {
+    async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        // tokio-uring reads into buf[..capacity] and sets len to n: with the empty buffer the
+        // driver passes, buf[..n] holds the bytes, as the trait asks.
+        debug_assert!(buf.is_empty());
+        self.0.read(buf).await
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        self.0.write_all(buf).await
+    }
+
+    fn close(&self) {
+        common::sys::shutdown_both(&fd(&self.0));
+    }
+}
+
+struct UringTimer;
+
+impl Timer for UringTimer {
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> {
+        tokio::time::sleep_until(deadline.into())
+    }
+}
