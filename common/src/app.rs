@@ -64,7 +64,10 @@ impl Gateway {
         labels.extend(info.labels);
         if !config.faults.is_empty() {
             let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
-            tracing::warn!(?faults, "fault reproductions enabled: this gateway misbehaves on purpose");
+            tracing::warn!(
+                ?faults,
+                "fault reproductions enabled: this gateway misbehaves on purpose"
+            );
             labels.push(("faults".to_string(), faults.join(",")));
         }
         let sink: Arc<dyn Sink> = match config.sink {
@@ -110,11 +113,14 @@ impl Gateway {
     /// Binds `count` SO_REUSEPORT listeners (same port, same backlog) and logs
     /// `listening on ADDR`.
     pub fn bind(&self, count: usize) -> anyhow::Result<Vec<TcpListener>> {
-        let listeners =
-            crate::sys::bind_listeners(self.config.listen, count, self.config.backlog)
-                .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.config.listen))?;
+        let listeners = crate::sys::bind_listeners(self.config.listen, count, self.config.backlog)
+            .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.config.listen))?;
         let addr = listeners[0].local_addr()?;
-        tracing::info!(backlog = self.config.backlog, listeners = listeners.len(), "listening on {addr}");
+        tracing::info!(
+            backlog = self.config.backlog,
+            listeners = listeners.len(),
+            "listening on {addr}"
+        );
         Ok(listeners)
     }
 
@@ -155,10 +161,16 @@ impl Gateway {
         }
         let start = Instant::now();
         let timeout = self.config.shutdown_timeout;
-        tracing::info!(open = self.ctx.drain.open(), "shutting down: draining connections");
+        tracing::info!(
+            open = self.ctx.drain.open(),
+            "shutting down: draining connections"
+        );
         let left = self.ctx.drain.wait_idle(timeout);
         if left > 0 {
-            tracing::warn!(open = left, "shutdown timeout: closing remaining connections");
+            tracing::warn!(
+                open = left,
+                "shutdown timeout: closing remaining connections"
+            );
         }
         self.ctx.drain.release();
         let join_deadline = Instant::now() + Duration::from_secs(2);

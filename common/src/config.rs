@@ -143,9 +143,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{s}`"))?;
+    let value: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
@@ -212,7 +210,10 @@ impl Config {
         anyhow::ensure!(args.max_body >= 1, "--max-body must be at least 1");
         anyhow::ensure!(args.max_head >= 256, "--max-head must be at least 256");
         anyhow::ensure!(args.max_pipeline >= 1, "--max-pipeline must be at least 1");
-        anyhow::ensure!(args.ws_max_inflight >= 1, "--ws-max-inflight must be at least 1");
+        anyhow::ensure!(
+            args.ws_max_inflight >= 1,
+            "--ws-max-inflight must be at least 1"
+        );
         anyhow::ensure!(args.backlog >= 1, "--backlog must be at least 1");
         anyhow::ensure!(
             !args.idle_timeout.is_zero() && !args.request_timeout.is_zero(),

@@ -289,13 +289,27 @@ impl Conn {
                             }
                             (None, true) => {
                                 let body = format!("{{\"count\":{expected}}}");
-                                http::write_response(&mut out, 200, "application/json", body.as_bytes(), slot.keep_alive, &[]);
+                                http::write_response(
+                                    &mut out,
+                                    200,
+                                    "application/json",
+                                    body.as_bytes(),
+                                    slot.keep_alive,
+                                    &[],
+                                );
                                 200
                             }
                             (None, false) => {
                                 let (p, o) = first.unwrap_or((-1, -1));
                                 let body = format!("{{\"partition\":{p},\"offset\":{o}}}");
-                                http::write_response(&mut out, 200, "application/json", body.as_bytes(), slot.keep_alive, &[]);
+                                http::write_response(
+                                    &mut out,
+                                    200,
+                                    "application/json",
+                                    body.as_bytes(),
+                                    slot.keep_alive,
+                                    &[],
+                                );
                                 200
                             }
                         };
@@ -311,8 +325,11 @@ impl Conn {
                 if let Some(flag) = w.pending.get_mut(i as usize) {
                     *flag = true;
                     if let Err(e) = d.result {
-                        w.session
-                            .send_text(format!("{{\"nack\":{},\"error\":\"{}\"}}", d.seq, e.code()));
+                        w.session.send_text(format!(
+                            "{{\"nack\":{},\"error\":\"{}\"}}",
+                            d.seq,
+                            e.code()
+                        ));
                     }
                 }
             }
@@ -480,10 +497,7 @@ impl Conn {
 fn push_slot(h: &mut HttpState, keep_alive: bool, state: SlotState) -> u64 {
     let seq = h.next_seq;
     h.next_seq += 1;
-    h.slots.push_back(Slot {
-        keep_alive,
-        state,
-    });
+    h.slots.push_back(Slot { keep_alive, state });
     seq
 }
 
@@ -494,7 +508,14 @@ fn push_error(h: &mut HttpState, e: &HttpError, keep_alive: bool) {
         body_extra.push(("allow", allow));
     }
     let body = format!("{{\"error\":\"{}\"}}", e.code());
-    http::write_response(&mut out, e.status(), "application/json", body.as_bytes(), keep_alive, &body_extra);
+    http::write_response(
+        &mut out,
+        e.status(),
+        "application/json",
+        body.as_bytes(),
+        keep_alive,
+        &body_extra,
+    );
     push_slot(h, keep_alive, SlotState::Ready(out));
 }
 
@@ -503,7 +524,14 @@ fn ready_json(h: &mut HttpState, metrics: &Metrics, status: u16, body: &str, kee
     if status >= 400 {
         http::write_error(&mut out, status, body, keep_alive);
     } else {
-        http::write_response(&mut out, status, "application/json", body.as_bytes(), keep_alive, &[]);
+        http::write_response(
+            &mut out,
+            status,
+            "application/json",
+            body.as_bytes(),
+            keep_alive,
+            &[],
+        );
     }
     metrics.request(status);
     push_slot(h, keep_alive, SlotState::Ready(out));
@@ -527,7 +555,13 @@ fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
         Route::Healthz => ready_json(h, &shared.metrics, 200, "{\"status\":\"ok\"}", keep_alive),
         Route::Readyz => {
             if shared.sink.ready() {
-                ready_json(h, &shared.metrics, 200, "{\"status\":\"ready\"}", keep_alive)
+                ready_json(
+                    h,
+                    &shared.metrics,
+                    200,
+                    "{\"status\":\"ready\"}",
+                    keep_alive,
+                )
             } else {
                 ready_json(h, &shared.metrics, 503, "kafka_unreachable", keep_alive)
             }
@@ -535,7 +569,14 @@ fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
         Route::Metrics => {
             let text = shared.render_metrics();
             let mut out = Vec::new();
-            http::write_response(&mut out, 200, "text/plain; version=0.0.4", text.as_bytes(), keep_alive, &[]);
+            http::write_response(
+                &mut out,
+                200,
+                "text/plain; version=0.0.4",
+                text.as_bytes(),
+                keep_alive,
+                &[],
+            );
             shared.metrics.request(200);
             push_slot(h, keep_alive, SlotState::Ready(out));
         }
@@ -584,12 +625,20 @@ fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
                 let _ = shared.sink.flush(std::time::Duration::from_secs(30));
             }
             match (ack, error) {
-                (AckMode::None, _) => {
-                    ready_json(h, &shared.metrics, 202, "{\"status\":\"accepted\"}", keep_alive)
-                }
-                (AckMode::Enqueue, None) => {
-                    ready_json(h, &shared.metrics, 202, "{\"status\":\"enqueued\"}", keep_alive)
-                }
+                (AckMode::None, _) => ready_json(
+                    h,
+                    &shared.metrics,
+                    202,
+                    "{\"status\":\"accepted\"}",
+                    keep_alive,
+                ),
+                (AckMode::Enqueue, None) => ready_json(
+                    h,
+                    &shared.metrics,
+                    202,
+                    "{\"status\":\"enqueued\"}",
+                    keep_alive,
+                ),
                 (_, Some(e)) if sent == 0 => {
                     ready_json(h, &shared.metrics, e.status(), e.code(), keep_alive)
                 }

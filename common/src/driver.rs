@@ -229,15 +229,11 @@ impl ConnCtx {
     /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it.
     pub fn admit<S: std::os::fd::AsFd>(&self, sock: &S) -> Option<ConnGuard> {
         let metrics = &self.shared.metrics;
-        metrics
-            .connections_accepted
-            .fetch_add(1, Ordering::Relaxed);
+        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let open = self.drain.open.fetch_add(1, Ordering::AcqRel);
         if open >= self.shared.config.max_connections || self.shutdown.is_triggered() {
             self.drain.open.fetch_sub(1, Ordering::AcqRel);
-            metrics
-                .connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
+            metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
             let sock = socket2::SockRef::from(sock);
             // RST rather than FIN: the client learns at once, and no TIME_WAIT here.
             let _ = sock.set_linger(Some(Duration::ZERO));

@@ -68,9 +68,13 @@ impl EmbeddedKafka {
         match words.first().copied() {
             Some("broker-down") => self.set_broker_up(num(1)? as i32, false),
             Some("broker-up") => self.set_broker_up(num(1)? as i32, true),
-            Some("rtt") => self.set_broker_rtt(num(1)? as i32, Duration::from_millis(num(2)? as u64)),
+            Some("rtt") => {
+                self.set_broker_rtt(num(1)? as i32, Duration::from_millis(num(2)? as u64))
+            }
             Some("leader") => {
-                let topic = words.get(1).ok_or_else(|| anyhow::anyhow!("missing topic"))?;
+                let topic = words
+                    .get(1)
+                    .ok_or_else(|| anyhow::anyhow!("missing topic"))?;
                 self.cluster
                     .partition_leader(topic, num(2)? as i32, Some(num(3)? as i32))
                     .map_err(|e| anyhow::anyhow!("leader: {e}"))

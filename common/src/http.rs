@@ -61,9 +61,15 @@ impl HttpError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `POST /topics/{topic}` (one record) or `POST /topics/{topic}/batch` (one per line).
-    Publish { topic: String, batch: bool },
+    Publish {
+        topic: String,
+        batch: bool,
+    },
     /// `GET /ws/{topic}` with a valid WebSocket upgrade; `accept` is Sec-WebSocket-Accept.
-    WebSocket { topic: String, accept: String },
+    WebSocket {
+        topic: String,
+        accept: String,
+    },
     Healthz,
     Readyz,
     Metrics,
@@ -193,7 +199,9 @@ impl Decoder {
         let mut parsed = httparse::Request::new(&mut slots);
         let head_len = match parsed.parse(&input[..end]) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Err(HttpError::BadRequest("malformed_request")),
+            Ok(httparse::Status::Partial) => {
+                return Err(HttpError::BadRequest("malformed_request"))
+            }
             Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadersTooLarge),
             Err(_) => return Err(HttpError::BadRequest("malformed_request")),
         };
@@ -416,7 +424,8 @@ fn parse_content_length(v: &[u8]) -> Result<usize, HttpError> {
     if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
         return Err(HttpError::BadRequest("invalid_content_length"));
     }
-    Ok(v.iter().fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0')))
+    Ok(v.iter()
+        .fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0')))
 }
 
 enum RouteKind {
@@ -561,7 +570,14 @@ pub fn write_error(out: &mut Vec<u8>, status: u16, code: &str, keep_alive: bool)
     } else {
         &[]
     };
-    write_response(out, status, "application/json", body.as_bytes(), keep_alive, retry);
+    write_response(
+        out,
+        status,
+        "application/json",
+        body.as_bytes(),
+        keep_alive,
+        retry,
+    );
 }
 
 /// The 101 answer to an accepted WebSocket upgrade.
@@ -666,9 +682,18 @@ mod tests {
             (b"GET /nope HTTP/1.1\r\n\r\n", 404),
             (b"GET /topics/a HTTP/1.1\r\n\r\n", 405),
             (b"POST /healthz HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 405),
-            (b"POST /topics/b%2Fc HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400),
-            (b"POST /topics/a?ack=maybe HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400),
-            (b"POST /topics/a?partition=-1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n", 400),
+            (
+                b"POST /topics/b%2Fc HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST /topics/a?ack=maybe HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST /topics/a?partition=-1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+                400,
+            ),
             (b"GET /ws/a HTTP/1.1\r\n\r\n", 400),
         ];
         for (input, status) in cases {

@@ -94,11 +94,17 @@ impl Metrics {
         let _ = writeln!(s, "# TYPE gateway_info gauge");
         let _ = writeln!(s, "gateway_info{{{}}} 1", labels.join(","));
 
-        let _ = writeln!(s, "# HELP gateway_ready 1 while Kafka metadata is reachable.");
+        let _ = writeln!(
+            s,
+            "# HELP gateway_ready 1 while Kafka metadata is reachable."
+        );
         let _ = writeln!(s, "# TYPE gateway_ready gauge");
         let _ = writeln!(s, "gateway_ready {}", u8::from(ready));
 
-        let _ = writeln!(s, "# HELP gateway_http_requests_total HTTP responses by status.");
+        let _ = writeln!(
+            s,
+            "# HELP gateway_http_requests_total HTTP responses by status."
+        );
         let _ = writeln!(s, "# TYPE gateway_http_requests_total counter");
         for (i, status) in STATUSES.iter().enumerate() {
             let label = if *status == 0 {
@@ -112,12 +118,40 @@ impl Metrics {
                 self.requests[i].load(Relaxed)
             );
         }
-        counter(&mut s, "gateway_bytes_received_total", "Bytes read from clients.", &self.bytes_in);
-        counter(&mut s, "gateway_bytes_sent_total", "Bytes written to clients.", &self.bytes_out);
-        gauge(&mut s, "gateway_connections_open", "Open client connections.", self.connections_open.load(Relaxed));
-        counter(&mut s, "gateway_connections_accepted_total", "Accepted connections.", &self.connections_accepted);
-        counter(&mut s, "gateway_connections_rejected_total", "Connections closed at once: over --max-connections.", &self.connections_rejected);
-        let _ = writeln!(s, "# HELP gateway_accept_errors_total Accept errors by errno.");
+        counter(
+            &mut s,
+            "gateway_bytes_received_total",
+            "Bytes read from clients.",
+            &self.bytes_in,
+        );
+        counter(
+            &mut s,
+            "gateway_bytes_sent_total",
+            "Bytes written to clients.",
+            &self.bytes_out,
+        );
+        gauge(
+            &mut s,
+            "gateway_connections_open",
+            "Open client connections.",
+            self.connections_open.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "gateway_connections_accepted_total",
+            "Accepted connections.",
+            &self.connections_accepted,
+        );
+        counter(
+            &mut s,
+            "gateway_connections_rejected_total",
+            "Connections closed at once: over --max-connections.",
+            &self.connections_rejected,
+        );
+        let _ = writeln!(
+            s,
+            "# HELP gateway_accept_errors_total Accept errors by errno."
+        );
         let _ = writeln!(s, "# TYPE gateway_accept_errors_total counter");
         for (i, (_, name)) in ACCEPT_ERRNOS.iter().enumerate() {
             let _ = writeln!(
@@ -126,15 +160,53 @@ impl Metrics {
                 self.accept_errors[i].load(Relaxed)
             );
         }
-        gauge(&mut s, "gateway_records_inflight", "Records handed to the producer, not yet resolved.", self.records_inflight.load(Relaxed));
-        gauge(&mut s, "gateway_producer_queue_depth", "Messages in the producer's queue (rd_kafka_outq_len).", queue_depth as i64);
-        counter(&mut s, "gateway_records_sent_total", "Records handed to the producer.", &self.records_sent);
-        counter(&mut s, "gateway_records_delivered_total", "Records the broker acknowledged.", &self.records_delivered);
-        counter(&mut s, "gateway_records_failed_total", "Records whose delivery failed.", &self.records_failed);
-        counter(&mut s, "gateway_records_rejected_total", "Records the producer refused (queue full, invalid).", &self.records_rejected);
-        counter(&mut s, "gateway_ws_messages_total", "WebSocket data messages received.", &self.ws_messages);
+        gauge(
+            &mut s,
+            "gateway_records_inflight",
+            "Records handed to the producer, not yet resolved.",
+            self.records_inflight.load(Relaxed),
+        );
+        gauge(
+            &mut s,
+            "gateway_producer_queue_depth",
+            "Messages in the producer's queue (rd_kafka_outq_len).",
+            queue_depth as i64,
+        );
+        counter(
+            &mut s,
+            "gateway_records_sent_total",
+            "Records handed to the producer.",
+            &self.records_sent,
+        );
+        counter(
+            &mut s,
+            "gateway_records_delivered_total",
+            "Records the broker acknowledged.",
+            &self.records_delivered,
+        );
+        counter(
+            &mut s,
+            "gateway_records_failed_total",
+            "Records whose delivery failed.",
+            &self.records_failed,
+        );
+        counter(
+            &mut s,
+            "gateway_records_rejected_total",
+            "Records the producer refused (queue full, invalid).",
+            &self.records_rejected,
+        );
+        counter(
+            &mut s,
+            "gateway_ws_messages_total",
+            "WebSocket data messages received.",
+            &self.ws_messages,
+        );
 
-        let _ = writeln!(s, "# HELP gateway_delivery_latency_seconds From send to delivery report.");
+        let _ = writeln!(
+            s,
+            "# HELP gateway_delivery_latency_seconds From send to delivery report."
+        );
         let _ = writeln!(s, "# TYPE gateway_delivery_latency_seconds histogram");
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
@@ -145,7 +217,10 @@ impl Metrics {
             );
         }
         let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(s, "gateway_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "gateway_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             s,
             "gateway_delivery_latency_seconds_sum {}",
@@ -157,7 +232,11 @@ impl Metrics {
 }
 
 fn counter(s: &mut String, name: &str, help: &str, v: &AtomicU64) {
-    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+    let _ = writeln!(
+        s,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+        v.load(Relaxed)
+    );
 }
 
 fn gauge(s: &mut String, name: &str, help: &str, v: i64) {
@@ -165,7 +244,9 @@ fn gauge(s: &mut String, name: &str, help: &str, v: i64) {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

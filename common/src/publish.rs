@@ -90,9 +90,7 @@ pub struct Ticket {
 
 impl Ticket {
     fn resolve(self, metrics: &Metrics, result: Result<(i32, i64), DeliveryError>) {
-        metrics
-            .records_inflight
-            .fetch_sub(1, Ordering::Relaxed);
+        metrics.records_inflight.fetch_sub(1, Ordering::Relaxed);
         if result.is_ok() {
             metrics.records_delivered.fetch_add(1, Ordering::Relaxed);
             metrics.delivery_latency(self.start.elapsed());
@@ -152,7 +150,9 @@ impl NullSink {
 impl Sink for NullSink {
     fn send(&self, record: &Record<'_>, ticket: Ticket) -> Result<(), DeliveryError> {
         self.metrics.records_sent.fetch_add(1, Ordering::Relaxed);
-        self.metrics.records_inflight.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .records_inflight
+            .fetch_add(1, Ordering::Relaxed);
         let offset = self.offset.fetch_add(1, Ordering::Relaxed);
         ticket.resolve(&self.metrics, Ok((record.partition.unwrap_or(0), offset)));
         Ok(())
@@ -180,6 +180,9 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("compression.type", "lz4"),
     ("message.timeout.ms", "30000"),
     ("socket.nagle.disable", "true"),
+    // librdkafka backs reconnects off up to 10 s by default: an ingest edge should notice a
+    // recovered broker within a second.
+    ("reconnect.backoff.max.ms", "1000"),
 ];
 
 /// The producer configuration actually used: defaults, then `-X` overrides, then the
@@ -324,7 +327,9 @@ impl Sink for KafkaSink {
             }
             rec = rec.headers(headers);
         }
-        self.metrics.records_inflight.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .records_inflight
+            .fetch_add(1, Ordering::Relaxed);
         match self.producer.send(rec) {
             Ok(()) => {
                 self.metrics.records_sent.fetch_add(1, Ordering::Relaxed);
@@ -333,8 +338,12 @@ impl Sink for KafkaSink {
             Err((err, _rec)) => {
                 // The ticket comes back with the record and is dropped unreported: the
                 // caller answers from the returned error.
-                self.metrics.records_inflight.fetch_sub(1, Ordering::Relaxed);
-                self.metrics.records_rejected.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .records_inflight
+                    .fetch_sub(1, Ordering::Relaxed);
+                self.metrics
+                    .records_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(DeliveryError::from_kafka(&err))
             }
         }

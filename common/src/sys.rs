@@ -53,7 +53,11 @@ pub fn bind_listeners(
     }
     if let Some(max) = somaxconn() {
         if backlog > max {
-            tracing::warn!(backlog, somaxconn = max, "backlog is capped by net.core.somaxconn");
+            tracing::warn!(
+                backlog,
+                somaxconn = max,
+                "backlog is capped by net.core.somaxconn"
+            );
         }
     }
     Ok(all)

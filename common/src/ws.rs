@@ -214,7 +214,11 @@ mod tests {
                     got.push(m);
                 }
             }
-            assert_eq!(got, vec![b"hello".to_vec(), b"world".to_vec()], "split {split}");
+            assert_eq!(
+                got,
+                vec![b"hello".to_vec(), b"world".to_vec()],
+                "split {split}"
+            );
         }
     }
 

@@ -69,19 +69,78 @@ struct Log {
     closed: bool,
 }
 
-/// A running process whose stderr is collected line by line.
+/// A running process whose stdout and stderr are collected line by line.
 pub struct Proc {
     child: Child,
     log: Arc<(Mutex<Log>, Condvar)>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Proc {
-    pub fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("RUST_LOG", "info");
+    pub fn spawn(cmd: Command) -> Proc {
+        Proc::spawn_inner(cmd, false)
+    }
+
+    /// Like `spawn`, keeping a pipe to the child's stdin (see `send_line`).
+    pub fn spawn_with_stdin(cmd: Command) -> Proc {
+        Proc::spawn_inner(cmd, true)
+    }
+
+    /// Writes one line to the child's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("spawned with stdin");
+        writeln!(stdin, "{line}").expect("write to child stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// Number of collected lines (to wait for lines that come after a point).
+    pub fn line_count(&self) -> usize {
+        self.log.0.lock().unwrap().lines.len()
+    }
+
+    /// Waits for a line containing `needle` among lines after the first `skip`.
+    pub fn wait_for_line_after(&self, skip: usize, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.log;
+        let mut log = m.lock().unwrap();
+        loop {
+            if let Some(l) = log.lines.iter().skip(skip).find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no line containing {needle:?}; log:\n{}",
+                log.lines.join("\n")
+            );
+            log = cv.wait_timeout(log, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Resident set size of the process, in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn spawn_inner(mut cmd: Command, with_stdin: bool) -> Proc {
+        cmd.stdin(if with_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("RUST_LOG", "info");
         let mut child = cmd.spawn().expect("spawn");
+        let stdin = child.stdin.take();
         let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
         for stream in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
@@ -100,7 +159,7 @@ impl Proc {
                 cv.notify_all();
             });
         }
-        Proc { child, log }
+        Proc { child, log, stdin }
     }
 
     /// Waits for a log line containing `needle`; returns it.
@@ -278,7 +337,10 @@ impl Response {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 }
@@ -290,6 +352,13 @@ pub struct Client {
 }
 
 impl Client {
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)
     }
@@ -490,13 +559,15 @@ pub fn consume(
     out
 }
 
-/// Starts `kafka-mock` (3 brokers) and returns it with its bootstrap list.
+/// Starts `kafka-mock` (3 brokers, fault injection on stdin: see `kafka_control`) and
+/// returns it with its bootstrap list.
 pub fn start_kafka_mock(topics: &[&str]) -> (Proc, String) {
     let mut cmd = Command::new(bin_path("kafka-mock"));
+    cmd.arg("--control-stdin");
     for t in topics {
         cmd.args(["--topic", t]);
     }
-    let proc = Proc::spawn(cmd);
+    let proc = Proc::spawn_with_stdin(cmd);
     let line = proc.wait_for_line("kafka-mock ready at ", Duration::from_secs(20));
     let brokers = line
         .split("ready at ")
@@ -505,4 +576,13 @@ pub fn start_kafka_mock(topics: &[&str]) -> (Proc, String) {
         .expect("bootstrap list")
         .to_string();
     (proc, brokers)
+}
+
+/// Sends a fault-injection command to a `kafka-mock` started by `start_kafka_mock` and
+/// waits for its `ok`.
+pub fn kafka_control(kafka: &mut Proc, command: &str) {
+    let skip = kafka.line_count();
+    kafka.send_line(command);
+    let reply = kafka.wait_for_line_after(skip, "reply=", Duration::from_secs(10));
+    assert!(reply.contains("reply=ok"), "{command}: {reply}");
 }
