@@ -347,7 +347,10 @@ mod tests {
     fn parses_shapes() {
         assert_eq!(
             "100..1000".parse::<PayloadSize>().unwrap(),
-            PayloadSize { min: 100, max: 1000 }
+            PayloadSize {
+                min: 100,
+                max: 1000
+            }
         );
         assert_eq!(
             "64".parse::<PayloadSize>().unwrap(),

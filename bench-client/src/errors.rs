@@ -148,9 +148,7 @@ pub fn connect_class(e: &io::Error) -> ConnectClass {
         None => match e.kind() {
             io::ErrorKind::TimedOut => ConnectClass::Timeout,
             io::ErrorKind::ConnectionRefused => ConnectClass::Refused,
-            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
-                ConnectClass::Exhaustion
-            }
+            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => ConnectClass::Exhaustion,
             _ => ConnectClass::Other,
         },
     }

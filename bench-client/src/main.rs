@@ -1,1 +1,83 @@
-fn main() {}
+//! `bench-client`: glue over the library — parse arguments, run, write outputs.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use bench_client::manifest::Manifest;
+use bench_client::{report, verify, RunArgs, RunConfig, VerifyArgs};
+use clap::{Parser, Subcommand};
+
+/// Load generator, stall detector and Kafka verifier for the ingest gateways.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Drive one gateway with one scenario and report latency, errors and stalls.
+    Run(Box<RunArgs>),
+    /// Check that every id a run saw acknowledged with ack=kafka is in the topic.
+    Verify(VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bench-client: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().cmd {
+        Cmd::Run(a) => {
+            let cfg = RunConfig::from_args(&a)?;
+            let mut r = bench_client::run_blocking(cfg)?;
+            if let Some(bin) = &a.target_bin {
+                r.manifest.target_version = Manifest::target_version_of(bin);
+            }
+            if let Some(p) = &a.json {
+                report::write_json(&r, p)?;
+            }
+            if let Some(p) = &a.hdr_log {
+                report::write_hdr_log(&r, p)?;
+            }
+            if let Some(p) = &a.acked_file {
+                report::write_acked(&r, p)?;
+            }
+            if !a.quiet {
+                print!("{}", report::summary(&r));
+            }
+            Ok(if a.fail_on_stall && !r.stalls.is_empty() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Verify(a) => {
+            let r = verify::verify(&a)?;
+            if let Some(p) = &a.json {
+                std::fs::write(p, serde_json::to_string_pretty(&r)?)
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            print!("{}", verify::verify_summary(&r));
+            Ok(if r.missing > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

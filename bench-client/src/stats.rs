@@ -14,12 +14,18 @@ pub type Hist = Histogram<u64>;
 
 /// A fresh auto-resizing nanosecond histogram with 3 significant digits.
 pub fn new_hist() -> Hist {
-    Histogram::new(3).expect("3 significant digits is a valid histogram precision")
+    // Sized for 10 s up front (no resizing on the hot path), growing past that if needed.
+    let mut h = Histogram::new_with_bounds(1, 10_000_000_000, 3)
+        .expect("static bounds and 3 significant digits are valid");
+    h.auto(true);
+    h
 }
 
 /// Record a duration in nanoseconds; 0 is recorded as 1 ns (the histogram's floor).
 pub fn record_ns(h: &mut Hist, ns: u64) {
-    h.saturating_record(ns.max(1));
+    // `record` (unlike `saturating_record`) grows an auto-resizing histogram instead of
+    // clamping; growing a u64-indexed histogram cannot fail on a 64-bit target.
+    let _ = h.record(ns.max(1));
 }
 
 /// Merge `src` into `dst` (auto-resizing, so this cannot fail on range).

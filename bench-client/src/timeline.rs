@@ -347,7 +347,14 @@ pub fn detect_stalls(tl: &Timeline, spans: &[ConnectSpan], p: &StallParams) -> V
         }
     }
     if let Some(s) = cand {
-        push(&mut raw, s, p.end_ns, true);
+        // Past the last bucket nothing happened: still waiting only if something was
+        // outstanding or pending when the timeline ends.
+        let tl_end = tl.buckets.len() as u64 * BUCKET_NS;
+        if outstanding > 0 || pending > 0 || tl_end >= p.end_ns {
+            push(&mut raw, s, p.end_ns, true);
+        } else {
+            push(&mut raw, s, tl_end, false);
+        }
     }
     for sp in spans {
         let end = sp.end_ns.min(p.end_ns);
