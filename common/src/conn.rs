@@ -132,7 +132,11 @@ impl Conn {
         if self.done || self.peer_eof || self.shutting_down {
             return false;
         }
-        if self.output.len() > MAX_PENDING_OUTPUT {
+        let queued = match &self.mode {
+            Mode::Ws(w) => w.session.pending_output(),
+            Mode::Http(_) => 0,
+        };
+        if self.output.len() + queued > MAX_PENDING_OUTPUT {
             return false;
         }
         let limits = &self.shared.config.limits;
@@ -163,6 +167,8 @@ impl Conn {
     /// Bytes to write now, if any.
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
         if let Mode::Ws(w) = &mut self.mode {
+            // One cumulative ack for everything resolved since the last write.
+            flush_acks(w);
             w.session.take_output(&mut self.output);
         }
         if self.output.is_empty() {
@@ -220,12 +226,7 @@ impl Conn {
         }
         self.last_activity = now;
         match &mut self.mode {
-            Mode::Http(h) => {
-                h.input.extend_from_slice(data);
-                if h.request_started.is_none() {
-                    h.request_started = Some(now);
-                }
-            }
+            Mode::Http(h) => h.input.extend_from_slice(data),
             Mode::Ws(w) => {
                 w.ping_sent = false;
                 w.session.feed(data);
@@ -236,18 +237,11 @@ impl Conn {
 
     /// The peer closed its sending side (or the read failed).
     pub fn on_eof(&mut self, now: Instant) {
+        // Complete requests already received are still answered (process_http drops only the
+        // partial tail once nothing more can be parsed); a WebSocket peer that vanished is done.
         self.peer_eof = true;
-        match &mut self.mode {
-            Mode::Http(h) => {
-                // A half-received request is abandoned; answered ones are still written.
-                h.input.clear();
-                h.request_started = None;
-                h.close_after = true;
-                if h.slots.is_empty() {
-                    self.done = true;
-                }
-            }
-            Mode::Ws(_) => self.done = true,
+        if let Mode::Ws(_) = self.mode {
+            self.done = true;
         }
         self.process(now);
     }
@@ -364,6 +358,7 @@ impl Conn {
                     w.session.ping();
                     w.ping_sent = true;
                 } else {
+                    flush_acks(w);
                     w.session.close(CloseCode::Away, "idle timeout");
                     self.done = true;
                 }
@@ -385,37 +380,48 @@ impl Conn {
 
     /// Parses what can be parsed, publishes, and moves finished answers to the output.
     fn process(&mut self, now: Instant) {
-        if let Mode::Http(_) = self.mode {
-            if let Some(upgrade) = self.process_http(now) {
-                self.upgrade(upgrade);
+        loop {
+            if let Mode::Http(_) = self.mode {
+                if let Some(upgrade) = self.process_http(now) {
+                    self.upgrade(upgrade);
+                }
             }
-        }
-        match &mut self.mode {
-            Mode::Http(h) => {
-                while let Some(slot) = h.slots.front() {
-                    let SlotState::Ready(_) = &slot.state else {
-                        break;
-                    };
-                    let slot = h.slots.pop_front().expect("front exists");
-                    let SlotState::Ready(bytes) = slot.state else {
-                        unreachable!()
-                    };
-                    self.output.extend_from_slice(&bytes);
-                    if !slot.keep_alive {
-                        h.slots.clear();
+            match &mut self.mode {
+                Mode::Http(h) => {
+                    let mut released = false;
+                    while let Some(slot) = h.slots.front() {
+                        let SlotState::Ready(_) = &slot.state else {
+                            break;
+                        };
+                        let slot = h.slots.pop_front().expect("front exists");
+                        let SlotState::Ready(bytes) = slot.state else {
+                            unreachable!()
+                        };
+                        self.output.extend_from_slice(&bytes);
+                        // Idle time counts from the last answer, not the last byte received.
+                        self.last_activity = now;
+                        released = true;
+                        if !slot.keep_alive {
+                            h.slots.clear();
+                            self.done = true;
+                            break;
+                        }
+                    }
+                    if h.close_after && h.slots.is_empty() {
                         self.done = true;
-                        break;
+                    }
+                    // Freed pipeline room: requests held back in the buffer can be parsed now.
+                    if released && !self.done && !h.close_after && !h.input.is_empty() {
+                        continue;
                     }
                 }
-                if h.close_after && h.slots.is_empty() {
-                    self.done = true;
+                Mode::Ws(w) => {
+                    if !self.done {
+                        self.done |= process_ws(w, &self.shared, &self.tx, self.shutting_down);
+                    }
                 }
             }
-            Mode::Ws(w) => {
-                if !self.done {
-                    self.done |= process_ws(w, &self.shared, &self.tx, self.shutting_down);
-                }
-            }
+            return;
         }
     }
 
@@ -425,9 +431,11 @@ impl Conn {
             return None;
         };
         let shared = &self.shared;
+        let max_pipeline = shared.config.limits.max_pipeline;
         let mut pos = 0;
         let mut upgrade = None;
-        while !h.close_after && !self.done && h.slots.len() < shared.config.limits.max_pipeline {
+        let mut completed = false;
+        while !h.close_after && !self.done && h.slots.len() < max_pipeline {
             match h.decoder.decode(&h.input[pos..]) {
                 Err(e) => {
                     shared.metrics.request(e.status());
@@ -437,14 +445,19 @@ impl Conn {
                 }
                 Ok((n, None)) => {
                     pos += n;
-                    if h.decoder.take_expect_continue() && h.slots.is_empty() {
-                        self.output
-                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    if h.decoder.take_expect_continue() {
+                        // An interim answer, in order behind the answers still pending.
+                        push_slot(
+                            h,
+                            true,
+                            SlotState::Ready(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
+                        );
                     }
                     break;
                 }
                 Ok((n, Some(req))) => {
                     pos += n;
+                    completed = true;
                     if let Ok(Route::WebSocket { accept, .. }) = &req.route {
                         if h.slots.is_empty() && !self.shutting_down {
                             let accept = accept.clone();
@@ -464,10 +477,21 @@ impl Conn {
             }
         }
         h.input.drain(..pos);
-        h.request_started = if h.decoder.in_body() || !h.input.is_empty() {
-            h.request_started.or(Some(now))
-        } else {
+        let held_back = h.slots.len() >= max_pipeline;
+        if self.peer_eof && !held_back && upgrade.is_none() {
+            // Everything complete was parsed; the rest is a request that will never finish.
+            h.input.clear();
+            h.close_after = true;
+        }
+        let in_progress = h.decoder.in_body() || !h.input.is_empty();
+        h.request_started = if held_back || !in_progress || h.close_after {
+            // Requests the gateway itself holds back (full pipeline) are not timed out.
             None
+        } else if completed || h.request_started.is_none() {
+            // The partial request began in this read, after the last complete one.
+            Some(now)
+        } else {
+            h.request_started
         };
         upgrade
     }
@@ -668,9 +692,11 @@ fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
 fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: bool) -> bool {
     let cfg = &shared.config;
     let mut finished = false;
+    advance_resolved(w);
     while !shutting_down
         && !w.session.is_closing()
         && ((w.received - w.resolved) as usize) < cfg.limits.ws_max_inflight
+        && w.session.pending_output() <= MAX_PENDING_OUTPUT
     {
         match w.session.read() {
             WsRead::Message(value) => {
@@ -707,26 +733,47 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
                     (AckMode::Kafka, Ok(())) => false,
                 };
                 w.pending.push_back(resolved_now);
+                advance_resolved(w);
             }
             WsRead::Control => {}
             WsRead::NeedMore => break,
-            WsRead::PeerClosed | WsRead::Closed | WsRead::Failed(_) => {
+            WsRead::PeerClosed | WsRead::Closed => {
+                // Acks for what arrived before the close still go out, ahead of the reply.
+                flush_acks(w);
+                finished = true;
+                break;
+            }
+            WsRead::Failed(code) => {
+                flush_acks(w);
+                w.session.close(code, "");
                 finished = true;
                 break;
             }
         }
     }
+    if shutting_down && !finished {
+        advance_resolved(w);
+        if w.resolved == w.received {
+            flush_acks(w);
+            w.session.close(CloseCode::Away, "shutting down");
+            finished = true;
+        }
+    }
+    finished
+}
+
+fn advance_resolved(w: &mut WsState) {
     while w.pending.front() == Some(&true) {
         w.pending.pop_front();
         w.resolved += 1;
     }
+}
+
+/// Queues one cumulative `{"ack":N}` if anything was resolved since the last one.
+fn flush_acks(w: &mut WsState) {
+    advance_resolved(w);
     if w.resolved > w.acked {
         w.acked = w.resolved;
         w.session.send_text(format!("{{\"ack\":{}}}", w.acked));
     }
-    if shutting_down && w.resolved == w.received {
-        w.session.close(CloseCode::Away, "shutting down");
-        finished = true;
-    }
-    finished
 }

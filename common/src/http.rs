@@ -172,6 +172,8 @@ impl Decoder {
                 unreachable!("checked above")
             };
             self.scanned = 0;
+            // The body is complete: a pending 100-continue is moot.
+            self.expect_continue = false;
             return Ok((consumed, Some(req)));
         }
         Ok((consumed, None))

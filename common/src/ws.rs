@@ -8,7 +8,8 @@
 use std::io::{self, Read, Write};
 
 use tungstenite::error::{CapacityError, Error as WsError};
-use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tungstenite::Message;
 
@@ -62,13 +63,16 @@ pub enum WsRead {
     PeerClosed,
     /// The closing handshake is complete (or the peer vanished): done.
     Closed,
-    /// The peer broke the protocol or a limit; we queued a close with this code.
+    /// The peer broke the protocol or a limit: close with this code (after the acks).
     Failed(CloseCode),
 }
 
 pub struct WsSession {
     ws: WebSocket<MemStream>,
+    /// A closing handshake has begun (either side).
     closing: bool,
+    /// Our close frame (or our reply to the peer's) is queued: no data frame may follow.
+    sealed: bool,
 }
 
 /// Read buffer tungstenite keeps per connection (it only holds a partial frame).
@@ -91,6 +95,7 @@ impl WsSession {
         WsSession {
             ws: WebSocket::from_raw_socket(stream, Role::Server, Some(config)),
             closing: false,
+            sealed: false,
         }
     }
 
@@ -128,15 +133,26 @@ impl WsSession {
                     _ => CloseCode::Error,
                 };
                 tracing::debug!(error = %e, "websocket peer error");
-                self.close(code, "");
                 WsRead::Failed(code)
             }
         }
     }
 
-    /// Queues a text frame (acks and nacks).
+    /// Queues a text frame (acks and nacks). Formatted straight into the output, not through
+    /// tungstenite's writer: after the peer's close tungstenite refuses data frames, yet the
+    /// acks of messages received before that close must still precede our close reply
+    /// (which tungstenite only writes on the next flush).
     pub fn send_text(&mut self, text: String) {
-        let _ = self.ws.write(Message::text(text));
+        if self.sealed {
+            return;
+        }
+        let frame = Frame::message(text.into_bytes(), OpCode::Data(Data::Text), true);
+        let _ = frame.format(&mut self.ws.get_mut().wr);
+    }
+
+    /// Bytes queued for the peer, not yet taken by `take_output`.
+    pub fn pending_output(&self) -> usize {
+        self.ws.get_ref().wr.len()
     }
 
     pub fn ping(&mut self) {
@@ -149,6 +165,7 @@ impl WsSession {
             return;
         }
         self.closing = true;
+        self.sealed = true;
         let _ = self.ws.close(Some(CloseFrame {
             code,
             reason: reason.to_string().into(),
@@ -158,6 +175,10 @@ impl WsSession {
     /// Moves every queued frame (pongs, acks, close) into `out`.
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
         let _ = self.ws.flush();
+        if self.closing {
+            // A peer close's reply went out with this flush.
+            self.sealed = true;
+        }
         let wr = &mut self.ws.get_mut().wr;
         if out.is_empty() {
             std::mem::swap(out, wr);
@@ -240,7 +261,10 @@ mod tests {
             let mut s = session();
             s.feed(&input);
             let r = s.read();
-            assert!(matches!(r, WsRead::Failed(_)), "{r:?} for {input:?}");
+            let WsRead::Failed(c) = r else {
+                panic!("{r:?} for {input:?}");
+            };
+            s.close(c, "");
             let mut out = Vec::new();
             s.take_output(&mut out);
             assert_eq!(close_code(&out), code, "{input:?}");
