@@ -149,6 +149,10 @@ pub struct RunArgs {
     /// Limit new connections per second (all connects, reconnects included).
     #[arg(long, value_name = "PER_SEC")]
     pub connect_rate: Option<f64>,
+    /// Connection churn (http mode): close each keep-alive connection after this many
+    /// requests (once all are answered) and open a new one.
+    #[arg(long, value_name = "REQUESTS")]
+    pub reconnect_after: Option<u64>,
     /// Measured run time after warmup (default 10s unless --requests is given).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -214,6 +218,10 @@ pub struct RunConfig {
     pub window: usize,
     pub connections: usize,
     pub connect_rate: Option<f64>,
+    /// Http mode: requests per keep-alive connection before the client closes it and
+    /// reconnects (connection churn); `None`: connections live as long as they work.
+    #[serde(default)]
+    pub reconnect_after: Option<u64>,
     pub duration_s: Option<f64>,
     pub requests: Option<u64>,
     pub warmup_s: f64,
@@ -264,6 +272,9 @@ impl RunConfig {
                 bail!("--connect-rate must be positive");
             }
         }
+        if a.reconnect_after == Some(0) {
+            bail!("--reconnect-after must be at least 1");
+        }
         if a.stall_window < Duration::from_millis(20) {
             bail!("--stall-window must be at least 20ms");
         }
@@ -283,6 +294,7 @@ impl RunConfig {
             window: a.window,
             connections: a.connections,
             connect_rate: a.connect_rate,
+            reconnect_after: a.reconnect_after,
             duration_s,
             requests: a.requests,
             warmup_s: a.warmup.as_secs_f64(),

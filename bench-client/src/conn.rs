@@ -104,11 +104,42 @@ async fn connect_bound(sh: &Shared, r: BindRange) -> io::Result<TcpStream> {
     Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))
 }
 
-/// Counts an established connection as open until dropped.
-pub(crate) struct Open<'a>(pub &'a Shared);
+/// Counts an established connection as open until dropped, and as *unanswered* until the
+/// server first answers on it (HTTP response, WebSocket handshake): a stall whose waiting
+/// requests all sit on unanswered connections is an accept stall, even though the kernel
+/// completed the TCP handshake (a listener whose accept loop died still does that).
+pub(crate) struct Open<'a> {
+    sh: &'a Shared,
+    since: Instant,
+    answered: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Open<'a> {
+    pub(crate) fn new(sh: &'a Shared) -> Open<'a> {
+        let since = Instant::now();
+        sh.on_unanswered(since, since, true);
+        Open {
+            sh,
+            since,
+            answered: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The server answered on this connection (idempotent, cheap after the first call).
+    pub(crate) fn answered(&self) {
+        if !self.answered.load(std::sync::atomic::Ordering::Relaxed)
+            && !self
+                .answered
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.sh.on_unanswered(self.since, Instant::now(), false);
+        }
+    }
+}
 
 impl Drop for Open<'_> {
     fn drop(&mut self) {
-        self.0.on_closed(Instant::now());
+        self.answered();
+        self.sh.on_closed(Instant::now());
     }
 }

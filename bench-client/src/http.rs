@@ -125,21 +125,30 @@ pub(crate) async fn keepalive_task(sh: Arc<Shared>, idx: u64) {
     let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 1);
     loop {
         let stream = establish(&sh).await;
-        let open = Open(&sh);
-        keepalive_conn(&sh, stream, &mut rng).await;
+        let open = Open::new(&sh);
+        keepalive_conn(&sh, stream, &mut rng, &open).await;
         drop(open);
     }
 }
 
-async fn keepalive_conn(sh: &Shared, mut stream: TcpStream, rng: &mut fastrand::Rng) {
+async fn keepalive_conn(
+    sh: &Shared,
+    mut stream: TcpStream,
+    rng: &mut fastrand::Rng,
+    open: &Open<'_>,
+) {
     let (mut rd, mut wr) = stream.split();
     let permits = Semaphore::new(sh.cfg.pipeline);
     let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
     let mut front: Option<InFlight> = None;
     let mut buf = Vec::with_capacity(16 * 1024);
     let end = tokio::select! {
-        e = writer(sh, &mut wr, &permits, &tx, rng) => e,
-        e = reader(sh, &mut rd, &permits, &mut rx, &mut front, &mut buf) => e,
+        e = writer(sh, &mut wr, &permits, &tx, rng) => Some(e),
+        e = reader(sh, &mut rd, &permits, &mut rx, &mut front, &mut buf, open) => e,
+    };
+    let Some(end) = end else {
+        // Every request of the connection was answered: a planned close, not an error.
+        return;
     };
     let mut lost = u64::from(front.is_some());
     while rx.try_recv().is_ok() {
@@ -152,6 +161,12 @@ async fn keepalive_conn(sh: &Shared, mut stream: TcpStream, rng: &mut fastrand::
     sh.on_aborted(Instant::now(), lost, key);
 }
 
+/// Connection churn: after this many requests a connection stops writing, waits for
+/// their answers and closes (the client closes first); the task then reconnects.
+fn churn_budget(sh: &Shared) -> u64 {
+    sh.cfg.reconnect_after.unwrap_or(u64::MAX)
+}
+
 async fn writer(
     sh: &Shared,
     wr: &mut WriteHalf<'_>,
@@ -159,8 +174,14 @@ async fn writer(
     tx: &mpsc::UnboundedSender<InFlight>,
     rng: &mut fastrand::Rng,
 ) -> ConnEnd {
+    let budget = churn_budget(sh);
     let mut buf = Vec::with_capacity(sh.cfg.payload.max + 256);
+    let mut written = 0u64;
     loop {
+        if written >= budget {
+            // The reader ends the connection once the last answer is in.
+            return std::future::pending().await;
+        }
         let Ok(p) = permits.acquire().await else {
             return std::future::pending().await;
         };
@@ -179,7 +200,8 @@ async fn writer(
         let mut n = 1;
         if !sh.open_loop() {
             // Closed loop: fill every free pipeline slot with one write.
-            while let Ok(p) = permits.try_acquire() {
+            while written + n < budget {
+                let Ok(p) = permits.try_acquire() else { break };
                 let Some(c) = sh.claim() else { break };
                 p.forget();
                 sh.http_request_into(c.seq, rng, &mut buf);
@@ -192,6 +214,7 @@ async fn writer(
             }
         }
         sh.on_sent(now, n);
+        written += n;
         if let Err(e) = wr.write_all(&buf).await {
             return ConnEnd::Error(ErrorKey::io(Phase::Write, &e));
         }
@@ -205,30 +228,35 @@ async fn reader(
     rx: &mut mpsc::UnboundedReceiver<InFlight>,
     front: &mut Option<InFlight>,
     buf: &mut Vec<u8>,
-) -> ConnEnd {
+    open: &Open<'_>,
+) -> Option<ConnEnd> {
+    let budget = churn_budget(sh);
     let timeout = sh.cfg.timeout();
+    let mut answered = 0u64;
     loop {
         let mut pos = 0;
         let mut closing = false;
         loop {
             match parse_response(&buf[pos..]) {
-                Err(code) => return ConnEnd::Error(ErrorKey::new(Phase::Protocol, code)),
+                Err(code) => return Some(ConnEnd::Error(ErrorKey::new(Phase::Protocol, code))),
                 Ok(None) => break,
                 Ok(Some(r)) => {
                     if front.is_none() {
                         *front = rx.try_recv().ok();
                     }
                     let Some(f) = front.take() else {
-                        return ConnEnd::Error(ErrorKey::new(
+                        return Some(ConnEnd::Error(ErrorKey::new(
                             Phase::Protocol,
                             "unsolicited-response",
-                        ));
+                        )));
                     };
                     let body = &buf[pos + r.body..pos + r.len];
                     let out = outcome(r.status, body, sh.cfg.ack, sh.cfg.collect_acks);
                     sh.on_response(&f, Instant::now(), Some(r.status), out);
+                    open.answered();
                     permits.add_permits(1);
                     pos += r.len;
+                    answered += 1;
                     if r.close {
                         closing = true;
                         break;
@@ -238,7 +266,10 @@ async fn reader(
         }
         buf.drain(..pos);
         if closing {
-            return ConnEnd::Closed;
+            return Some(ConnEnd::Closed);
+        }
+        if answered >= budget {
+            return None;
         }
         if front.is_none() {
             *front = rx.try_recv().ok();
@@ -247,13 +278,13 @@ async fn reader(
         buf.reserve(16 * 1024);
         tokio::select! {
             r = rd.read_buf(buf) => match r {
-                Ok(0) => return ConnEnd::Closed,
+                Ok(0) => return Some(ConnEnd::Closed),
                 Ok(_) => {}
-                Err(e) => return ConnEnd::Error(ErrorKey::io(Phase::Read, &e)),
+                Err(e) => return Some(ConnEnd::Error(ErrorKey::io(Phase::Read, &e))),
             },
             f = rx.recv(), if front.is_none() => *front = f,
             () = sleep_until(deadline.unwrap_or_else(far_future).into()), if deadline.is_some() => {
-                return ConnEnd::Error(ErrorKey::timeout());
+                return Some(ConnEnd::Error(ErrorKey::timeout()));
             }
         }
     }
@@ -272,7 +303,7 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
         };
         let start = Instant::now();
         let mut stream = establish(&sh).await;
-        let open = Open(&sh);
+        let open = Open::new(&sh);
         let f = InFlight {
             seq: c.seq,
             intended: c.intended,
@@ -300,6 +331,7 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
                     sh.cfg.collect_acks,
                 );
                 sh.on_response(&f, now, Some(r.status), out);
+                open.answered();
             }
         }
         // The client closes first: the TIME_WAIT lands on the client, as with a naive client.

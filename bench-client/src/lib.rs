@@ -11,14 +11,24 @@
 //!
 //! This crate talks to gateways only over sockets: it depends on no other workspace crate.
 
+pub mod chaos;
+pub mod charts;
+pub mod compare;
+pub mod compare_report;
 pub mod config;
 mod conn;
 pub mod errors;
 mod http;
+pub mod idle;
+pub mod lab;
 pub mod manifest;
+pub mod matrix;
+pub mod procs;
 mod recorder;
 pub mod report;
 mod runner;
+pub mod soak;
+pub mod stall_lab;
 pub mod stats;
 pub mod timeline;
 pub mod verify;

@@ -21,6 +21,22 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Check that every id a run saw acknowledged with ack=kafka is in the topic.
     Verify(VerifyArgs),
+    /// Soak gateways at a fraction of their maximum with connection churn; report RSS, fds,
+    /// throughput, errors and stalls over time.
+    Soak(Box<bench_client::soak::SoakArgs>),
+    /// Load at ack=kafka through broker outage, RTT and produce errors; verify nothing
+    /// acknowledged was lost.
+    Chaos(Box<bench_client::chaos::ChaosArgs>),
+    /// Run every gateway through the scenario matrix; write summary.json, report.md, charts.
+    Compare(Box<bench_client::compare::CompareArgs>),
+    /// Reproduce each plausible cause of the tokio-uring accept stall on every gateway,
+    /// classify it, and show the default configuration surviving the same load.
+    StallLab(Box<bench_client::stall_lab::StallLabArgs>),
+    /// Re-render report.md and the charts of DIR from its summary.json.
+    Report {
+        /// A directory written by `compare`.
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +82,31 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Cmd::Compare(a) => {
+            // The report is written either way; a failed run makes the exit status 1.
+            let failed = bench_client::compare::compare(&a)?.failed_runs;
+            Ok(if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Report { dir } => {
+            bench_client::compare_report::report_dir(&dir)?;
+            eprintln!("wrote {}", dir.join("report.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::StallLab(a) => {
+            let r = bench_client::stall_lab::stall_lab(&a)?;
+            let met = bench_client::stall_lab::expectations_met(&r);
+            Ok(if a.check && !met {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Soak(a) => Ok(ExitCode::from(bench_client::soak::cli_main(&a)?)),
+        Cmd::Chaos(a) => Ok(ExitCode::from(bench_client::chaos::cli_main(&a)?)),
         Cmd::Verify(a) => {
             let r = verify::verify(&a)?;
             if let Some(p) = &a.json {

@@ -556,6 +556,30 @@ impl Shared {
         class
     }
 
+    /// An established connection became unanswered (`start`, at establishment) or stopped
+    /// being so (first answer, or closed without one). A connection left unanswered for a
+    /// stall window or longer is kept as a span, like a long connect: the process never
+    /// accepted it even though the kernel completed the handshake.
+    pub(crate) fn on_unanswered(&self, since: Instant, now: Instant, start: bool) {
+        let (s, e) = (self.ns(since), self.ns(now));
+        let window = self.window_ns;
+        self.rec(|r| {
+            let b = r.timeline.at(e);
+            if start {
+                b.unanswered_start += 1;
+            } else {
+                b.unanswered_end += 1;
+                if e - s >= window {
+                    r.spans.push(ConnectSpan {
+                        start_ns: s,
+                        end_ns: e,
+                        last_failure: None,
+                    });
+                }
+            }
+        });
+    }
+
     pub(crate) fn on_closed(&self, now: Instant) {
         self.live.open.fetch_sub(1, Relaxed);
         let ns = self.ns(now);

@@ -41,6 +41,10 @@ pub struct Bucket {
     pub exhaustion: u64,
     /// Established connections that closed.
     pub closed: u64,
+    /// Established connections without any answer from the server yet: +1 when
+    /// established, -1 at the first answer (or when closed unanswered).
+    pub unanswered_start: u64,
+    pub unanswered_end: u64,
     pub first_response_ns: u64,
     pub last_response_ns: u64,
     /// First send or connect start in the bucket (used when a stall starts after idleness).
@@ -70,6 +74,8 @@ impl Default for Bucket {
             connect_timeouts: 0,
             exhaustion: 0,
             closed: 0,
+            unanswered_start: 0,
+            unanswered_end: 0,
             first_response_ns: NONE,
             last_response_ns: 0,
             first_activity_ns: NONE,
@@ -96,6 +102,8 @@ impl Bucket {
         self.connect_timeouts += o.connect_timeouts;
         self.exhaustion += o.exhaustion;
         self.closed += o.closed;
+        self.unanswered_start += o.unanswered_start;
+        self.unanswered_end += o.unanswered_end;
         self.first_response_ns = self.first_response_ns.min(o.first_response_ns);
         self.last_response_ns = self.last_response_ns.max(o.last_response_ns);
         self.first_activity_ns = self.first_activity_ns.min(o.first_activity_ns);
@@ -391,6 +399,9 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
     let mut pending: i64 = 0;
     let mut max_out = 0i64;
     let mut max_pend = 0i64;
+    let mut unanswered: i64 = 0;
+    let mut max_unanswered = 0i64;
+    let mut responses = 0u64;
     let (mut refused, mut timeouts, mut exhaustion) = (0, 0, 0);
     let mut lag = 0u64;
     let mut cpu = 0u64;
@@ -404,7 +415,15 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
         let before_pend = pending;
         outstanding += b.sent as i64 - b.responses as i64 - b.aborted as i64;
         pending += b.connecting_start as i64 - b.connecting_end as i64;
+        let before_unanswered = unanswered;
+        unanswered += b.unanswered_start as i64 - b.unanswered_end as i64;
         if i >= first {
+            max_unanswered = max_unanswered.max(unanswered).max(before_unanswered);
+            // Responses strictly inside the stall (its edge buckets hold the responses that
+            // bound it): the server was answering someone meanwhile.
+            if i > first && i < last {
+                responses += b.responses;
+            }
             // The gauge at the bucket's start counts too: a stall that begins right after
             // the last response of a bucket has the outstanding of that moment.
             max_out = max_out.max(outstanding).max(before);
@@ -425,7 +444,9 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
         StallClass::Refused
     } else if lag >= p.window_ns / 2 || cpu_util >= 0.9 {
         StallClass::ClientSaturation
-    } else if max_pend > 0 || timeouts > 0 {
+    } else if max_pend > 0 || timeouts > 0 || (max_unanswered > 0 && responses > 0) {
+        // Connects pending, or connections left unanswered while the server answered
+        // others: the kernel completed those handshakes, the process never took them.
         StallClass::Accept
     } else {
         StallClass::Service
@@ -612,6 +633,33 @@ mod tests {
         let stalls = detect_stalls(&tl, &[], &params(5000));
         assert_eq!(stalls[0].class, StallClass::ClientSaturation);
         assert!(stalls[0].client_cpu_util > 0.95);
+    }
+
+    #[test]
+    fn unanswered_connection_is_accept_stall_while_others_progress() {
+        // 4 connections are served; a fifth was established at 1 s (the kernel completed the
+        // handshake) but never answered until the run ends: the process never accepted it.
+        let mut tl = Timeline::default();
+        closed_loop(&mut tl, 4, 5000, None);
+        tl.at(1000 * MS).unanswered_start += 1;
+        tl.activity(1000 * MS).sent += 1;
+        tl.at(5000 * MS).unanswered_end += 1;
+        let spans = [ConnectSpan {
+            start_ns: 1000 * MS,
+            end_ns: 5000 * MS,
+            last_failure: None,
+        }];
+        let stalls = detect_stalls(&tl, &spans, &params(5000));
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert_eq!(stalls[0].class, StallClass::Accept);
+        // The same frozen connection while NOBODY is answered is a service stall.
+        let mut frozen = Timeline::default();
+        closed_loop(&mut frozen, 4, 5000, Some((1000, 3000)));
+        frozen.at(1000 * MS).unanswered_start += 1;
+        frozen.at(1000 * MS).unanswered_end += 1;
+        let stalls = detect_stalls(&frozen, &[], &params(5000));
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert_eq!(stalls[0].class, StallClass::Service);
     }
 
     #[test]

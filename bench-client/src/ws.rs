@@ -61,14 +61,17 @@ pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
     );
     loop {
         let stream = establish(&sh).await;
-        let open = Open(&sh);
+        let open = Open::new(&sh);
         let hs = tokio::time::timeout(
             sh.cfg.timeout(),
             tokio_tungstenite::client_async(url.as_str(), stream),
         )
         .await;
         let ws = match hs {
-            Ok(Ok((ws, _))) => ws,
+            Ok(Ok((ws, _))) => {
+                open.answered();
+                ws
+            }
             Ok(Err(e)) => {
                 sh.on_conn_error(
                     Instant::now(),

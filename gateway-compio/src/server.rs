@@ -26,10 +26,15 @@ pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
             })
             .detach();
             accept_loop(&listener, &ctx).await;
+            // Open until the drain is over, as on every runtime (see gateway-tokio).
+            ctx.released().await;
+            drop(listener);
         }
-        Err(e) => tracing::error!(error = %e, "cannot register the listener"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the listener");
+            ctx.released().await;
+        }
     }
-    ctx.released().await;
 }
 
 async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {

@@ -8,11 +8,19 @@ use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
-    match tokio::net::TcpListener::from_std(listener) {
-        Ok(listener) => accept_loop(&listener, &ctx).await,
-        Err(e) => tracing::error!(error = %e, "cannot register the listener"),
-    }
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the listener");
+            return ctx.released().await;
+        }
+    };
+    accept_loop(&listener, &ctx).await;
+    // The listener stays open until the drain is over, as on every runtime: an accept loop
+    // that stopped early (the accept-exit-on-error reproduction) leaves a listening socket
+    // whose queue fills, not a refused port.
     ctx.released().await;
+    drop(listener);
 }
 
 async fn accept_loop(listener: &tokio::net::TcpListener, ctx: &ConnCtx) {

@@ -1,0 +1,725 @@
+//! `bench-client stall-lab`: reproduce, classify and fix the tokio-uring accept stall of
+//! the seed report ("stops accepting new TCP connections", "no ephemeral ports assigned").
+//!
+//! Each plausible cause is run against each gateway twice over: once in a *reproduction*
+//! configuration (a gateway `--fault` flag, a low limit, or the naive client), once in the
+//! gateway's *default* configuration under the same load. Every run records what
+//! bench-client saw (stalls and their class) next to server-side evidence sampled from
+//! /proc while it ran: the listener's accept-queue length, listen overflows and drops, the
+//! gateway's open fds, and the client's sockets in TIME_WAIT. No root sysctl is touched:
+//! the port-exhaustion case binds the client to a small source-port range instead.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Ack, BindRange, Mode, RunConfig};
+use crate::lab::{self, Gateway, GatewayKind, KafkaMock};
+use crate::procs::{self, Pinning};
+use crate::timeline::StallClass;
+
+/// The causes the lab reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// Connection per request, client closes first: its ports pile up in TIME_WAIT.
+    TimeWait,
+    /// The accept loop dies on EMFILE (`?` on accept) with a low fd limit.
+    Emfile,
+    /// A blocking producer call on the I/O thread (flush per record, slow broker).
+    Blocking,
+    /// Listen-backlog overflow under a connect burst with a small backlog.
+    Backlog,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 4] = [
+        Cause::TimeWait,
+        Cause::Emfile,
+        Cause::Blocking,
+        Cause::Backlog,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::TimeWait => "time-wait",
+            Cause::Emfile => "emfile",
+            Cause::Blocking => "blocking",
+            Cause::Backlog => "backlog",
+        }
+    }
+
+    /// The class bench-client must give the reproduction's stalls.
+    pub fn expected_class(self) -> StallClass {
+        match self {
+            Cause::TimeWait => StallClass::ClientExhaustion,
+            Cause::Emfile | Cause::Backlog => StallClass::Accept,
+            Cause::Blocking => StallClass::Service,
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Cause::TimeWait => "the naive client: a new connection per request, closed by the client first (so TIME_WAIT lands on the client, for 60 s), bound to 200 source ports (a stand-in for the whole ephemeral range, without root sysctls). Default: the same client with keep-alive connections (what every gateway offers by default).",
+            Cause::Emfile => "400 keep-alive connections against `--fd-limit 256 --fault accept-exit-on-error` (the accept loop `?`s out on EMFILE). Default: fd limit raised to the hard limit, accept loop that backs off.",
+            Cause::Blocking => "ack=enqueue load while every broker has 1 s RTT; `--fault blocking-produce` flushes the producer on the I/O thread for every record. Default: the I/O thread only calls the non-blocking send.",
+            Cause::Backlog => "a burst of 2000 connects against `--backlog 8`: SYNs are dropped and retransmitted after 1 s. Default: backlog 4096.",
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StallLabArgs {
+    /// Gateways to run: `all`, or a comma-separated list of tokio-multi, tokio-per-core,
+    /// uring, compio.
+    #[arg(long, default_value = "all")]
+    pub gateways: lab::GatewaySet,
+    /// Causes to reproduce.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "time-wait,emfile,blocking,backlog"
+    )]
+    pub causes: Vec<Cause>,
+    /// Runs of each cause x gateway x configuration.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Length of each run's measured phase.
+    #[arg(long, default_value = "4s", value_parser = crate::config::parse_duration)]
+    pub duration: Duration,
+    /// Output directory (default: results/<date>-stall-lab).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where the gateway and kafka-mock binaries are (default: next to bench-client).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// CPU pinning: `auto` (on 2 cores: gateway on CPU 1, client and kafka-mock on CPU 0),
+    /// `none`, or explicit `GATEWAY/CLIENT` CPU lists such as `1/0`.
+    #[arg(long, default_value = "auto")]
+    pub pin: String,
+    /// Exit non-zero unless every reproduction stalled with the expected class and every
+    /// default run had no stall.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Server-side evidence sampled while a run went on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Most connections waiting in the listener's accept queue (/proc/net/tcp rx_queue).
+    pub max_accept_queue: u64,
+    /// TcpExt ListenOverflows / ListenDrops during the run (host-wide counters).
+    pub listen_overflows: u64,
+    pub listen_drops: u64,
+    /// Most fds the gateway held.
+    pub max_gateway_fds: u64,
+    /// Most client sockets in TIME_WAIT on the bound source-port range.
+    pub max_client_time_wait: u64,
+    /// The gateway's own accept-error counters at the end (from /metrics, if reachable).
+    pub accept_errors_emfile: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabRun {
+    pub cause: Cause,
+    pub gateway: String,
+    /// `reproduction` or `default`.
+    pub config: String,
+    pub run: usize,
+    pub gateway_args: Vec<String>,
+    pub stalls: usize,
+    pub first_stall_ms: Option<f64>,
+    pub total_stall_ms: f64,
+    /// Class of the longest stall.
+    pub class: Option<StallClass>,
+    pub ok: u64,
+    pub errors: u64,
+    pub evidence: Evidence,
+    /// Completions per second (for the timeline chart).
+    pub per_second: Vec<u64>,
+    /// Why the run produced no result, if it failed.
+    pub error: Option<String>,
+    pub gateway_exit: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabReport {
+    pub manifest: crate::manifest::Manifest,
+    pub pinning: String,
+    pub duration_s: f64,
+    pub runs: Vec<LabRun>,
+}
+
+/// Runs the lab and writes `stall-lab.json`, `stall-lab.md` and one SVG per cause.
+pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
+    // 2000 client connections in the backlog case: raise our own soft fd limit.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => lab::default_bin_dir()?,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = Pinning::parse(&args.pin, cpus).map_err(anyhow::Error::msg)?;
+    procs::pin_self(&pin.client)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| lab::default_out_dir("stall-lab"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let total = args.causes.len() * args.gateways.0.len() * 2 * args.runs;
+    eprintln!(
+        "stall-lab: {total} runs of {:?} each ({} causes x {} gateways x 2 configurations x {} runs), pinning: {}",
+        args.duration,
+        args.causes.len(),
+        args.gateways.0.len(),
+        args.runs,
+        pin.description
+    );
+    let mut port_base = 33_000u16;
+    let mut runs = Vec::new();
+    for &cause in &args.causes {
+        for run in 1..=args.runs {
+            // Interleave gateways and configurations so drift hits all alike.
+            for gw in &args.gateways.0 {
+                for reproduction in [true, false] {
+                    let ports = port_base;
+                    port_base = port_base.wrapping_add(256);
+                    let r = one_run(
+                        &bin_dir,
+                        &pin,
+                        cause,
+                        *gw,
+                        reproduction,
+                        run,
+                        args.duration,
+                        ports,
+                    );
+                    eprintln!(
+                        "  {:<9} {:<15} {:<12} run {run}: {}",
+                        cause.name(),
+                        gw.name(),
+                        if reproduction {
+                            "reproduction"
+                        } else {
+                            "default"
+                        },
+                        match (&r.error, r.class) {
+                            (Some(e), _) => format!("error: {e}"),
+                            (None, Some(c)) => format!(
+                                "{} stall(s), first at {:.0} ms, class {c}",
+                                r.stalls,
+                                r.first_stall_ms.unwrap_or(0.0)
+                            ),
+                            (None, None) => format!("no stall ({} ok)", r.ok),
+                        }
+                    );
+                    runs.push(r);
+                }
+            }
+        }
+    }
+    let report = LabReport {
+        manifest: crate::manifest::Manifest::collect(),
+        pinning: pin.description.clone(),
+        duration_s: args.duration.as_secs_f64(),
+        runs,
+    };
+    write_report(&report, &out)?;
+    eprintln!("stall-lab: report in {}", out.display());
+    Ok(report)
+}
+
+/// True if every reproduction stalled with the expected class and no default run stalled.
+pub fn expectations_met(r: &LabReport) -> bool {
+    r.runs.iter().all(|x| {
+        x.error.is_none()
+            && if x.config == "reproduction" {
+                x.stalls > 0 && x.class == Some(x.cause.expected_class())
+            } else {
+                x.stalls == 0
+            }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_run(
+    bin_dir: &Path,
+    pin: &Pinning,
+    cause: Cause,
+    gw: GatewayKind,
+    reproduction: bool,
+    run: usize,
+    duration: Duration,
+    ports: u16,
+) -> LabRun {
+    let mut row = LabRun {
+        cause,
+        gateway: gw.name().to_string(),
+        config: if reproduction {
+            "reproduction"
+        } else {
+            "default"
+        }
+        .to_string(),
+        run,
+        gateway_args: Vec::new(),
+        stalls: 0,
+        first_stall_ms: None,
+        total_stall_ms: 0.0,
+        class: None,
+        ok: 0,
+        errors: 0,
+        evidence: Evidence::default(),
+        per_second: Vec::new(),
+        error: None,
+        gateway_exit: None,
+    };
+    if let Err(e) = run_inner(
+        bin_dir,
+        pin,
+        cause,
+        gw,
+        reproduction,
+        duration,
+        ports,
+        &mut row,
+    ) {
+        row.error = Some(format!("{e:#}"));
+    }
+    row
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_inner(
+    bin_dir: &Path,
+    pin: &Pinning,
+    cause: Cause,
+    gw: GatewayKind,
+    reproduction: bool,
+    duration: Duration,
+    ports: u16,
+    row: &mut LabRun,
+) -> anyhow::Result<()> {
+    let mut kafka = None;
+    // Null-sink cases need no Kafka; the address is never dialled.
+    let mut brokers = "127.0.0.1:9".to_string();
+    let mut gw_args: Vec<String> = vec!["--shutdown-timeout".into(), "3s".into()];
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    match cause {
+        Cause::TimeWait => {
+            // The cause is the client's: connection per request, closing first.
+            gw_args.extend(s(&["--sink", "null"]));
+        }
+        Cause::Emfile => {
+            gw_args.extend(s(&["--sink", "null"]));
+            if reproduction {
+                gw_args.extend(s(&["--fd-limit", "256", "--fault", "accept-exit-on-error"]));
+            }
+        }
+        Cause::Blocking => {
+            let mut k = KafkaMock::start(bin_dir, &["stall-lab"], 4)?;
+            pin_pid(k.proc.pid(), &pin.client);
+            for b in 1..=3 {
+                k.control(&format!("rtt {b} 1000"))?;
+            }
+            brokers = k.bootstrap.clone();
+            gw_args.extend(s(&["--ack", "enqueue"]));
+            if reproduction {
+                gw_args.extend(s(&["--fault", "blocking-produce"]));
+            }
+            kafka = Some(k);
+        }
+        Cause::Backlog => {
+            gw_args.extend(s(&["--sink", "null"]));
+            if reproduction {
+                gw_args.extend(s(&["--backlog", "8"]));
+            }
+        }
+    }
+    row.gateway_args = gw_args.clone();
+    let mut gateway = Gateway::start(gw, bin_dir, &brokers, Some(2), &gw_args)?;
+    pin_pid(gateway.proc.pid(), &pin.gateway);
+    let addr = gateway.addr;
+
+    let mut cfg = RunConfig::new(&format!("http://{addr}"))?;
+    cfg.duration_s = Some(duration.as_secs_f64());
+    cfg.warmup_s = 0.0;
+    cfg.progress = false;
+    cfg.threads = pin.client.len().max(1);
+    cfg.timeout_s = 10.0;
+    cfg.topic = "stall-lab".into();
+    cfg.ack = Ack::None;
+    let mut range = None;
+    match cause {
+        Cause::TimeWait => {
+            let r = BindRange {
+                ip: "127.0.0.1".parse().unwrap(),
+                low: ports,
+                high: ports + 199,
+            };
+            cfg.bind_range = Some(r);
+            range = Some((ports, ports + 199));
+            cfg.connections = 32;
+            cfg.mode = if reproduction {
+                Mode::HttpClose
+            } else {
+                Mode::Http
+            };
+        }
+        Cause::Emfile => {
+            cfg.connections = 400;
+            cfg.mode = Mode::Http;
+        }
+        Cause::Blocking => {
+            // Two connections, answered during the warmup: what follows is the blocked I/O
+            // thread (about one answer per broker round trip), not the start.
+            cfg.connections = 2;
+            cfg.mode = Mode::Http;
+            cfg.ack = Ack::Enqueue;
+            cfg.warmup_s = 3.0;
+        }
+        Cause::Backlog => {
+            cfg.connections = 2000;
+            cfg.mode = Mode::Http;
+        }
+    }
+
+    let before = netstat();
+    let stop = Arc::new(AtomicBool::new(false));
+    let evidence = Arc::new(Mutex::new(Evidence::default()));
+    let sampler = {
+        let (stop, evidence) = (stop.clone(), evidence.clone());
+        let pid = gateway.proc.pid();
+        let port = addr.port();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let q = accept_queue(port);
+                let fds = lab::read_proc(pid).map_or(0, |p| p.1);
+                let tw = range.map_or(0, |(lo, hi)| time_wait_in_range(lo, hi));
+                {
+                    let mut e = evidence.lock().unwrap();
+                    e.max_accept_queue = e.max_accept_queue.max(q);
+                    e.max_gateway_fds = e.max_gateway_fds.max(fds);
+                    e.max_client_time_wait = e.max_client_time_wait.max(tw);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let result = crate::run_blocking(cfg);
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let after = netstat();
+    let mut ev = evidence.lock().unwrap().clone();
+    ev.listen_overflows = after.0.saturating_sub(before.0);
+    ev.listen_drops = after.1.saturating_sub(before.1);
+    ev.accept_errors_emfile = gateway
+        .metrics()
+        .ok()
+        .and_then(|m| {
+            m.get("gateway_accept_errors_total{errno=\"EMFILE\"}")
+                .copied()
+        })
+        .map(|v| v as u64);
+    row.evidence = ev;
+    row.gateway_exit = gateway
+        .terminate(Duration::from_secs(15))
+        .ok()
+        .and_then(|x| x.code);
+    drop(kafka);
+    let r = result?;
+    row.stalls = r.stalls.len();
+    row.first_stall_ms = r.stalls.first().map(|s| s.start_ms);
+    row.total_stall_ms = r.stalls.iter().map(|s| s.length_ms).sum();
+    row.class = r
+        .stalls
+        .iter()
+        .max_by(|a, b| a.length_ms.total_cmp(&b.length_ms))
+        .map(|s| s.class);
+    row.ok = r.totals.ok;
+    row.errors = r.errors.iter().map(|e| e.count).sum();
+    row.per_second = r.timeline.iter().map(|s| s.completed).collect();
+    Ok(())
+}
+
+fn write_report(r: &LabReport, out: &Path) -> anyhow::Result<()> {
+    std::fs::write(out.join("stall-lab.json"), serde_json::to_string_pretty(r)?)?;
+    std::fs::write(out.join("stall-lab.md"), render_markdown(r))?;
+    for cause in Cause::ALL {
+        let rows: Vec<&LabRun> = r
+            .runs
+            .iter()
+            .filter(|x| x.cause == cause && x.run == 1)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let series: Vec<(String, Vec<u64>)> = rows
+            .iter()
+            .map(|x| (format!("{} {}", x.gateway, x.config), x.per_second.clone()))
+            .collect();
+        line_chart_svg(
+            &out.join(format!("stall-lab-{}.svg", cause.name())),
+            &format!("{}: completions per second (run 1)", cause.name()),
+            "completions / s",
+            &series,
+        )?;
+    }
+    Ok(())
+}
+
+/// Re-renders `stall-lab.md` and the charts from `stall-lab.json`.
+pub fn rerender(dir: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(dir.join("stall-lab.json"))?;
+    let r: LabReport = serde_json::from_str(&text)?;
+    write_report(&r, dir)
+}
+
+fn render_markdown(r: &LabReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Stall lab\n");
+    let m = &r.manifest;
+    let _ = writeln!(
+        s,
+        "Commit `{}`, kernel `{}`, CPU `{}` x {}, pinning: {}. Each run: {:.0} s measured. \
+         Produced by `bench-client stall-lab`; raw data in `stall-lab.json`.\n",
+        m.commit.as_deref().unwrap_or("?"),
+        m.kernel.as_deref().unwrap_or("?"),
+        m.cpu_model.as_deref().unwrap_or("?"),
+        m.cpu_count,
+        r.pinning,
+        r.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "A run *stalled* if bench-client found a window of at least 500 ms with no completion \
+         while requests were outstanding, or a connection waiting that long to be accepted or \
+         answered. *Class* is bench-client's own classification of the longest stall; the \
+         evidence columns are sampled from /proc on the server side while the run went on.\n"
+    );
+    let mut causes: Vec<Cause> = r.runs.iter().map(|x| x.cause).collect();
+    causes.dedup();
+    for cause in causes {
+        let _ = writeln!(s, "## {}\n\n{}\n", cause.name(), cause.description());
+        let _ = writeln!(
+            s,
+            "Expected class of the reproduction: **{}**.\n",
+            cause.expected_class()
+        );
+        let _ = writeln!(
+            s,
+            "| gateway | config | stalled | classes | first stall (ms, median) | stall time (ms, median) | ok (median) | accept queue max | listen overflows | gateway fds max | client TIME_WAIT max | EMFILE accept errors |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut gateways: Vec<String> = Vec::new();
+        for x in r.runs.iter().filter(|x| x.cause == cause) {
+            if !gateways.contains(&x.gateway) {
+                gateways.push(x.gateway.clone());
+            }
+        }
+        for gw in &gateways {
+            for config in ["reproduction", "default"] {
+                let rows: Vec<&LabRun> = r
+                    .runs
+                    .iter()
+                    .filter(|x| x.cause == cause && &x.gateway == gw && x.config == config)
+                    .collect();
+                let errs: Vec<&str> = rows.iter().filter_map(|x| x.error.as_deref()).collect();
+                if !errs.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "| {gw} | {config} | error: {} | | | | | | | | | |",
+                        errs[0].replace('|', "/")
+                    );
+                    continue;
+                }
+                let stalled = rows.iter().filter(|x| x.stalls > 0).count();
+                let classes: Vec<String> = rows
+                    .iter()
+                    .map(|x| x.class.map_or("-".to_string(), |c| c.to_string()))
+                    .collect();
+                let first: Vec<f64> = rows.iter().filter_map(|x| x.first_stall_ms).collect();
+                let total: Vec<f64> = rows.iter().map(|x| x.total_stall_ms).collect();
+                let ok: Vec<f64> = rows.iter().map(|x| x.ok as f64).collect();
+                let maxu =
+                    |f: &dyn Fn(&LabRun) -> u64| rows.iter().map(|x| f(x)).max().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "| {gw} | {config} | {stalled}/{} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+                    rows.len(),
+                    classes.join(", "),
+                    median(&first).map_or("-".into(), |v| format!("{v:.0}")),
+                    median(&total).unwrap_or(0.0),
+                    median(&ok).unwrap_or(0.0),
+                    maxu(&|x| x.evidence.max_accept_queue),
+                    maxu(&|x| x.evidence.listen_overflows),
+                    maxu(&|x| x.evidence.max_gateway_fds),
+                    maxu(&|x| x.evidence.max_client_time_wait),
+                    rows.iter()
+                        .filter_map(|x| x.evidence.accept_errors_emfile)
+                        .max()
+                        .map_or("-".into(), |v| v.to_string()),
+                );
+            }
+        }
+        let _ = writeln!(s, "\n![{0}](stall-lab-{0}.svg)\n", cause.name());
+    }
+    let _ = writeln!(
+        s,
+        "Verdict: {}",
+        if expectations_met(r) {
+            "every reproduction stalled with the expected class; no default run stalled."
+        } else {
+            "NOT every expectation held: see the rows above."
+        }
+    );
+    s
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Pins every thread of `pid` (threads it starts later inherit it).
+fn pin_pid(pid: u32, cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: `set` is initialised and `c` in range.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for t in tasks.flatten() {
+        if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+            // SAFETY: sched_setaffinity on a thread id with a correctly sized set.
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        }
+    }
+}
+
+/// Host-wide TcpExt (ListenOverflows, ListenDrops) from /proc/net/netstat.
+fn netstat() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        let get = |key: &str| {
+            names
+                .split_whitespace()
+                .position(|n| n == key)
+                .and_then(|i| values.split_whitespace().nth(i))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        return (get("ListenOverflows"), get("ListenDrops"));
+    }
+    (0, 0)
+}
+
+/// Rows of /proc/net/tcp as (local port, state, rx_queue).
+fn tcp_sockets() -> Vec<(u16, u8, u64)> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
+            let rx = u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
+            Some((port, state, rx))
+        })
+        .collect()
+}
+
+/// Connections waiting in the accept queues of the listeners on `port` (for a listening
+/// socket, /proc/net/tcp's rx_queue is its accept-queue length).
+fn accept_queue(port: u16) -> u64 {
+    tcp_sockets()
+        .into_iter()
+        .filter(|&(p, st, _)| p == port && st == 0x0A)
+        .map(|(_, _, rx)| rx)
+        .sum()
+}
+
+/// Sockets in TIME_WAIT whose local port is in `lo..=hi`.
+fn time_wait_in_range(lo: u16, hi: u16) -> u64 {
+    tcp_sockets()
+        .into_iter()
+        .filter(|&(p, st, _)| (lo..=hi).contains(&p) && st == 0x06)
+        .count() as u64
+}
+
+/// One SVG line chart, a line per series (x: seconds).
+fn line_chart_svg(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<u64>)],
+) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let max_x = series.iter().map(|s| s.1.len()).max().unwrap_or(1).max(1);
+    let max_y = series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0..max_x, 0..(max_y + max_y / 10 + 1))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("second of the run")
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (name, values)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let dashed = name.ends_with("default");
+        let pts: Vec<(usize, u64)> = values.iter().copied().enumerate().collect();
+        let style = color.stroke_width(if dashed { 1 } else { 2 });
+        chart
+            .draw_series(LineSeries::new(pts, style))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
