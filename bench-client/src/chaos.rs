@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
+use crate::charts::line_chart;
 use crate::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
-use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySet, KafkaMock};
+use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock};
 use crate::manifest::Manifest;
 use crate::report::RunResult;
-use crate::soak::line_chart;
 use crate::timeline::SecondStats;
 use crate::verify::{verify, VerifyArgs, VerifyResult};
 
@@ -310,23 +310,14 @@ pub fn run_chaos(a: &ChaosArgs) -> anyhow::Result<ChaosReport> {
         lab::locate(&bin_dir, k.bin())?;
     }
     let faults = plan(d, a.rtt_ms, a.produce_errors);
-    let started_at_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut gateways = Vec::new();
-    let mut not_run = Vec::new();
-    for &k in &a.gateway.0 {
-        match chaos_one(k, a, &bin_dir, &faults) {
-            Ok(g) => {
-                say(a.quiet, one_line(&g));
-                gateways.push(g);
-            }
-            Err(e) => {
-                say(a.quiet, format!("{}: not run: {e:#}", k.name()));
-                not_run.push((k.name().to_string(), format!("{e:#}")));
-            }
-        }
-    }
+    let started_at_unix_ms = lab::now_unix_ms();
+    let (gateways, not_run) = lab::each_gateway(
+        &a.gateway.0,
+        "not run",
+        |k| chaos_one(k, a, &bin_dir, &faults),
+        one_line,
+        |l| say(a.quiet, l),
+    );
     let passed = not_run.is_empty() && gateways.iter().all(|g| g.failures.is_empty());
     Ok(ChaosReport {
         schema_version: CHAOS_SCHEMA_VERSION,
@@ -380,13 +371,18 @@ fn chaos_one(
     faults: &[Fault],
 ) -> anyhow::Result<GatewayChaos> {
     let name = kind.name();
-    let mut kafka = KafkaMock::start(bin_dir, &[&a.topic], 4)?;
+    let mut kafka = KafkaMock::start(bin_dir, &[&a.topic], true, &[])?;
     let mut extra = vec![
         "-X".to_string(),
         format!("message.timeout.ms={}", a.message_timeout.as_millis()),
     ];
     extra.extend(a.gateway_arg.iter().cloned());
-    let mut gw = Gateway::start(kind, bin_dir, &kafka.bootstrap, a.gateway_threads, &extra)?;
+    let mut gw = Gateway::start(&GatewaySpec {
+        brokers: Some(kafka.bootstrap.clone()),
+        threads: a.gateway_threads,
+        args: extra,
+        ..GatewaySpec::new(kind, bin_dir)?
+    })?;
     let version = Manifest::target_version_of(&gw.bin);
 
     let mut c = RunConfig::new(&gw.target())?;
@@ -442,16 +438,7 @@ fn chaos_one(
     ] {
         let _ = kafka.control(cmd);
     }
-    let metrics_end = match gw.metrics() {
-        Ok(m) => m
-            .into_iter()
-            .filter(|(k, _)| !k.contains("_bucket"))
-            .collect(),
-        Err(e) => {
-            failures.push(format!("gateway gone at the end of the run: {e:#}"));
-            BTreeMap::new()
-        }
-    };
+    let metrics_end = lab::final_metrics(&gw, "run", &mut failures);
     // SIGTERM drains and flushes; acknowledged records are in Kafka whatever happens next.
     let exit = gw.terminate(Duration::from_secs(30)).ok();
     match &exit {
@@ -543,11 +530,7 @@ fn one_line(g: &GatewayChaos) -> String {
         g.status_503,
         g.run.totals.errors,
         eff.join(" "),
-        if g.failures.is_empty() {
-            "PASS".to_string()
-        } else {
-            format!("FAIL: {}", g.failures.join("; "))
-        }
+        lab::verdict(&g.failures)
     )
 }
 
@@ -560,35 +543,18 @@ pub fn cli_main(a: &ChaosArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| lab::default_out_dir("chaos"));
     let files = write_chaos(&r, &dir)?;
-    for g in &r.gateways {
-        println!("{}", one_line(g));
-    }
-    for (gw, e) in &r.not_run {
-        println!("{gw}: not run: {e}");
-    }
-    println!(
-        "chaos {}: wrote {}",
-        if r.passed { "PASS" } else { "FAIL" },
-        files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(u8::from(!r.passed))
+    Ok(lab::print_outcome(
+        "chaos",
+        r.gateways.iter().map(one_line),
+        "not run",
+        &r.not_run,
+        r.passed,
+        &files,
+    ))
 }
 
 /// Writes `chaos.json`, `chaos.md`, `chaos-throughput.svg`, `chaos-backpressure.svg`.
 pub fn write_chaos(r: &ChaosReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut files = Vec::new();
-    let mut put = |name: &str, text: &str| -> anyhow::Result<()> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        files.push(p);
-        Ok(())
-    };
-    put("chaos.json", &(serde_json::to_string_pretty(r)? + "\n"))?;
     let bands: Vec<(String, f64, f64)> = r
         .plan
         .iter()
@@ -608,30 +574,28 @@ pub fn write_chaos(r: &ChaosReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> 
             })
             .collect()
     };
-    put(
-        "chaos-throughput.svg",
-        &line_chart(
-            "Acknowledged (ack=kafka) per second through the faults",
-            "seconds",
-            "ok/s",
-            &series(&|s| s.ok),
-            &bands,
-            true,
-        )?,
-    )?;
-    put(
-        "chaos-backpressure.svg",
-        &line_chart(
-            "503 per second through the faults",
-            "seconds",
-            "503/s",
-            &series(&|s| s.backpressure),
-            &bands,
-            true,
-        )?,
-    )?;
-    put("chaos.md", &chaos_markdown(r))?;
-    Ok(files)
+    let chart = |title: &str, y: &str, f: &dyn Fn(&SecondStats) -> u64| {
+        line_chart(title, "seconds", y, &series(f), &bands, true)
+    };
+    let files = [
+        ("chaos.json", serde_json::to_string_pretty(r)? + "\n"),
+        (
+            "chaos-throughput.svg",
+            chart(
+                "Acknowledged (ack=kafka) per second through the faults",
+                "ok/s",
+                &|s| s.ok,
+            )?,
+        ),
+        (
+            "chaos-backpressure.svg",
+            chart("503 per second through the faults", "503/s", &|s| {
+                s.backpressure
+            })?,
+        ),
+        ("chaos.md", chaos_markdown(r)),
+    ];
+    lab::write_files(dir, &files)
 }
 
 pub fn chaos_markdown(r: &ChaosReport) -> String {

@@ -1,6 +1,7 @@
-//! SVG charts of a comparison, drawn with plotters: throughput over time and latency
+//! SVG charts, drawn with plotters. Of a comparison: throughput over time and latency
 //! percentile curves per load scenario (one line per gateway variant), and memory per
-//! idle connection (bars).
+//! idle connection (bars). For `soak`, `chaos` and `stall-lab`: [`line_chart`], series
+//! over time with optional shaded phases.
 
 use std::path::Path;
 
@@ -52,8 +53,11 @@ fn series(s: &Summary, sc: &Scenario) -> Vec<(String, RGBColor)> {
         .collect()
 }
 
+/// Colours in the palette.
+const PALETTE: usize = 8;
+
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 8] = [
+    const C: [RGBColor; PALETTE] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
@@ -358,4 +362,101 @@ fn memory_chart(s: &Summary, path: &Path) -> anyhow::Result<()> {
         .draw()
         .map_err(err)?;
     root.present().map_err(err)
+}
+
+/// A line chart as SVG text (`soak`, `chaos`, `stall-lab`): one line per series, optional
+/// shaded x-ranges `(label, from, to)`.
+pub(crate) fn line_chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    bands: &[(String, f64, f64)],
+    legend_top: bool,
+) -> anyhow::Result<String> {
+    use plotters::prelude::*;
+    let pts = series.iter().flat_map(|s| s.1.iter());
+    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    for b in bands {
+        x0 = x0.min(b.1);
+        x1 = x1.max(b.2);
+    }
+    if !x0.is_finite() || !x1.is_finite() {
+        (x0, x1) = (0.0, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let y1 = if y1 > 0.0 { y1 * 1.08 } else { 1.0 };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 440)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, 0.0..y1)?;
+        let x_fmt = |v: &f64| {
+            if x1 - x0 >= 10.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        };
+        let y_fmt = |v: &f64| {
+            if y1 >= 20.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (i, (label, from, to)) in bands.iter().enumerate() {
+            let c = color(PALETTE - 1 - i).mix(0.15);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(*from, 0.0), (*to, y1)],
+                    c.filled(),
+                )))?
+                .label(label.as_str())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], c.filled()));
+        }
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let c = color(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
+                });
+        }
+        if !series.is_empty() || !bands.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(if legend_top {
+                    SeriesLabelPosition::UpperRight
+                } else {
+                    SeriesLabelPosition::LowerRight
+                })
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .draw()?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
 }

@@ -9,16 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{parse_duration, Mode, PayloadSize};
 use crate::idle::{self, IdleResult};
+use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
 use crate::manifest::Manifest;
-use crate::matrix::{self, Gateway, Plan, Selection, Shape, Sink, Variant, MAX_SCENARIO};
-use crate::procs::{self, GatewayCmd, GatewayProc, KafkaMock, Pinning};
+use crate::matrix::{self, Plan, Selection, Shape, Sink, Variant, MAX_SCENARIO};
 use crate::report::RunResult;
 use crate::RunConfig;
 
@@ -196,39 +196,8 @@ impl Summary {
     }
 }
 
-/// `YYYY-MM-DD` and `HH:MM:SS` (UTC) of a Unix time.
-pub fn utc_date_time(unix_s: u64) -> (String, String) {
-    let days = (unix_s / 86_400) as i64;
-    let secs = unix_s % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!(
-            "{:02}:{:02}:{:02}",
-            secs / 3600,
-            (secs / 60) % 60,
-            secs % 60
-        ),
-    )
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn now_stamp() -> String {
-    let (d, t) = utc_date_time(now_unix());
+    let (d, t) = lab::utc_date_time(lab::now_unix());
     format!("{d} {t} UTC")
 }
 
@@ -270,7 +239,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     let gateways = a
         .gateways
         .iter()
-        .map(|g| Gateway::parse(g))
+        .map(|g| GatewayKind::parse(g))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
     let sinks = a
@@ -312,43 +281,24 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
 
     let bin_dir = match &a.bin_dir {
         Some(d) => d.clone(),
-        None => procs::default_bin_dir()?,
+        None => lab::default_bin_dir()?,
     };
     // Every binary up front: a missing one fails now, not twenty minutes in.
     let mut bins = BTreeMap::new();
     for v in &plan.variants {
-        let b = v.gateway.binary();
+        let b = v.gateway.bin();
         if !bins.contains_key(b) {
-            bins.insert(b, procs::find_bin(&bin_dir, b)?);
+            bins.insert(b, lab::locate(&bin_dir, b)?);
         }
     }
-    let kafka_bin = if a.brokers.is_none() {
-        Some(procs::find_bin(&bin_dir, "kafka-mock")?)
-    } else {
-        None
-    };
-    if !pinning.gateway.is_empty() || !pinning.client.is_empty() {
-        let ok = std::process::Command::new("taskset")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            bail!(
-                "--pin {} needs `taskset` (util-linux); install it or pass --pin none",
-                a.pin
-            );
-        }
+    if a.brokers.is_none() {
+        lab::locate(&bin_dir, "kafka-mock")?;
     }
+    pinning.check_taskset(&a.pin)?;
 
     let out = match &a.out {
         Some(d) => d.clone(),
-        None => {
-            let (date, _) = utc_date_time(now_unix());
-            PathBuf::from("results").join(format!(
-                "{date}-{}",
-                host_tag(cpus, machine.hostname.as_deref())
-            ))
-        }
+        None => lab::default_out_dir(&host_tag(cpus, machine.hostname.as_deref())),
     };
 
     let est = plan.estimate_s();
@@ -381,14 +331,14 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     // The client (this process, and the runtimes it builds per run) on the client CPUs.
-    procs::pin_self(&pinning.client)?;
-    let kafka = match &kafka_bin {
-        Some(bin) => {
-            let k = KafkaMock::start(bin, &pinning.client, &a.topic)?;
+    lab::pin_self(&pinning.client)?;
+    let kafka = match &a.brokers {
+        None => {
+            let k = KafkaMock::start(&bin_dir, &[&a.topic], false, &pinning.client)?;
             eprintln!("compare: kafka-mock at {}", k.bootstrap);
             Some(k)
         }
-        None => None,
+        Some(_) => None,
     };
     let bootstrap = match (&kafka, &a.brokers) {
         (Some(k), _) => k.bootstrap.clone(),
@@ -411,8 +361,8 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
 
     let mut gateways_desc = BTreeMap::new();
     for v in &plan.variants {
-        let bin = &bins[v.gateway.binary()];
-        let version = procs::version_text(bin)?;
+        let bin = &bins[v.gateway.bin()];
+        let version = lab::version_text(bin)?;
         gateways_desc.insert(
             v.name(),
             GatewayDesc {
@@ -463,11 +413,15 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         let sc = &plan.scenarios[sl.scenario];
         let mut cmd_args = gateway_args.clone();
         cmd_args.extend(["--sink".to_string(), v.sink.name().to_string()]);
-        cmd_args.extend(v.gateway.extra_args().iter().map(|s| s.to_string()));
-        let cmd = GatewayCmd {
-            bin: bins[v.gateway.binary()].clone(),
+        // The flavour arguments come last, after these.
+        let cmd = GatewaySpec {
+            kind: v.gateway,
+            bin: bins[v.gateway.bin()].clone(),
+            brokers: None,
+            threads: None,
             args: cmd_args,
             cpus: pinning.gateway.clone(),
+            ready_timeout: Duration::from_secs(30),
             prime_topic: Some(a.topic.clone()),
         };
         let t0 = Instant::now();
@@ -512,7 +466,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         if let Some(d) = summary.manifest.gateways.get_mut(&v.name()) {
             if d.info.is_none() {
                 d.info.clone_from(&rec.gateway_info);
-                d.command = cmd_line(&cmd);
+                d.command = cmd.command_line();
             }
         }
         eprintln!(
@@ -541,17 +495,6 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         dir: out,
         failed_runs,
     })
-}
-
-fn cmd_line(c: &GatewayCmd) -> Vec<String> {
-    let mut v = Vec::new();
-    if !c.cpus.is_empty() {
-        v.extend(["taskset".into(), "-c".into(), procs::cpu_list(&c.cpus)]);
-    }
-    v.push(c.bin.display().to_string());
-    v.extend(["--listen".into(), "127.0.0.1:0".into()]);
-    v.extend(c.args.iter().cloned());
-    v
 }
 
 /// Open-loop rate for `variant` in `round`: `pct`% of tokio-multi's (same sink)
@@ -593,7 +536,7 @@ fn one_run(
     round: usize,
     v: Variant,
     sc: &matrix::Scenario,
-    cmd: &GatewayCmd,
+    cmd: &GatewaySpec,
     rec: &mut RunRecord,
     producer_config: &mut Option<String>,
 ) -> anyhow::Result<()> {
@@ -639,12 +582,13 @@ fn one_run(
         cfg = Some(c);
     }
 
-    let g = GatewayProc::start(cmd, Duration::from_secs(30))?;
+    let g = Gateway::start(cmd)?;
+    let pid = g.pid();
     if producer_config.is_none() {
         producer_config.clone_from(&g.producer_config);
     }
     rec.gateway_info = g.info_line().ok();
-    let cpu0 = procs::proc_cpu_s(g.pid);
+    let cpu0 = lab::proc_cpu_s(pid);
     let wall0 = Instant::now();
     let work: anyhow::Result<()> = (|| {
         match (&sc.shape, cfg) {
@@ -659,7 +603,7 @@ fn one_run(
                 let payload = vec![b'x'; 100];
                 rec.idle = Some(idle::hold_idle(
                     g.addr,
-                    g.pid,
+                    pid,
                     *connections,
                     *ws,
                     topic,
@@ -671,12 +615,12 @@ fn one_run(
         Ok(())
     })();
     rec.gateway = Some(GatewayStats {
-        pid: g.pid,
-        cpu_s: procs::proc_cpu_s(g.pid)
+        pid,
+        cpu_s: lab::proc_cpu_s(pid)
             .zip(cpu0)
             .map(|(b, a)| (b - a).max(0.0)),
-        rss_kib: procs::proc_status_kib(g.pid, "VmRSS"),
-        hwm_kib: procs::proc_status_kib(g.pid, "VmHWM"),
+        rss_kib: lab::proc_status_kib(pid, "VmRSS"),
+        hwm_kib: lab::proc_status_kib(pid, "VmHWM"),
         wall_s: wall0.elapsed().as_secs_f64(),
     });
     let stopped = g.stop(Duration::from_secs(30));
@@ -729,6 +673,7 @@ mod tests {
 
     #[test]
     fn dates() {
+        use crate::lab::utc_date_time;
         assert_eq!(utc_date_time(0), ("1970-01-01".into(), "00:00:00".into()));
         // 2024-02-29 12:34:56 UTC
         assert_eq!(

@@ -677,9 +677,10 @@ mod tests {
 
     use crate::compare::{CompareManifest, GatewayDesc, GatewayStats, RunRecord};
     use crate::idle::IdleResult;
+    use crate::lab::GatewayKind;
+    use crate::lab::Pinning;
     use crate::manifest::Manifest;
-    use crate::matrix::{self, Gateway, Selection};
-    use crate::procs::Pinning;
+    use crate::matrix::{self, Selection};
     use crate::report::{RunResult, SelfCheck, Totals};
     use crate::stats::record_ns;
     use crate::timeline::Timeline;
@@ -741,7 +742,7 @@ mod tests {
     /// Every slot of the quick matrix filled, except compio/null http-max (failed).
     pub(crate) fn synthetic() -> Summary {
         let plan = matrix::plan(&Selection {
-            gateways: Gateway::ALL.to_vec(),
+            gateways: GatewayKind::ALL.to_vec(),
             sinks: vec![Sink::Kafka, Sink::Null],
             scenarios: vec![],
             quick: true,
@@ -778,7 +779,10 @@ mod tests {
             let k = (sl.variant + 1) as f64;
             match sc.shape {
                 Shape::Load { .. } => {
-                    if v.gateway == Gateway::Compio && v.sink == Sink::Null && sc.id == "http-max" {
+                    if v.gateway == GatewayKind::Compio
+                        && v.sink == Sink::Null
+                        && sc.id == "http-max"
+                    {
                         r.error = Some("gateway exited with exit status: 1 after SIGTERM".into());
                     } else {
                         r.result = Some(result(10_000.0 * k + sl.round as f64 * 100.0, k as u64));
@@ -807,10 +811,10 @@ mod tests {
                 (
                     v.name(),
                     GatewayDesc {
-                        binary: v.gateway.binary().into(),
-                        version: format!("{} 0.1.0\nasymmetries: test", v.gateway.binary()),
+                        binary: v.gateway.bin().into(),
+                        version: format!("{} 0.1.0\nasymmetries: test", v.gateway.bin()),
                         info: Some("gateway_info{runtime=\"x\"} 1".into()),
-                        command: vec![v.gateway.binary().into()],
+                        command: vec![v.gateway.bin().into()],
                     },
                 )
             })

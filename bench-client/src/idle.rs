@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tungstenite::Message;
 
 use crate::errors::errno_name;
-use crate::procs::proc_status_kib;
+use crate::lab::proc_status_kib;
 
 /// What an idle-connections run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,7 +23,6 @@ pub mod idle;
 pub mod lab;
 pub mod manifest;
 pub mod matrix;
-pub mod procs;
 mod recorder;
 pub mod report;
 mod runner;

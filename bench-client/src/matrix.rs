@@ -1,5 +1,6 @@
-//! What `compare` runs: the gateway variants (runtime × sink), the scenarios, and the
-//! order of the runs (repeats interleaved across gateways: A B C D A B C D …).
+//! What `compare` runs: the gateway variants (runtime × sink; the runtimes are
+//! [`GatewayKind`], shared with the other lab commands), the scenarios, and the order of
+//! the runs (repeats interleaved across gateways: A B C D A B C D …).
 //!
 //! The default matrix is sized to fit in 10 minutes on 2 cores and `--quick` in 2
 //! (CI's smoke test); [`Plan::estimate_s`] is what `compare` prints before it starts.
@@ -9,64 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Mode;
-
-/// One gateway build and flavour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Gateway {
-    TokioMulti,
-    TokioPerCore,
-    Uring,
-    Compio,
-}
-
-impl Gateway {
-    pub const ALL: [Gateway; 4] = [
-        Gateway::TokioMulti,
-        Gateway::TokioPerCore,
-        Gateway::Uring,
-        Gateway::Compio,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Gateway::TokioMulti => "tokio-multi",
-            Gateway::TokioPerCore => "tokio-per-core",
-            Gateway::Uring => "uring",
-            Gateway::Compio => "compio",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Gateway::ALL
-            .into_iter()
-            .find(|g| g.name() == s.trim())
-            .ok_or_else(|| {
-                format!(
-                    "unknown gateway {s:?} (known: {})",
-                    Gateway::ALL.map(Gateway::name).join(", ")
-                )
-            })
-    }
-
-    /// The binary, looked up next to `bench-client`.
-    pub fn binary(self) -> &'static str {
-        match self {
-            Gateway::TokioMulti | Gateway::TokioPerCore => "gateway-tokio",
-            Gateway::Uring => "gateway-uring",
-            Gateway::Compio => "gateway-compio",
-        }
-    }
-
-    /// The runtime-specific arguments (the only ones allowed to differ).
-    pub fn extra_args(self) -> &'static [&'static str] {
-        match self {
-            Gateway::TokioMulti => &["--flavor", "multi"],
-            Gateway::TokioPerCore => &["--flavor", "per-core"],
-            Gateway::Uring | Gateway::Compio => &[],
-        }
-    }
-}
+use crate::lab::GatewayKind;
 
 /// Where the gateway sends records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -96,7 +40,7 @@ impl Sink {
 /// A gateway with a sink: one column of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Variant {
-    pub gateway: Gateway,
+    pub gateway: GatewayKind,
     pub sink: Sink,
 }
 
@@ -112,7 +56,7 @@ impl Variant {
     /// The variant ratios are taken against: tokio-multi with the same sink.
     pub fn baseline(&self) -> Variant {
         Variant {
-            gateway: Gateway::TokioMulti,
+            gateway: GatewayKind::TokioMulti,
             sink: self.sink,
         }
     }
@@ -371,7 +315,7 @@ impl Plan {
 /// Selection of the matrix, as given on the command line.
 #[derive(Debug, Clone)]
 pub struct Selection {
-    pub gateways: Vec<Gateway>,
+    pub gateways: Vec<GatewayKind>,
     pub sinks: Vec<Sink>,
     /// Scenario ids; empty = the default (or quick) set.
     pub scenarios: Vec<String>,
@@ -445,7 +389,7 @@ mod tests {
 
     fn sel(quick: bool) -> Selection {
         Selection {
-            gateways: Gateway::ALL.to_vec(),
+            gateways: GatewayKind::ALL.to_vec(),
             sinks: vec![Sink::Kafka, Sink::Null],
             scenarios: vec![],
             quick,
@@ -500,13 +444,13 @@ mod tests {
     #[test]
     fn names_and_errors() {
         let v = Variant {
-            gateway: Gateway::Compio,
+            gateway: GatewayKind::Compio,
             sink: Sink::Null,
         };
         assert_eq!(v.name(), "compio/null");
         assert_eq!(v.baseline().name(), "tokio-multi/null");
-        assert_eq!(Gateway::parse("uring").unwrap(), Gateway::Uring);
-        assert!(Gateway::parse("glommio").is_err());
+        assert_eq!(GatewayKind::parse("uring").unwrap(), GatewayKind::Uring);
+        assert!(GatewayKind::parse("glommio").is_err());
         let mut s = sel(true);
         s.scenarios = vec!["nope".into()];
         assert!(plan(&s).is_err());

@@ -14,12 +14,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
+use crate::charts::line_chart;
 use crate::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
 use crate::lab::{
-    self, ExitInfo, Gateway, GatewayKind, GatewaySet, KafkaMock, ProcSample, Sampler,
+    self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock, ProcSample, Sampler,
 };
 use crate::manifest::Manifest;
 use crate::report::RunResult;
@@ -270,23 +271,14 @@ pub fn run_soak(a: &SoakArgs) -> anyhow::Result<SoakReport> {
     if a.brokers.is_none() {
         lab::locate(&bin_dir, "kafka-mock")?;
     }
-    let started_at_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut gateways = Vec::new();
-    let mut not_run = Vec::new();
-    for &k in &a.gateway.0 {
-        match soak_one(k, a, &bin_dir) {
-            Ok(g) => {
-                say(a.quiet, one_line(&g));
-                gateways.push(g);
-            }
-            Err(e) => {
-                say(a.quiet, format!("{}: not soaked: {e:#}", k.name()));
-                not_run.push((k.name().to_string(), format!("{e:#}")));
-            }
-        }
-    }
+    let started_at_unix_ms = lab::now_unix_ms();
+    let (gateways, not_run) = lab::each_gateway(
+        &a.gateway.0,
+        "not soaked",
+        |k| soak_one(k, a, &bin_dir),
+        one_line,
+        |l| say(a.quiet, l),
+    );
     let passed = not_run.is_empty() && gateways.iter().all(|g| g.failures.is_empty());
     Ok(SoakReport {
         schema_version: SOAK_SCHEMA_VERSION,
@@ -322,14 +314,19 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
     let name = kind.name();
     let kafka = match &a.brokers {
         Some(_) => None,
-        None => Some(KafkaMock::start(bin_dir, &[&a.topic], 4)?),
+        None => Some(KafkaMock::start(bin_dir, &[&a.topic], true, &[])?),
     };
     let brokers = match (&a.brokers, &kafka) {
         (Some(b), _) => b.clone(),
         (None, Some(k)) => k.bootstrap.clone(),
         (None, None) => unreachable!("kafka-mock started without --brokers"),
     };
-    let mut gw = Gateway::start(kind, bin_dir, &brokers, a.gateway_threads, &a.gateway_arg)?;
+    let mut gw = Gateway::start(&GatewaySpec {
+        brokers: Some(brokers),
+        threads: a.gateway_threads,
+        args: a.gateway_arg.clone(),
+        ..GatewaySpec::new(kind, bin_dir)?
+    })?;
     let version = Manifest::target_version_of(&gw.bin);
 
     let (rate, probe_ok_per_sec, probe_latency) = match a.rate {
@@ -377,16 +374,7 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
     run.manifest.target_version = version.clone();
 
     let mut failures = Vec::new();
-    let metrics_end = match gw.metrics() {
-        Ok(m) => m
-            .into_iter()
-            .filter(|(k, _)| !k.contains("_bucket"))
-            .collect(),
-        Err(e) => {
-            failures.push(format!("gateway gone at the end of the soak: {e:#}"));
-            BTreeMap::new()
-        }
-    };
+    let metrics_end = lab::final_metrics(&gw, "soak", &mut failures);
     let exit = gw.terminate(Duration::from_secs(30)).ok();
     drop(kafka);
 
@@ -465,11 +453,7 @@ fn one_line(g: &GatewaySoak) -> String {
         t.errors,
         t.backpressure,
         g.run.stalls.len(),
-        if g.failures.is_empty() {
-            "PASS".to_string()
-        } else {
-            format!("FAIL: {}", g.failures.join("; "))
-        }
+        lab::verdict(&g.failures)
     )
 }
 
@@ -482,40 +466,22 @@ pub fn cli_main(a: &SoakArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| lab::default_out_dir("soak"));
     let files = write_soak(&r, &dir)?;
-    for g in &r.gateways {
-        println!("{}", one_line(g));
-    }
-    for (gw, e) in &r.not_run {
-        println!("{gw}: not soaked: {e}");
-    }
-    println!(
-        "soak {}: wrote {}",
-        if r.passed { "PASS" } else { "FAIL" },
-        files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(u8::from(!r.passed))
+    Ok(lab::print_outcome(
+        "soak",
+        r.gateways.iter().map(one_line),
+        "not soaked",
+        &r.not_run,
+        r.passed,
+        &files,
+    ))
 }
 
 /// Writes `soak.json`, `soak.md`, `soak-rss.svg`, `soak-fds.svg`, `soak-throughput.svg`.
 pub fn write_soak(r: &SoakReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut files = Vec::new();
-    let mut put = |name: &str, text: &str| -> anyhow::Result<()> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        files.push(p);
-        Ok(())
-    };
-    put("soak.json", &(serde_json::to_string_pretty(r)? + "\n"))?;
-    for (name, svg) in soak_charts(r)? {
-        put(name, &svg)?;
-    }
-    put("soak.md", &soak_markdown(r))?;
-    Ok(files)
+    let mut files = vec![("soak.json", serde_json::to_string_pretty(r)? + "\n")];
+    files.extend(soak_charts(r)?);
+    files.push(("soak.md", soak_markdown(r)));
+    lab::write_files(dir, &files)
 }
 
 /// The three charts, every gateway overlaid: `(file name, SVG)`.
@@ -574,119 +540,6 @@ pub fn soak_charts(r: &SoakReport) -> anyhow::Result<Vec<(&'static str, String)>
             )?,
         ),
     ])
-}
-
-/// Distinct, legible line colours (Tableau 10).
-const COLORS: [(u8, u8, u8); 8] = [
-    (31, 119, 180),
-    (214, 39, 40),
-    (44, 160, 44),
-    (148, 103, 189),
-    (255, 127, 14),
-    (140, 86, 75),
-    (227, 119, 194),
-    (23, 190, 207),
-];
-
-fn color(i: usize) -> plotters::style::RGBColor {
-    let (r, g, b) = COLORS[i % COLORS.len()];
-    plotters::style::RGBColor(r, g, b)
-}
-
-/// A line chart as SVG: one line per series, optional shaded x-ranges `(label, from, to)`.
-pub(crate) fn line_chart(
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    series: &[(String, Vec<(f64, f64)>)],
-    bands: &[(String, f64, f64)],
-    legend_top: bool,
-) -> anyhow::Result<String> {
-    use plotters::prelude::*;
-    let pts = series.iter().flat_map(|s| s.1.iter());
-    let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y1 = y1.max(y);
-    }
-    for b in bands {
-        x0 = x0.min(b.1);
-        x1 = x1.max(b.2);
-    }
-    if !x0.is_finite() || !x1.is_finite() {
-        (x0, x1) = (0.0, 1.0);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let y1 = if y1 > 0.0 { y1 * 1.08 } else { 1.0 };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (960, 440)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1, 0.0..y1)?;
-        let x_fmt = |v: &f64| {
-            if x1 - x0 >= 10.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.1}")
-            }
-        };
-        let y_fmt = |v: &f64| {
-            if y1 >= 20.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.1}")
-            }
-        };
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_fmt)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
-        for (i, (label, from, to)) in bands.iter().enumerate() {
-            let c = color(COLORS.len() - 1 - i).mix(0.15);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(*from, 0.0), (*to, y1)],
-                    c.filled(),
-                )))?
-                .label(label.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], c.filled()));
-        }
-        for (i, (name, pts)) in series.iter().enumerate() {
-            let c = color(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-                });
-        }
-        if !series.is_empty() || !bands.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(if legend_top {
-                    SeriesLabelPosition::UpperRight
-                } else {
-                    SeriesLabelPosition::LowerRight
-                })
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .draw()?;
-        }
-        root.present()?;
-    }
-    Ok(svg)
 }
 
 fn fmt_growth(g: &Option<Growth>, unit: &str, digits: usize) -> (String, String, String) {

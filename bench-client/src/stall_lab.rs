@@ -18,9 +18,9 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
+use crate::charts::line_chart;
 use crate::config::{Ack, BindRange, Mode, RunConfig};
-use crate::lab::{self, Gateway, GatewayKind, KafkaMock};
-use crate::procs::{self, Pinning};
+use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
 use crate::timeline::StallClass;
 
 /// The causes the lab reproduces.
@@ -166,7 +166,8 @@ pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = Pinning::parse(&args.pin, cpus).map_err(anyhow::Error::msg)?;
-    procs::pin_self(&pin.client)?;
+    pin.check_taskset(&args.pin)?;
+    lab::pin_self(&pin.client)?;
     let out = args
         .out
         .clone()
@@ -323,8 +324,7 @@ fn run_inner(
             }
         }
         Cause::Blocking => {
-            let mut k = KafkaMock::start(bin_dir, &["stall-lab"], 4)?;
-            pin_pid(k.proc.pid(), &pin.client);
+            let mut k = KafkaMock::start(bin_dir, &["stall-lab"], true, &pin.client)?;
             for b in 1..=3 {
                 k.control(&format!("rtt {b} 1000"))?;
             }
@@ -343,8 +343,13 @@ fn run_inner(
         }
     }
     row.gateway_args = gw_args.clone();
-    let mut gateway = Gateway::start(gw, bin_dir, &brokers, Some(2), &gw_args)?;
-    pin_pid(gateway.proc.pid(), &pin.gateway);
+    let mut gateway = Gateway::start(&GatewaySpec {
+        brokers: Some(brokers),
+        threads: Some(2),
+        args: gw_args,
+        cpus: pin.gateway.clone(),
+        ..GatewaySpec::new(gw, bin_dir)?
+    })?;
     let addr = gateway.addr;
 
     let mut cfg = RunConfig::new(&format!("http://{addr}"))?;
@@ -395,12 +400,12 @@ fn run_inner(
     let evidence = Arc::new(Mutex::new(Evidence::default()));
     let sampler = {
         let (stop, evidence) = (stop.clone(), evidence.clone());
-        let pid = gateway.proc.pid();
+        let pid = gateway.pid();
         let port = addr.port();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let q = accept_queue(port);
-                let fds = lab::read_proc(pid).map_or(0, |p| p.1);
+                let fds = lab::proc_fds(pid).unwrap_or(0);
                 let tw = range.map_or(0, |(lo, hi)| time_wait_in_range(lo, hi));
                 {
                     let mut e = evidence.lock().unwrap();
@@ -460,16 +465,24 @@ fn write_report(r: &LabReport, out: &Path) -> anyhow::Result<()> {
         if rows.is_empty() {
             continue;
         }
-        let series: Vec<(String, Vec<u64>)> = rows
+        let series: Vec<(String, Vec<(f64, f64)>)> = rows
             .iter()
-            .map(|x| (format!("{} {}", x.gateway, x.config), x.per_second.clone()))
+            .map(|x| {
+                let pts = (x.per_second.iter().enumerate())
+                    .map(|(i, &v)| (i as f64, v as f64))
+                    .collect();
+                (format!("{} {}", x.gateway, x.config), pts)
+            })
             .collect();
-        line_chart_svg(
-            &out.join(format!("stall-lab-{}.svg", cause.name())),
+        let svg = line_chart(
             &format!("{}: completions per second (run 1)", cause.name()),
+            "second of the run",
             "completions / s",
             &series,
+            &[],
+            true,
         )?;
+        std::fs::write(out.join(format!("stall-lab-{}.svg", cause.name())), svg)?;
     }
     Ok(())
 }
@@ -597,28 +610,6 @@ fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
-/// Pins every thread of `pid` (threads it starts later inherit it).
-fn pin_pid(pid: u32, cpus: &[usize]) {
-    if cpus.is_empty() {
-        return;
-    }
-    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
-        // SAFETY: `set` is initialised and `c` in range.
-        unsafe { libc::CPU_SET(c, &mut set) };
-    }
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return;
-    };
-    for t in tasks.flatten() {
-        if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-            // SAFETY: sched_setaffinity on a thread id with a correctly sized set.
-            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-        }
-    }
-}
-
 /// Host-wide TcpExt (ListenOverflows, ListenDrops) from /proc/net/netstat.
 fn netstat() -> (u64, u64) {
     let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
@@ -671,55 +662,4 @@ fn time_wait_in_range(lo: u16, hi: u16) -> u64 {
         .into_iter()
         .filter(|&(p, st, _)| (lo..=hi).contains(&p) && st == 0x06)
         .count() as u64
-}
-
-/// One SVG line chart, a line per series (x: seconds).
-fn line_chart_svg(
-    path: &Path,
-    title: &str,
-    y_label: &str,
-    series: &[(String, Vec<u64>)],
-) -> anyhow::Result<()> {
-    use plotters::prelude::*;
-    let max_x = series.iter().map(|s| s.1.len()).max().unwrap_or(1).max(1);
-    let max_y = series
-        .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(35)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0..max_x, 0..(max_y + max_y / 10 + 1))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc("second of the run")
-        .y_desc(y_label)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for (i, (name, values)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let dashed = name.ends_with("default");
-        let pts: Vec<(usize, u64)> = values.iter().copied().enumerate().collect();
-        let style = color.stroke_width(if dashed { 1 } else { 2 });
-        chart
-            .draw_series(LineSeries::new(pts, style))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
 }

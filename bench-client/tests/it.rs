@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bench_client::lab::strip_ansi;
 use bench_client::{run_blocking, RunConfig, RunResult, StallClass};
 
 /// Answers `POST /topics/...` with `200 {"partition":0,"offset":N}`, keep-alive, pipelined
@@ -437,23 +438,6 @@ impl Drop for Gateway {
             }
         }
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[test]
