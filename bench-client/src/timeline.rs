@@ -438,16 +438,22 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
     let len = e - s;
     let span = ((last + 1 - first) as u64 * BUCKET_NS) as f64;
     let cpu_util = cpu as f64 / (span * p.threads.max(1) as f64);
+    let accept_evidence =
+        max_pend > 0 || timeouts > 0 || (max_unanswered > 0 && responses > 0);
     let class = if exhaustion > 0 {
         StallClass::ClientExhaustion
     } else if refused > 0 {
         StallClass::Refused
-    } else if lag >= p.window_ns / 2 || cpu_util >= 0.9 {
+    } else if lag >= p.window_ns / 2 {
+        // The client itself could not run on time: nothing it saw can be trusted.
         StallClass::ClientSaturation
-    } else if max_pend > 0 || timeouts > 0 || (max_unanswered > 0 && responses > 0) {
+    } else if accept_evidence {
         // Connects pending, or connections left unanswered while the server answered
         // others: the kernel completed those handshakes, the process never took them.
+        // (A busy client CPU does not explain that: it kept serving the others.)
         StallClass::Accept
+    } else if cpu_util >= 0.9 {
+        StallClass::ClientSaturation
     } else {
         StallClass::Service
     };
