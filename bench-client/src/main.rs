@@ -32,7 +32,8 @@ enum Cmd {
     /// Reproduce each plausible cause of the tokio-uring accept stall on every gateway,
     /// classify it, and show the default configuration surviving the same load.
     StallLab(Box<bench_client::stall_lab::StallLabArgs>),
-    /// Re-render report.md and the charts of DIR from its summary.json.
+    /// Re-render report.md and the charts of DIR from its summary.json (or stall-lab.md from
+    /// stall-lab.json).
     Report {
         /// A directory written by `compare`.
         dir: std::path::PathBuf,
@@ -92,8 +93,13 @@ fn real_main() -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Report { dir } => {
-            bench_client::compare_report::report_dir(&dir)?;
-            eprintln!("wrote {}", dir.join("report.md").display());
+            if dir.join("stall-lab.json").exists() {
+                bench_client::stall_lab::rerender(&dir)?;
+                eprintln!("wrote {}", dir.join("stall-lab.md").display());
+            } else {
+                bench_client::compare_report::report_dir(&dir)?;
+                eprintln!("wrote {}", dir.join("report.md").display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::StallLab(a) => {

@@ -569,7 +569,7 @@ fn render_markdown(r: &LabReport) -> String {
                     rows.len(),
                     classes.join(", "),
                     median(&first).map_or("-".into(), |v| format!("{v:.0}")),
-                    median(&total).unwrap_or(0.0),
+                    median(&total).unwrap_or(0.0) + 0.0, // no "-0" for an empty sum
                     median(&ok).unwrap_or(0.0),
                     maxu(&|x| x.evidence.max_accept_queue),
                     maxu(&|x| x.evidence.listen_overflows),

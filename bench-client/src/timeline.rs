@@ -438,8 +438,7 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
     let len = e - s;
     let span = ((last + 1 - first) as u64 * BUCKET_NS) as f64;
     let cpu_util = cpu as f64 / (span * p.threads.max(1) as f64);
-    let accept_evidence =
-        max_pend > 0 || timeouts > 0 || (max_unanswered > 0 && responses > 0);
+    let accept_evidence = max_pend > 0 || timeouts > 0 || (max_unanswered > 0 && responses > 0);
     let class = if exhaustion > 0 {
         StallClass::ClientExhaustion
     } else if refused > 0 {

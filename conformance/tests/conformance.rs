@@ -37,6 +37,7 @@ suite!(
     idle_timeout_closes,
     version_names_runtime,
     broker_outage_no_false_acks,
+    leader_changes_no_false_acks,
     produce_errors_no_false_acks,
     sigkill_loses_only_unacknowledged,
     slowloris_gets_408,
@@ -723,6 +724,32 @@ fn broker_outage_no_false_acks(v: &Variant) {
         "no acknowledgement after the brokers came back"
     );
     assert_all_in_kafka(&brokers, "outage", &res.acked);
+}
+
+fn leader_changes_no_false_acks(v: &Variant) {
+    let (mut kafka, brokers) = start_kafka_mock(&["leaders"]);
+    let gw = Gateway::start(v, &["--brokers", &brokers, "-X", "message.timeout.ms=5000"]);
+    let load = start_load(&gw, "leaders", 4);
+    std::thread::sleep(Duration::from_millis(500));
+    // Move every partition's leadership around the three brokers, three times.
+    for round in 0..3 {
+        for p in 0..4 {
+            kafka_control(
+                &mut kafka,
+                &format!("leader leaders {p} {}", (p + round) % 3 + 1),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    std::thread::sleep(SECS(1));
+    let res = load.finish();
+    eprintln!(
+        "{}: {} acked across leader changes",
+        v.name,
+        res.acked.len()
+    );
+    assert!(res.acked.len() > 10, "too few acks: {}", res.acked.len());
+    assert_all_in_kafka(&brokers, "leaders", &res.acked);
 }
 
 fn produce_errors_no_false_acks(v: &Variant) {
