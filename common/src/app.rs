@@ -214,3 +214,15 @@ fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<signal_hook::iterat
         })?;
     Ok(handle)
 }
+
+/// A gateway binary's exit: success, or the error logged and printed once, exit code 1.
+pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("{binary}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -228,15 +228,7 @@ fn accept_mode(ring: &Ring) -> &'static str {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("gateway-compio: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::app::exit_code("gateway-compio", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

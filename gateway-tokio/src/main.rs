@@ -35,15 +35,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("gateway-tokio: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::app::exit_code("gateway-tokio", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

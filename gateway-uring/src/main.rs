@@ -38,15 +38,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("gateway-uring: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::app::exit_code("gateway-uring", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
