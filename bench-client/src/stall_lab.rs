@@ -596,18 +596,9 @@ fn render_markdown(r: &LabReport) -> String {
     s
 }
 
+/// The median, as every report of this crate computes it.
 fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    crate::compare_report::Spread::of(v).map(|s| s.median)
 }
 
 /// Host-wide TcpExt (ListenOverflows, ListenDrops) from /proc/net/netstat.
