@@ -723,6 +723,7 @@ mod tests {
             http_status: BTreeMap::new(),
             timeline,
             stalls: vec![],
+            server_accept_queue: None,
             self_check: SelfCheck {
                 threads: 1,
                 cpu_seconds: 0.5,

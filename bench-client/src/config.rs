@@ -187,6 +187,10 @@ pub struct RunArgs {
     /// Exit non-zero when any stall was detected.
     #[arg(long)]
     pub fail_on_stall: bool,
+    /// Do not sample the target's accept queue from /proc/net/tcp (done by default when
+    /// the target listens on this host; it tells an accept stall from a service stall).
+    #[arg(long)]
+    pub no_server_probe: bool,
     /// Bind client sockets to source ports IP:LOW-HIGH (reproduces port exhaustion without root).
     #[arg(long)]
     pub bind_range: Option<BindRange>,
@@ -232,6 +236,9 @@ pub struct RunConfig {
     pub threads: usize,
     pub timeout_s: f64,
     pub stall_window_s: f64,
+    /// Sample the target's accept queue when it listens on this host.
+    #[serde(default = "yes")]
+    pub server_probe: bool,
     pub bind_range: Option<BindRange>,
     /// Keep the ids acknowledged with ack=kafka (for `--acked-file`).
     pub collect_acks: bool,
@@ -239,6 +246,10 @@ pub struct RunConfig {
     pub interval_histograms: bool,
     /// Show the live progress line (only ever on a TTY).
     pub progress: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl RunConfig {
@@ -305,6 +316,7 @@ impl RunConfig {
             threads: a.threads.unwrap_or_else(default_threads).max(1),
             timeout_s: a.timeout.as_secs_f64(),
             stall_window_s: a.stall_window.as_secs_f64(),
+            server_probe: !a.no_server_probe,
             bind_range: a.bind_range,
             collect_acks: a.acked_file.is_some(),
             interval_histograms: a.hdr_log.is_some(),

@@ -23,6 +23,7 @@ pub mod idle;
 pub mod lab;
 pub mod manifest;
 pub mod matrix;
+pub mod procnet;
 mod recorder;
 pub mod report;
 mod runner;

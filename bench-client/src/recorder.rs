@@ -410,6 +410,16 @@ impl Shared {
         self.rec(|r| r.timeline.at(ns).cpu_ns += cpu_ns);
     }
 
+    /// One sample of the target's accept queue (only when it listens on this host).
+    pub(crate) fn on_accept_queue(&self, now: Instant, queue: u64) {
+        let ns = self.ns(now);
+        self.rec(|r| {
+            let b = r.timeline.at(ns);
+            b.queue_samples += 1;
+            b.accept_queue_max = b.accept_queue_max.max(queue);
+        });
+    }
+
     /// A response arrived for `f`.
     pub(crate) fn on_response(
         &self,

@@ -87,6 +87,10 @@ pub struct RunResult {
     /// Per second of the measured phase, zero seconds included.
     pub timeline: Vec<SecondStats>,
     pub stalls: Vec<Stall>,
+    /// Longest accept queue of the target's listeners sampled during the measured phase;
+    /// `None` when the target does not listen on this host (or `--no-server-probe`).
+    #[serde(default)]
+    pub server_accept_queue: Option<u64>,
     pub self_check: SelfCheck,
     /// Requests acknowledged with ack=kafka, warmup included (counted only when
     /// `--acked-file` is used, else 0).
@@ -153,6 +157,7 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
     };
     let mut outstanding: i64 = 0;
     let mut cpu_ns = 0u64;
+    let mut server_accept_queue = None;
     for (i, b) in tl.buckets.iter().enumerate().take(last) {
         outstanding += b.sent as i64 - b.responses as i64 - b.aborted as i64;
         if i < first {
@@ -166,6 +171,9 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         t.connects += b.connect_ok;
         t.connect_errors += b.connect_failed;
         cpu_ns += b.cpu_ns;
+        if b.queue_samples > 0 {
+            server_accept_queue = Some(server_accept_queue.unwrap_or(0).max(b.accept_queue_max));
+        }
     }
     t.in_flight_at_end = outstanding.max(0) as u64;
     if measured_s > 0.0 {
@@ -258,6 +266,7 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         http_status: statuses,
         timeline,
         stalls,
+        server_accept_queue,
         self_check,
         acked: acked_ids.len() as u64,
         acked_ids,

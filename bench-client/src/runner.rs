@@ -13,6 +13,7 @@ use tokio::time::sleep_until;
 
 use crate::config::{Mode, RunConfig};
 use crate::manifest::process_cpu_ns;
+use crate::procnet::ServerProbe;
 use crate::recorder::Shared;
 use crate::report::{build_result, RunResult};
 use crate::timeline::BUCKET_NS;
@@ -56,6 +57,19 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
             .spawn(move || sh.pacer())
     });
     let pacer = pacer.transpose().context("starting the pacer thread")?;
+    let probe = match cfg.server_probe {
+        true => ServerProbe::for_target(addr),
+        false => None,
+    };
+    let prober = probe.map(|p| {
+        let sh = sh.clone();
+        std::thread::Builder::new()
+            .name("bench-probe".into())
+            .spawn(move || probe_server(&sh, p))
+    });
+    let prober = prober
+        .transpose()
+        .context("starting the server probe thread")?;
 
     let mut tasks = JoinSet::new();
     tasks.spawn(monitor(sh.clone(), progress.clone()));
@@ -100,6 +114,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     if let Some(p) = pacer {
         let _ = p.join();
     }
+    if let Some(p) = prober {
+        let _ = p.join();
+    }
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -127,6 +144,18 @@ fn new_run_id() -> String {
         .map_or(0, |d| d.as_nanos() as u64);
     let x = t ^ (u64::from(std::process::id()) << 40) ^ fastrand::u64(..);
     format!("{:010x}", x & 0xff_ffff_ffff)
+}
+
+/// Samples the accept queue of the target's listeners every 50 ms until the run stops
+/// (a std thread: reading /proc must not hold up the client's runtime). It is what tells
+/// a connection the process never accepted from one it accepted and never served.
+fn probe_server(sh: &Shared, probe: ServerProbe) {
+    let tick = Duration::from_millis(50);
+    while !sh.stop.load(Relaxed) {
+        let q = probe.accept_queue();
+        sh.on_accept_queue(Instant::now(), q);
+        std::thread::sleep(tick);
+    }
 }
 
 /// Samples the client itself every 10 ms: timer lateness of the runtime (client

@@ -836,6 +836,7 @@ pub(crate) mod tests {
             http_status: BTreeMap::from([(200, total), (503, 1)]),
             timeline,
             stalls: vec![],
+            server_accept_queue: None,
             self_check: SelfCheck {
                 threads: 1,
                 cpu_seconds: 1.0,

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::charts::line_chart;
 use crate::config::{Ack, BindRange, Mode, RunConfig};
 use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
+use crate::procnet;
 use crate::timeline::StallClass;
 
 /// The causes the lab reproduces.
@@ -395,21 +396,18 @@ fn run_inner(
         }
     }
 
-    let before = netstat();
+    let before = procnet::listen_overflows();
     let stop = Arc::new(AtomicBool::new(false));
     let evidence = Arc::new(Mutex::new(Evidence::default()));
     let sampler = {
         let (stop, evidence) = (stop.clone(), evidence.clone());
         let pid = gateway.pid();
-        let port = addr.port();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let q = accept_queue(port);
                 let fds = lab::proc_fds(pid).unwrap_or(0);
-                let tw = range.map_or(0, |(lo, hi)| time_wait_in_range(lo, hi));
+                let tw = range.map_or(0, |(lo, hi)| procnet::time_wait_in_range(lo, hi));
                 {
                     let mut e = evidence.lock().unwrap();
-                    e.max_accept_queue = e.max_accept_queue.max(q);
                     e.max_gateway_fds = e.max_gateway_fds.max(fds);
                     e.max_client_time_wait = e.max_client_time_wait.max(tw);
                 }
@@ -420,7 +418,7 @@ fn run_inner(
     let result = crate::run_blocking(cfg);
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
-    let after = netstat();
+    let after = procnet::listen_overflows();
     let mut ev = evidence.lock().unwrap().clone();
     ev.listen_overflows = after.0.saturating_sub(before.0);
     ev.listen_drops = after.1.saturating_sub(before.1);
@@ -447,6 +445,8 @@ fn run_inner(
         .iter()
         .max_by(|a, b| a.length_ms.total_cmp(&b.length_ms))
         .map(|s| s.class);
+    // The run itself sampled the listener's accept queue (the gateway listens here).
+    row.evidence.max_accept_queue = r.server_accept_queue.unwrap_or(0);
     row.ok = r.totals.ok;
     row.errors = r.errors.iter().map(|e| e.count).sum();
     row.per_second = r.timeline.iter().map(|s| s.completed).collect();
@@ -599,58 +599,4 @@ fn render_markdown(r: &LabReport) -> String {
 /// The median, as every report of this crate computes it.
 fn median(v: &[f64]) -> Option<f64> {
     crate::compare_report::Spread::of(v).map(|s| s.median)
-}
-
-/// Host-wide TcpExt (ListenOverflows, ListenDrops) from /proc/net/netstat.
-fn netstat() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
-    let mut lines = text.lines();
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        if !names.starts_with("TcpExt:") {
-            continue;
-        }
-        let get = |key: &str| {
-            names
-                .split_whitespace()
-                .position(|n| n == key)
-                .and_then(|i| values.split_whitespace().nth(i))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        return (get("ListenOverflows"), get("ListenDrops"));
-    }
-    (0, 0)
-}
-
-/// Rows of /proc/net/tcp as (local port, state, rx_queue).
-fn tcp_sockets() -> Vec<(u16, u8, u64)> {
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
-            let rx = u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
-            Some((port, state, rx))
-        })
-        .collect()
-}
-
-/// Connections waiting in the accept queues of the listeners on `port` (for a listening
-/// socket, /proc/net/tcp's rx_queue is its accept-queue length).
-fn accept_queue(port: u16) -> u64 {
-    tcp_sockets()
-        .into_iter()
-        .filter(|&(p, st, _)| p == port && st == 0x0A)
-        .map(|(_, _, rx)| rx)
-        .sum()
-}
-
-/// Sockets in TIME_WAIT whose local port is in `lo..=hi`.
-fn time_wait_in_range(lo: u16, hi: u16) -> u64 {
-    tcp_sockets()
-        .into_iter()
-        .filter(|&(p, st, _)| (lo..=hi).contains(&p) && st == 0x06)
-        .count() as u64
 }

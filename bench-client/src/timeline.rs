@@ -54,6 +54,10 @@ pub struct Bucket {
     pub max_lag_ns: u64,
     /// Process CPU time consumed in the bucket.
     pub cpu_ns: u64,
+    /// Samples of the target's accept queue taken in the bucket (only when the target
+    /// listens on this host), and the longest queue they saw.
+    pub queue_samples: u64,
+    pub accept_queue_max: u64,
 }
 
 impl Default for Bucket {
@@ -81,6 +85,8 @@ impl Default for Bucket {
             first_activity_ns: NONE,
             max_lag_ns: 0,
             cpu_ns: 0,
+            queue_samples: 0,
+            accept_queue_max: 0,
         }
     }
 }
@@ -109,6 +115,8 @@ impl Bucket {
         self.first_activity_ns = self.first_activity_ns.min(o.first_activity_ns);
         self.max_lag_ns = self.max_lag_ns.max(o.max_lag_ns);
         self.cpu_ns += o.cpu_ns;
+        self.queue_samples += o.queue_samples;
+        self.accept_queue_max = self.accept_queue_max.max(o.accept_queue_max);
     }
 
     /// Errors as counted in the per-second series: failed requests plus failed connects.
@@ -293,6 +301,10 @@ pub struct Stall {
     pub client_cpu_util: f64,
     /// The stall had not ended when the run did (its length is a lower bound).
     pub ongoing_at_end: bool,
+    /// Longest accept queue of the target's listeners sampled during the stall; `None`
+    /// when the target does not listen on this host (or was not sampled).
+    #[serde(default)]
+    pub server_accept_queue: Option<u64>,
 }
 
 /// Inputs of the detector besides the timeline.
@@ -405,6 +417,7 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
     let (mut refused, mut timeouts, mut exhaustion) = (0, 0, 0);
     let mut lag = 0u64;
     let mut cpu = 0u64;
+    let (mut queue_samples, mut queue_max) = (0u64, 0u64);
     let first = (s / BUCKET_NS) as usize;
     let last = ((e.saturating_sub(1)) / BUCKET_NS) as usize;
     for (i, b) in tl.buckets.iter().enumerate() {
@@ -433,12 +446,22 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
             exhaustion += b.exhaustion;
             lag = lag.max(b.max_lag_ns);
             cpu += b.cpu_ns;
+            queue_samples += b.queue_samples;
+            queue_max = queue_max.max(b.accept_queue_max);
         }
     }
     let len = e - s;
     let span = ((last + 1 - first) as u64 * BUCKET_NS) as f64;
     let cpu_util = cpu as f64 / (span * p.threads.max(1) as f64);
-    let accept_evidence = max_pend > 0 || timeouts > 0 || (max_unanswered > 0 && responses > 0);
+    let server_accept_queue = (queue_samples > 0).then_some(queue_max);
+    // A connection left unanswered while the server answered others was either never
+    // accepted or accepted and then never served (its task stuck behind a blocked thread).
+    // From the client alone the two look alike; where the target's listener is visible
+    // its accept queue tells them apart: empty all along means the process took the
+    // connection. Either way a busy client CPU does not explain it: the client kept
+    // serving the others.
+    let unanswered_while_served = max_unanswered > 0 && responses > 0;
+    let never_accepted = unanswered_while_served && server_accept_queue != Some(0);
     let class = if exhaustion > 0 {
         StallClass::ClientExhaustion
     } else if refused > 0 {
@@ -446,11 +469,14 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
     } else if lag >= p.window_ns / 2 {
         // The client itself could not run on time: nothing it saw can be trusted.
         StallClass::ClientSaturation
-    } else if accept_evidence {
+    } else if max_pend > 0 || timeouts > 0 || never_accepted {
         // Connects pending, or connections left unanswered while the server answered
-        // others: the kernel completed those handshakes, the process never took them.
-        // (A busy client CPU does not explain that: it kept serving the others.)
+        // others and (where visible) sat in its accept queue: the kernel completed those
+        // handshakes, the process never took them.
         StallClass::Accept
+    } else if unanswered_while_served {
+        // Accepted (the accept queue stayed empty), then never served.
+        StallClass::Service
     } else if cpu_util >= 0.9 {
         StallClass::ClientSaturation
     } else {
@@ -468,6 +494,7 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
         max_client_lag_ms: lag as f64 / 1e6,
         client_cpu_util: cpu_util,
         ongoing_at_end: ongoing,
+        server_accept_queue,
     }
 }
 
@@ -665,6 +692,38 @@ mod tests {
         let stalls = detect_stalls(&frozen, &[], &params(5000));
         assert_eq!(stalls.len(), 1, "{stalls:?}");
         assert_eq!(stalls[0].class, StallClass::Service);
+    }
+
+    #[test]
+    fn visible_accept_queue_tells_never_accepted_from_never_served() {
+        // The fifth connection of the test above, with the target's listener sampled every
+        // 50 ms: `queue` is what the samples saw.
+        let run = |queue: u64| {
+            let mut tl = Timeline::default();
+            closed_loop(&mut tl, 4, 5000, None);
+            tl.at(1000 * MS).unanswered_start += 1;
+            tl.activity(1000 * MS).sent += 1;
+            tl.at(5000 * MS).unanswered_end += 1;
+            for ms in (0..5000).step_by(50) {
+                let b = tl.at(ms * MS);
+                b.queue_samples += 1;
+                if ms >= 1000 {
+                    b.accept_queue_max = queue;
+                }
+            }
+            let spans = [ConnectSpan {
+                start_ns: 1000 * MS,
+                end_ns: 5000 * MS,
+                last_failure: None,
+            }];
+            let stalls = detect_stalls(&tl, &spans, &params(5000));
+            assert_eq!(stalls.len(), 1, "{stalls:?}");
+            (stalls[0].class, stalls[0].server_accept_queue)
+        };
+        // It sat in the accept queue: the process never took it.
+        assert_eq!(run(1), (StallClass::Accept, Some(1)));
+        // The queue stayed empty: the process accepted it and then never served it.
+        assert_eq!(run(0), (StallClass::Service, Some(0)));
     }
 
     #[test]

@@ -202,6 +202,74 @@ fn requests_mode_stops_after_the_count() {
     assert!(r.stalls.is_empty());
 }
 
+/// A server that accepts only its first `accept` connections (the listener stays open, the
+/// rest wait in its accept queue) and serves only its first `serve` accepted ones (the
+/// others it holds open and never reads).
+fn partial_server(accept: usize, serve: usize) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (freeze, offset) = (Arc::new(Mutex::new(None)), Arc::new(AtomicU64::new(0)));
+        let mut held = Vec::new();
+        for i in 0..accept {
+            let Ok((c, _)) = l.accept() else { return };
+            if i < serve {
+                let (f, o) = (freeze.clone(), offset.clone());
+                std::thread::spawn(move || serve_conn(c, &f, &o));
+            } else {
+                held.push(c);
+            }
+        }
+        // Never accept again, keep the listener and the held connections open.
+        std::thread::sleep(Duration::from_secs(30));
+        drop((l, held));
+    });
+    format!("http://{addr}")
+}
+
+fn serve_conn(c: TcpStream, f: &Mutex<Option<(Instant, Instant)>>, o: &AtomicU64) {
+    serve(c, f, o)
+}
+
+/// Two connections, one served: the other is unanswered while the server answers its
+/// sibling. Whether the process ever accepted it decides the class, and the client reads
+/// that from the listener's accept queue (the server is on this host).
+fn one_of_two_served(target: &str, probe: bool) -> RunResult {
+    let r = run_blocking(cfg(target, |c| {
+        c.connections = 2;
+        c.pipeline = 1;
+        c.warmup_s = 0.2;
+        c.duration_s = Some(2.0);
+        c.server_probe = probe;
+    }))
+    .unwrap();
+    show(&r);
+    assert!(r.totals.ok > 100, "the served connection kept going");
+    assert_eq!(r.stalls.len(), 1, "{:#?}", r.stalls);
+    r
+}
+
+#[test]
+fn connection_left_in_the_accept_queue_is_an_accept_stall() {
+    let r = one_of_two_served(&partial_server(1, 1), true);
+    assert_eq!(r.stalls[0].class, StallClass::Accept);
+    assert_eq!(r.stalls[0].server_accept_queue, Some(1));
+    assert_eq!(r.server_accept_queue, Some(1));
+}
+
+#[test]
+fn accepted_but_never_served_connection_is_a_service_stall() {
+    let r = one_of_two_served(&partial_server(2, 1), true);
+    assert_eq!(r.stalls[0].class, StallClass::Service);
+    assert_eq!(r.stalls[0].server_accept_queue, Some(0));
+    // Without the server-side view the client alone cannot tell it from a connection
+    // never accepted, and says accept.
+    let r = one_of_two_served(&partial_server(2, 1), false);
+    assert_eq!(r.stalls[0].class, StallClass::Accept);
+    assert_eq!(r.stalls[0].server_accept_queue, None);
+    assert_eq!(r.server_accept_queue, None);
+}
+
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bench-client-it-{}-{name}", std::process::id()))
 }
