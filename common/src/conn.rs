@@ -71,6 +71,8 @@ struct HttpState {
 
 struct Slot {
     keep_alive: bool,
+    /// The answer of an HTTP/1.0 keep-alive request, which must say so.
+    announce_keep_alive: bool,
     state: SlotState,
 }
 
@@ -394,9 +396,16 @@ impl Conn {
                             break;
                         };
                         let slot = h.slots.pop_front().expect("front exists");
-                        let SlotState::Ready(bytes) = slot.state else {
+                        let SlotState::Ready(mut bytes) = slot.state else {
                             unreachable!()
                         };
+                        if slot.keep_alive && h.close_after && h.slots.is_empty() {
+                            // The last answer before a close the request did not ask for
+                            // (shutdown): tell the client not to send more here.
+                            http::add_header(&mut bytes, b"connection: close");
+                        } else if slot.keep_alive && slot.announce_keep_alive {
+                            http::add_header(&mut bytes, b"connection: keep-alive");
+                        }
                         self.output.extend_from_slice(&bytes);
                         // Idle time counts from the last answer, not the last byte received.
                         self.last_activity = now;
@@ -521,7 +530,11 @@ impl Conn {
 fn push_slot(h: &mut HttpState, keep_alive: bool, state: SlotState) -> u64 {
     let seq = h.next_seq;
     h.next_seq += 1;
-    h.slots.push_back(Slot { keep_alive, state });
+    h.slots.push_back(Slot {
+        keep_alive,
+        announce_keep_alive: false,
+        state,
+    });
     seq
 }
 
@@ -562,6 +575,17 @@ fn ready_json(h: &mut HttpState, metrics: &Metrics, status: u16, body: &str, kee
 }
 
 fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
+    let first = h.slots.len();
+    let http10 = req.http10;
+    answer_request(h, shared, tx, req, now);
+    if http10 {
+        for slot in h.slots.iter_mut().skip(first) {
+            slot.announce_keep_alive = true;
+        }
+    }
+}
+
+fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
     let cfg = &shared.config;
     let keep_alive = req.keep_alive && !cfg.has_fault(Fault::OneRequestPerConnection);
     if !keep_alive {

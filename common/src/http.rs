@@ -93,6 +93,8 @@ pub struct Request {
     /// `kafka-header-<name>` request headers, as (`<name>`, value).
     pub headers: Vec<(String, Vec<u8>)>,
     pub keep_alive: bool,
+    /// An HTTP/1.0 request: persistence must be announced (`connection: keep-alive`).
+    pub http10: bool,
     pub body: Vec<u8>,
 }
 
@@ -311,6 +313,7 @@ impl Decoder {
             query: query.unwrap_or_default(),
             headers: kafka_headers,
             keep_alive,
+            http10: version == 0,
             body: Vec::new(),
         };
         Ok(Some((head_len, req, framing)))
@@ -562,6 +565,15 @@ pub fn write_response(
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+}
+
+/// Adds `header` (a whole `name: value` line without its CRLF) to a response encoded by
+/// this module, just before the blank line that ends its head.
+pub fn add_header(response: &mut Vec<u8>, header: &[u8]) {
+    if let Some(p) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = p + 2;
+        response.splice(at..at, header.iter().copied().chain(*b"\r\n"));
+    }
 }
 
 /// Encodes `{"error":"<code>"}` with `status`.

@@ -664,7 +664,41 @@ fn shutdown_finishes_the_awaited_request_and_parses_nothing_new() {
     h.deliver(h.sink.seq(0), Ok((0, 5)));
     let r = one_response(&mut h);
     assert_eq!(r.body_str(), r#"{"partition":0,"offset":5}"#);
+    assert!(r.closes(), "the last answer before the close says so");
     assert!(h.conn.is_finished());
+}
+
+#[test]
+fn shutdown_closes_after_the_last_of_pipelined_answers_only() {
+    let mut h = Harness::with_ack(AckMode::Kafka);
+    let mut input = post("/topics/t", b"a");
+    input.extend(get("/nope"));
+    input.extend(post("/topics/t", b"b"));
+    h.feed(&input);
+    h.conn.on_shutdown(h.start);
+    h.deliver(h.sink.seq(0), Ok((0, 1)));
+    h.deliver(h.sink.seq(1), Ok((0, 2)));
+    let rs = h.responses();
+    assert_eq!(statuses(&rs), [200, 404, 200]);
+    let closes: Vec<bool> = rs.iter().map(|r| r.closes()).collect();
+    assert_eq!(closes, [false, false, true]);
+    assert!(h.conn.is_finished());
+}
+
+#[test]
+fn http10_keep_alive_is_announced_and_kept() {
+    let mut h = Harness::with_ack(AckMode::Enqueue);
+    let req = b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for _ in 0..2 {
+        h.feed(req);
+        let r = one_response(&mut h);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), Some("keep-alive"));
+        assert!(!h.conn.is_finished());
+    }
+    // An HTTP/1.1 request on the same connection needs no announcement.
+    h.feed(&get("/healthz"));
+    assert_eq!(one_response(&mut h).header("connection"), None);
 }
 
 #[test]
