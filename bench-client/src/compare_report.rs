@@ -331,11 +331,7 @@ pub fn markdown(s: &Summary) -> String {
         o,
         "- commit `{}`{}; kernel {}",
         mm.commit.as_deref().unwrap_or("unknown"),
-        if mm.dirty == Some(true) {
-            " (working tree dirty)"
-        } else {
-            ""
-        },
+        mm.dirty_note(),
         mm.kernel.as_deref().unwrap_or("unknown")
     );
     let _ = writeln!(

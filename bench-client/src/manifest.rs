@@ -28,6 +28,16 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// What a report prints after the commit: says when the numbers came from uncommitted
+    /// code.
+    pub fn dirty_note(&self) -> &'static str {
+        if self.dirty == Some(true) {
+            " (working tree dirty)"
+        } else {
+            ""
+        }
+    }
+
     /// Collect everything about this machine and process.
     pub fn collect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

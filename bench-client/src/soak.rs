@@ -590,11 +590,7 @@ pub fn soak_markdown(r: &SoakReport) -> String {
         m.cpu_model.as_deref().unwrap_or("?"),
         m.kernel.as_deref().unwrap_or("?"),
         m.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)]),
-        if m.dirty == Some(true) {
-            " (dirty)"
-        } else {
-            ""
-        }
+        m.dirty_note()
     );
     let _ = writeln!(
         s,

@@ -509,11 +509,7 @@ fn render_markdown(r: &LabReport) -> String {
         "Commit `{}`{}, kernel `{}`, CPU `{}` x {}, pinning: {}. Each run: {:.0} s measured. \
          Produced by `bench-client stall-lab`; raw data in `stall-lab.json`.\n",
         m.commit.as_deref().unwrap_or("?"),
-        if m.dirty == Some(true) {
-            " (working tree dirty)"
-        } else {
-            ""
-        },
+        m.dirty_note(),
         m.kernel.as_deref().unwrap_or("?"),
         m.cpu_model.as_deref().unwrap_or("?"),
         m.cpu_count,
