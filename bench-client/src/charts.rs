@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::anyhow;
 use plotters::prelude::*;
 
-use crate::compare::{RunRecord, Summary};
+use crate::compare::{Phase, RunRecord, Summary};
 use crate::compare_report::{cells, Spread};
-use crate::matrix::{Scenario, Shape};
+use crate::matrix::{Offer, Scenario, Shape, Sink};
 use crate::stats::{merge, new_hist, Hist};
 
 const SIZE: (u32, u32) = (960, 540);
@@ -26,6 +26,20 @@ pub fn draw_all(s: &Summary, dir: &Path) -> anyhow::Result<()> {
             throughput_chart(s, sc, &dir.join(format!("throughput-{}.svg", sc.id)))?;
             latency_chart(s, sc, &dir.join(format!("latency-{}.svg", sc.id)))?;
         }
+        if sc.search().is_some() {
+            saturation_chart(s, sc, &dir.join(format!("saturation-{}.svg", sc.id)))?;
+        }
+    }
+    if s.plan.scenarios.iter().any(|sc| {
+        matches!(
+            sc.shape,
+            Shape::Load {
+                offer: Offer::OwnMax { .. },
+                ..
+            }
+        )
+    }) {
+        latency_vs_load_chart(s, &dir.join("latency-vs-load.svg"))?;
     }
     if s.plan
         .scenarios
@@ -40,7 +54,12 @@ pub fn draw_all(s: &Summary, dir: &Path) -> anyhow::Result<()> {
 fn runs_of<'a>(s: &'a Summary, sc: &Scenario, variant: &str) -> Vec<&'a RunRecord> {
     s.runs
         .iter()
-        .filter(|r| r.scenario == sc.id && r.variant == variant && r.result.is_some())
+        .filter(|r| {
+            r.phase == Phase::Round
+                && r.scenario == sc.id
+                && r.variant == variant
+                && r.result.is_some()
+        })
         .collect()
 }
 
@@ -139,6 +158,7 @@ fn throughput_chart(s: &Summary, sc: &Scenario, path: &Path) -> anyhow::Result<(
         .configure_mesh()
         .x_desc("second of the measured phase")
         .y_desc("ok / s")
+        .y_label_formatter(&|y| si(*y))
         .draw()
         .map_err(err)?;
     for (name, col, pts) in lines {
@@ -189,7 +209,7 @@ fn latency_chart(s: &Summary, sc: &Scenario, path: &Path) -> anyhow::Result<()> 
     let open = matches!(
         sc.shape,
         Shape::Load {
-            open_pct: Some(_),
+            offer: Offer::OwnMax { .. } | Offer::Common { .. },
             ..
         }
     );
@@ -252,6 +272,194 @@ fn latency_chart(s: &Summary, sc: &Scenario, path: &Path) -> anyhow::Result<()> 
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Axis labels in k/M: `50k`, `1.2M`.
+pub(crate) fn si(v: f64) -> String {
+    let a = v.abs();
+    let (x, unit) = if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let t = format!("{x:.1}");
+    format!("{}{unit}", t.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// A legend in its own strip, off the data: one coloured line and name per series.
+fn legend(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    items: &[(String, RGBColor)],
+) -> anyhow::Result<()> {
+    for (i, (name, col)) in items.iter().enumerate() {
+        let y = 60 + 22 * i as i32;
+        area.draw(&PathElement::new(
+            vec![(8, y), (30, y)],
+            col.stroke_width(3),
+        ))
+        .map_err(err)?;
+        area.draw(&Text::new(name.clone(), (36, y - 7), ("sans-serif", 14)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Saturation search: ok/s against offered in-flight requests (log₂ axis), one line per
+/// variant; Kafka and null-sink variants on separate panels (their scales differ ~3×).
+fn saturation_chart(s: &Summary, sc: &Scenario, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plots, side) = root.split_horizontally(1000);
+    let sinks: Vec<Sink> = [Sink::Kafka, Sink::Null]
+        .into_iter()
+        .filter(|k| {
+            series(s, sc)
+                .iter()
+                .any(|(n, _)| (*k == Sink::Null) == n.ends_with("/null"))
+        })
+        .collect();
+    let panels = plots.split_evenly((1, sinks.len().max(1)));
+    let mut items = Vec::new();
+    for (panel, sink) in panels.iter().zip(&sinks) {
+        let mut lines = Vec::new();
+        for (name, col) in series(s, sc) {
+            if (*sink == Sink::Null) != name.ends_with("/null") {
+                continue;
+            }
+            let pts: Vec<(f64, f64)> = s
+                .search_steps(&sc.id, &name)
+                .iter()
+                .filter_map(|r| {
+                    let st = r.step?;
+                    let x = r.result.as_ref().filter(|_| r.error.is_none())?;
+                    Some(((st.in_flight() as f64).log2(), x.totals.ok_per_sec))
+                })
+                .collect();
+            if !pts.is_empty() {
+                items.push((name.clone(), col));
+                lines.push((name, col, pts));
+            }
+        }
+        let title = format!("{}: ok/s by in-flight requests ({})", sc.id, sink.name());
+        if lines.is_empty() {
+            no_data(panel, &title)?;
+            continue;
+        }
+        let xs = lines.iter().flat_map(|l| l.2.iter().map(|p| p.0));
+        let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        let ymax = lines
+            .iter()
+            .flat_map(|l| l.2.iter().map(|p| p.1))
+            .fold(1.0, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(&title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x0 - 0.3)..(x1 + 0.3), 0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(((x1 - x0) as usize + 2).min(12))
+            .x_label_formatter(&|x| format!("{:.0}", 2f64.powf(*x)))
+            .y_label_formatter(&|y| si(*y))
+            .x_desc("requests in flight (connections x depth, log scale)")
+            .y_desc("ok / s")
+            .draw()
+            .map_err(err)?;
+        for (_, col, pts) in lines {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 4, col.filled())))
+                .map_err(err)?;
+        }
+    }
+    legend(&side, &items)?;
+    root.present().map_err(err)
+}
+
+/// Latency against offered load: p50, p99 and p99.9 (corrected, merged over the rounds)
+/// at each open-loop fraction of the gateway's own maximum; one panel per percentile.
+fn latency_vs_load_chart(s: &Summary, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (1200, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (plots, side) = root.split_horizontally(1000);
+    let scen: Vec<(&Scenario, u32)> = s
+        .plan
+        .scenarios
+        .iter()
+        .filter_map(|sc| match sc.shape {
+            Shape::Load {
+                offer: Offer::OwnMax { pct },
+                ..
+            } => Some((sc, pct)),
+            _ => None,
+        })
+        .collect();
+    let cells = cells(s);
+    let mut items = Vec::new();
+    let mut per_variant = Vec::new();
+    for (i, v) in s.plan.variants.iter().enumerate() {
+        if v.sink != Sink::Kafka {
+            continue;
+        }
+        let pts: Vec<(f64, [f64; 3])> = scen
+            .iter()
+            .filter_map(|(sc, pct)| {
+                let l = cells.get(&(sc.id.clone(), v.name()))?.latency.clone()?;
+                Some((
+                    f64::from(*pct),
+                    [l.p50_us, l.p99_us, l.p999_us].map(|x| x / 1000.0),
+                ))
+            })
+            .collect();
+        if !pts.is_empty() {
+            items.push((v.name(), color(i)));
+            per_variant.push((color(i), pts));
+        }
+    }
+    let panels = plots.split_evenly((1, 3));
+    for (k, (panel, q)) in panels.iter().zip(["p50", "p99", "p99.9"]).enumerate() {
+        let title = format!("{q} latency (ms, log) by offered load");
+        if per_variant.is_empty() {
+            no_data(panel, &title)?;
+            continue;
+        }
+        let ys = per_variant
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|x| x.1[k]));
+        let (y0, y1) = ys.fold((f64::MAX, 0f64), |(a, b), y| (a.min(y), b.max(y)));
+        let (y0, y1) = (y0.max(0.001) * 0.8, y1.max(y0 * 10.0) * 1.25);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(&title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..100f64, (y0..y1).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("% of the gateway's own maximum")
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .draw()
+            .map_err(err)?;
+        for (col, pts) in &per_variant {
+            let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1[k])).collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), col.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(line.into_iter().map(|p| Circle::new(p, 3, col.filled())))
+                .map_err(err)?;
+        }
+    }
+    legend(&side, &items)?;
     root.present().map_err(err)
 }
 

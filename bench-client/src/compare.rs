@@ -1,11 +1,15 @@
 //! `bench-client compare`: every gateway side by side on one machine.
 //!
-//! Starts `kafka-mock` (unless `--brokers`), then for each run of the [`Plan`] a fresh
-//! gateway process with identical arguments (threads, backlog, producer config), pinned
-//! per `--pin`; waits for `/readyz`, runs one scenario through [`crate::run`] (or holds
-//! idle connections for the memory scenarios), stops it with SIGTERM and requires exit
-//! status 0. Runs are interleaved across gateways (A B C D A B C D …). Everything lands in
-//! `summary.json`; [`crate::compare_report`] turns that into `report.md` and SVG charts.
+//! Starts `kafka-mock` (unless `--brokers`), measures the bare producer (the ceiling of
+//! the Kafka path), then runs the two phases of the [`Plan`] (see [`crate::matrix`]): a
+//! saturation search per variant for every scenario that claims a maximum, then rounds of
+//! every cell in a shuffled order. Each gateway process gets identical arguments
+//! (threads, backlog, producer config), pinned per `--pin`; `compare` waits for
+//! `/readyz`, runs the scenario through [`crate::run`] with the gateway's and
+//! kafka-mock's PIDs (so every run carries the gateway's CPU per thread class, syscalls
+//! and context switches over the measured phase, and the label of what bound it), stops
+//! it with SIGTERM and requires exit status 0. Everything lands in `summary.json`;
+//! [`crate::compare_report`] turns that into `report.md` and SVG charts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,12 +22,15 @@ use crate::config::{parse_duration, Mode, PayloadSize};
 use crate::idle::{self, IdleResult};
 use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
 use crate::manifest::Manifest;
-use crate::matrix::{self, Plan, Selection, Shape, Sink, Variant, MAX_SCENARIO};
+use crate::matrix::{
+    self, best_step, next_step, Offer, Plan, Selection, Shape, Sink, Step, StepOutcome, Variant,
+    MAX_SCENARIO,
+};
 use crate::report::RunResult;
 use crate::RunConfig;
 
 /// Layout version of `summary.json`.
-pub const SUMMARY_VERSION: u32 = 1;
+pub const SUMMARY_VERSION: u32 = 2;
 
 /// Run every gateway through the scenario matrix and write a report.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,23 +46,28 @@ pub struct CompareArgs {
     )]
     pub gateways: Vec<String>,
     /// Sinks (comma-separated): kafka, null. Null-sink variants run only the scenarios
-    /// marked for it (http-max, ws-max), which separates the gateway's own cost from Kafka's.
+    /// marked for it (http-max, ws-max, cost-*), which separates the gateway's own cost
+    /// from Kafka's.
     #[arg(long, value_delimiter = ',', default_value = "kafka,null")]
     pub sinks: Vec<String>,
     /// Scenarios (comma-separated ids; default: the default or --quick set). Known:
-    /// http-max, http-25, http-50, http-75, http-max-10k, http-close, ws-max, ws-max-10k,
-    /// idle-http, idle-ws.
+    /// http-max, ws-max, http-max-10k, http-close (maxima, by saturation search),
+    /// http-load-25/50/75/90 (open loop at a fraction of the gateway's own maximum),
+    /// cost-low, cost-high (open loop at rates common to all gateways), idle-http, idle-ws.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
-    /// Runs of each cell (default 3; --quick: 1).
+    /// Rounds of every cell after the search (default 5; --quick: 1).
     #[arg(long)]
     pub repeats: Option<usize>,
-    /// Measured time of each load run (default 3s; --quick: 1s).
+    /// Measured time of each load run and search step (default 2s; --quick: 1s).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Warmup of each load run, excluded from every figure (default 1s; --quick: 500ms).
+    /// Warmup of each load run and search step, excluded from every figure (default 500ms).
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// Seed of the shuffled run order (default: from the clock; recorded in summary.json).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Idle connections of the memory scenarios (default: min(5000, fd limit - 256);
     /// --quick: 1000).
     #[arg(long)]
@@ -144,12 +156,25 @@ pub struct GatewayStats {
     pub wall_s: f64,
 }
 
+/// Which phase a run belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// A step of a saturation search.
+    Search,
+    /// A cell of a round.
+    Round,
+}
+
 /// One run of one cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    pub phase: Phase,
     pub round: usize,
     pub scenario: String,
     pub variant: String,
+    /// Offered concurrency (connections x depth) of a load run.
+    pub step: Option<Step>,
     /// Open loop: the rate asked for (req/s) and where it came from.
     pub rate: Option<f64>,
     pub rate_from: Option<String>,
@@ -166,6 +191,22 @@ pub struct RunRecord {
     pub wall_s: f64,
 }
 
+/// The bare producer (`producer-bench`): the gateways' producer configuration sending
+/// the same records to the same broker as fast as it can from one thread pinned to the
+/// gateway's CPUs. The ceiling of the Kafka path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProducerRun {
+    pub round: usize,
+    pub records: u64,
+    pub seconds: f64,
+    pub records_per_sec: f64,
+    /// CPU of the whole producer process (its thread, the poll loop and librdkafka's).
+    pub cpu_s: f64,
+    pub cpu_us_per_record: f64,
+    pub command: Vec<String>,
+    pub error: Option<String>,
+}
+
 /// Everything `compare` produced; `report` needs nothing else.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -173,6 +214,40 @@ pub struct Summary {
     pub manifest: CompareManifest,
     pub plan: Plan,
     pub runs: Vec<RunRecord>,
+    /// The bare-producer baseline, once per round (empty without a Kafka sink).
+    #[serde(default)]
+    pub producer: Vec<ProducerRun>,
+}
+
+impl Summary {
+    /// The finished saturation search of `scenario` for `variant`, in step order.
+    pub fn search_steps(&self, scenario: &str, variant: &str) -> Vec<&RunRecord> {
+        self.runs
+            .iter()
+            .filter(|r| r.phase == Phase::Search && r.scenario == scenario && r.variant == variant)
+            .collect()
+    }
+
+    /// The maximum point the search found for `variant` in `scenario`.
+    pub fn search_max(&self, scenario: &str, variant: &str) -> Option<StepOutcome> {
+        best_step(&outcomes(&self.search_steps(scenario, variant)))
+    }
+}
+
+/// Search steps as the search logic sees them (a failed step counts as 0 ok/s).
+fn outcomes(runs: &[&RunRecord]) -> Vec<StepOutcome> {
+    runs.iter()
+        .filter_map(|r| {
+            Some(StepOutcome {
+                step: r.step?,
+                ok_per_sec: r
+                    .result
+                    .as_ref()
+                    .filter(|_| r.error.is_none())
+                    .map_or(0.0, |x| x.totals.ok_per_sec),
+            })
+        })
+        .collect()
 }
 
 impl Summary {
@@ -260,6 +335,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         warmup_s: a.warmup.map(|d| d.as_secs_f64()),
         duration_s: a.duration.map(|d| d.as_secs_f64()),
         idle_conns,
+        seed: a.seed.unwrap_or_else(lab::now_unix_ms),
     })
     .map_err(anyhow::Error::msg)?;
     let gateway_threads = a
@@ -303,14 +379,16 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
 
     let est = plan.estimate_s();
     eprintln!(
-        "compare: {} variants x {} scenarios = {} cells x {} repeat(s) = {} runs, estimated {:.0} s ({:.1} min); pinning: {}; gateway --threads {gateway_threads}, client threads {client_threads}; output {}",
+        "compare: {} variants x {} scenarios = {} cells; search: {} ladders; rounds: {} x cells = {} runs; estimated at most {:.0} s ({:.1} min); order seed {}; pinning: {}; gateway --threads {gateway_threads}, client threads {client_threads}; output {}",
         plan.variants.len(),
         plan.scenarios.len(),
         plan.cells(),
+        plan.search_slots().len(),
         plan.repeats,
         plan.slots().len(),
         est,
         est / 60.0,
+        plan.seed,
         pinning.description,
         out.display()
     );
@@ -398,77 +476,99 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         },
         plan: plan.clone(),
         runs: Vec::new(),
+        producer: Vec::new(),
     };
 
+    let ctx = RunCtx {
+        plan: &plan,
+        client_threads,
+        topic: &a.topic,
+        gateway_args: &gateway_args,
+        bins: &bins,
+        pinning: &pinning,
+        broker_pid: kafka.as_ref().map(|k| k.proc.pid()),
+    };
+    let has_kafka_sink = plan.variants.iter().any(|v| v.sink == Sink::Kafka);
+    let producer_bin = lab::locate(&bin_dir, "producer-bench").ok();
+
+    // Phase 1: the saturation searches.
+    let search = plan.search_slots();
+    let total_search = search.len();
+    for (i, &(si, vi)) in search.iter().enumerate() {
+        let v = plan.variants[vi];
+        let sc = &plan.scenarios[si];
+        let t0 = Instant::now();
+        let recs = search_one(&ctx, &mut summary, v, sc);
+        let steps: Vec<String> = recs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.step.map_or("-".into(), |s| s.to_string()),
+                    progress_rate(r)
+                )
+            })
+            .collect();
+        eprintln!(
+            "[search {}/{total_search}] {:<13} {:<20} {}  [{:.1} s]",
+            i + 1,
+            sc.id,
+            v.name(),
+            steps.join(" | "),
+            t0.elapsed().as_secs_f64()
+        );
+        summary.runs.extend(recs);
+    }
+    summary.write(&out)?;
+
+    // Phase 2: the rounds.
     let slots = plan.slots();
     let total = slots.len();
-    let mut last_round = 0;
+    let mut last_round = usize::MAX;
     for (i, sl) in slots.iter().enumerate() {
         if sl.round != last_round {
             // Partial results survive an interrupted run.
             summary.write(&out)?;
             last_round = sl.round;
+            if has_kafka_sink {
+                let p = bare_producer(
+                    producer_bin.as_deref(),
+                    &summary.manifest.bootstrap,
+                    &a.topic,
+                    &a.producer,
+                    &pinning.gateway,
+                    plan.duration_s.max(1.0),
+                    sl.round,
+                );
+                eprintln!(
+                    "[round {}] bare producer: {}",
+                    sl.round + 1,
+                    match &p.error {
+                        Some(e) => format!("ERROR: {e}"),
+                        None => format!(
+                            "{:.0} records/s, {:.2} µs CPU per record",
+                            p.records_per_sec, p.cpu_us_per_record
+                        ),
+                    }
+                );
+                summary.producer.push(p);
+            }
         }
         let v = plan.variants[sl.variant];
         let sc = &plan.scenarios[sl.scenario];
-        let mut cmd_args = gateway_args.clone();
-        cmd_args.extend(["--sink".to_string(), v.sink.name().to_string()]);
-        // The flavour arguments come last, after these.
-        let cmd = GatewaySpec {
-            kind: v.gateway,
-            bin: bins[v.gateway.bin()].clone(),
-            brokers: None,
-            threads: None,
-            args: cmd_args,
-            cpus: pinning.gateway.clone(),
-            ready_timeout: Duration::from_secs(30),
-            prime_topic: Some(a.topic.clone()),
-        };
         let t0 = Instant::now();
-        let mut rec = RunRecord {
-            round: sl.round,
-            scenario: sc.id.clone(),
-            variant: v.name(),
-            rate: None,
-            rate_from: None,
-            result: None,
-            idle: None,
-            gateway: None,
-            gateway_info: None,
-            gateway_version: summary
-                .manifest
-                .gateways
-                .get(&v.name())
-                .and_then(|d| d.version.lines().next().map(str::to_string)),
-            error: None,
-            wall_s: 0.0,
-        };
-        let ctx = RunCtx {
-            plan: &plan,
-            client_threads,
-            topic: &a.topic,
-        };
-        let producer = &mut summary.manifest.producer_config;
-        if let Err(e) = one_run(
-            &ctx,
-            &summary.runs,
-            sl.round,
-            v,
-            sc,
-            &cmd,
-            &mut rec,
-            producer,
-        ) {
+        let mut rec = new_record(&summary, Phase::Round, sl.round, v, sc);
+        let work = decide(&ctx, &summary, v, sc, &mut rec).and_then(|cfg| {
+            let producer = &mut summary.manifest.producer_config;
+            let mut g = start_gateway(&ctx, v, producer, &mut rec)?;
+            let r = one_run(&ctx, &mut g, sc, cfg, &mut rec);
+            finish_gateway(g, r)
+        });
+        if let Err(e) = work {
             rec.error = Some(format!("{e:#}"));
         }
         rec.wall_s = t0.elapsed().as_secs_f64();
-        // First successful start of a variant: keep its command and info line.
-        if let Some(d) = summary.manifest.gateways.get_mut(&v.name()) {
-            if d.info.is_none() {
-                d.info.clone_from(&rec.gateway_info);
-                d.command = cmd.command_line();
-            }
-        }
+        note_first_start(&mut summary, v, &rec, &ctx);
         eprintln!(
             "[{}/{total}] round {}/{} {:<13} {:<20} {}",
             i + 1,
@@ -487,7 +587,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     crate::compare_report::render(&summary, &out)?;
     let failed_runs = summary.runs.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
-        "compare: done in {:.0} s (estimated {est:.0} s), {failed_runs} failed run(s); report in {}",
+        "compare: done in {:.0} s (estimated at most {est:.0} s), {failed_runs} failed run(s); report in {}",
         summary.manifest.wall_s,
         out.join("report.md").display()
     );
@@ -497,120 +597,301 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Open-loop rate for `variant` in `round`: `pct`% of tokio-multi's (same sink)
-/// `http-max` throughput in the same round, else the variant's own.
-fn open_rate(runs: &[RunRecord], round: usize, v: Variant, pct: u32) -> Option<(f64, String)> {
-    let max_of = |name: &str| {
-        runs.iter()
-            .filter(|r| r.round == round && r.scenario == MAX_SCENARIO && r.variant == name)
-            .find_map(|r| r.result.as_ref().filter(|_| r.error.is_none()))
-            .map(|r| r.totals.ok_per_sec)
-            .filter(|&x| x > 0.0)
-    };
-    let base = v.baseline().name();
-    let (max, from) = match max_of(&base) {
-        Some(m) => (m, base),
-        None => (max_of(&v.name())?, v.name()),
-    };
-    Some((
-        max * f64::from(pct) / 100.0,
-        format!(
-            "{pct}% of {from} {MAX_SCENARIO} round {} ({max:.0}/s)",
-            round + 1
-        ),
-    ))
-}
-
 /// What every run shares.
 struct RunCtx<'a> {
     plan: &'a Plan,
     client_threads: usize,
     topic: &'a str,
+    gateway_args: &'a [String],
+    bins: &'a BTreeMap<&'static str, PathBuf>,
+    pinning: &'a Pinning,
+    broker_pid: Option<u32>,
 }
 
-/// One gateway process, one scenario: fills `rec`; an error empties the cell.
-#[allow(clippy::too_many_arguments)]
-fn one_run(
-    ctx: &RunCtx<'_>,
-    runs: &[RunRecord],
+fn new_record(
+    summary: &Summary,
+    phase: Phase,
     round: usize,
     v: Variant,
     sc: &matrix::Scenario,
-    cmd: &GatewaySpec,
-    rec: &mut RunRecord,
-    producer_config: &mut Option<String>,
-) -> anyhow::Result<()> {
-    let (plan, topic) = (ctx.plan, ctx.topic);
-    // Decide the work before starting anything, so a missing rate costs no process.
-    let mut cfg = None;
-    if let Shape::Load {
-        mode,
-        connections,
-        depth,
-        payload,
-        open_pct,
-    } = sc.shape
-    {
-        let mut c = RunConfig::new("http://127.0.0.1:1")?;
-        c.mode = mode;
-        c.connections = connections;
-        match mode {
-            Mode::Ws => c.window = depth,
-            _ => c.pipeline = depth,
-        }
-        c.payload = PayloadSize {
-            min: payload,
-            max: payload,
-        };
-        c.topic = topic.to_string();
-        c.threads = ctx.client_threads;
-        c.warmup_s = plan.warmup_s;
-        c.duration_s = Some(plan.duration_s);
-        c.requests = None;
-        c.progress = false;
-        if let Some(pct) = open_pct {
-            let (rate, from) = open_rate(runs, round, v, pct).with_context(|| {
-                format!(
-                    "no {MAX_SCENARIO} result in round {} to derive the open-loop rate from",
-                    round + 1
-                )
-            })?;
-            c.rate = Some(rate.max(1.0));
-            rec.rate = c.rate;
-            rec.rate_from = Some(from);
-        }
-        cfg = Some(c);
+) -> RunRecord {
+    RunRecord {
+        phase,
+        round,
+        scenario: sc.id.clone(),
+        variant: v.name(),
+        step: None,
+        rate: None,
+        rate_from: None,
+        result: None,
+        idle: None,
+        gateway: None,
+        gateway_info: None,
+        gateway_version: summary
+            .manifest
+            .gateways
+            .get(&v.name())
+            .and_then(|d| d.version.lines().next().map(str::to_string)),
+        error: None,
+        wall_s: 0.0,
     }
+}
 
-    let g = Gateway::start(cmd)?;
-    let pid = g.pid();
+/// First successful start of a variant: keep its command and info line.
+fn note_first_start(summary: &mut Summary, v: Variant, rec: &RunRecord, ctx: &RunCtx<'_>) {
+    if let Some(d) = summary.manifest.gateways.get_mut(&v.name()) {
+        if d.info.is_none() && rec.gateway_info.is_some() {
+            d.info.clone_from(&rec.gateway_info);
+            d.command = spec(ctx, v).command_line();
+        }
+    }
+}
+
+fn spec(ctx: &RunCtx<'_>, v: Variant) -> GatewaySpec {
+    let mut args = ctx.gateway_args.to_vec();
+    args.extend(["--sink".to_string(), v.sink.name().to_string()]);
+    GatewaySpec {
+        kind: v.gateway,
+        bin: ctx.bins[v.gateway.bin()].clone(),
+        brokers: None,
+        threads: None,
+        args,
+        cpus: ctx.pinning.gateway.clone(),
+        ready_timeout: Duration::from_secs(30),
+        prime_topic: Some(ctx.topic.to_string()),
+    }
+}
+
+fn start_gateway(
+    ctx: &RunCtx<'_>,
+    v: Variant,
+    producer_config: &mut Option<String>,
+    rec: &mut RunRecord,
+) -> anyhow::Result<Gateway> {
+    let g = Gateway::start(&spec(ctx, v))?;
     if producer_config.is_none() {
         producer_config.clone_from(&g.producer_config);
     }
     rec.gateway_info = g.info_line().ok();
+    Ok(g)
+}
+
+/// Stop the gateway after the work; an unclean exit fails the run even if the work did not.
+fn finish_gateway(g: Gateway, work: anyhow::Result<()>) -> anyhow::Result<()> {
+    let stopped = g.stop(Duration::from_secs(30));
+    match (work, stopped) {
+        (Ok(()), s) => s,
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(s)) => Err(e.context(format!("stopping the gateway failed too: {s:#}"))),
+    }
+}
+
+/// A load config for `sc` at `step` (closed loop) or `rate` (open loop).
+fn load_config(
+    ctx: &RunCtx<'_>,
+    mode: Mode,
+    payload: usize,
+    step: Step,
+    rate: Option<f64>,
+    search: bool,
+) -> anyhow::Result<RunConfig> {
+    let plan = ctx.plan;
+    let mut c = RunConfig::new("http://127.0.0.1:1")?;
+    c.mode = mode;
+    c.connections = step.connections;
+    match mode {
+        Mode::Ws => c.window = step.depth,
+        _ => c.pipeline = step.depth,
+    }
+    c.payload = PayloadSize {
+        min: payload,
+        max: payload,
+    };
+    c.topic = ctx.topic.to_string();
+    c.threads = ctx.client_threads;
+    (c.warmup_s, c.duration_s) = if search {
+        (plan.search_warmup_s, Some(plan.search_duration_s))
+    } else {
+        (plan.warmup_s, Some(plan.duration_s))
+    };
+    c.requests = None;
+    c.progress = false;
+    c.rate = rate;
+    c.broker_pid = ctx.broker_pid;
+    Ok(c)
+}
+
+/// One saturation search: one gateway process, the ladder climbed until the gains stop.
+fn search_one(
+    ctx: &RunCtx<'_>,
+    summary: &mut Summary,
+    v: Variant,
+    sc: &matrix::Scenario,
+) -> Vec<RunRecord> {
+    let (Some((conns, depth, depths)), Some(mode)) = (sc.search(), sc.mode()) else {
+        return Vec::new();
+    };
+    let Shape::Load { payload, .. } = sc.shape else {
+        return Vec::new();
+    };
+    let mut recs: Vec<RunRecord> = Vec::new();
+    let mut rec0 = new_record(summary, Phase::Search, 0, v, sc);
+    let producer = &mut summary.manifest.producer_config;
+    let mut g = match start_gateway(ctx, v, producer, &mut rec0) {
+        Ok(g) => g,
+        Err(e) => {
+            rec0.error = Some(format!("{e:#}"));
+            rec0.step = Some(Step {
+                connections: conns[0],
+                depth,
+            });
+            return vec![rec0];
+        }
+    };
+    let info = rec0.gateway_info.clone();
+    loop {
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let Some(step) = next_step(conns, depth, depths, &outcomes(&refs)) else {
+            break;
+        };
+        let t0 = Instant::now();
+        let mut rec = new_record(summary, Phase::Search, 0, v, sc);
+        rec.step = Some(step);
+        rec.gateway_info.clone_from(&info);
+        let work = load_config(ctx, mode, payload, step, None, true)
+            .and_then(|c| one_run(ctx, &mut g, sc, Some(c), &mut rec));
+        if let Err(e) = work {
+            rec.error = Some(format!("{e:#}"));
+        }
+        rec.wall_s = t0.elapsed().as_secs_f64();
+        let failed = rec.error.is_some();
+        recs.push(rec);
+        if failed || g.proc.exited() {
+            break;
+        }
+    }
+    if let Err(e) = finish_gateway(g, Ok(())) {
+        if let Some(last) = recs.last_mut() {
+            last.error.get_or_insert_with(|| format!("{e:#}"));
+        }
+    }
+    recs
+}
+
+/// The config of a rounds-phase run, with the rate (and where it came from) in `rec`;
+/// `None` for the memory scenarios.
+fn decide(
+    ctx: &RunCtx<'_>,
+    summary: &Summary,
+    v: Variant,
+    sc: &matrix::Scenario,
+    rec: &mut RunRecord,
+) -> anyhow::Result<Option<RunConfig>> {
+    let Shape::Load {
+        mode,
+        payload,
+        ref offer,
+    } = sc.shape
+    else {
+        return Ok(None);
+    };
+    let (step, rate) = match offer {
+        Offer::Search { .. } => {
+            let m = summary
+                .search_max(&sc.id, &v.name())
+                .with_context(|| format!("the saturation search of {} found no maximum", sc.id))?;
+            (m.step, None)
+        }
+        Offer::OwnMax { pct } => {
+            let own = v.with_sink(Sink::Kafka).name();
+            let m = summary.search_max(MAX_SCENARIO, &own).with_context(|| {
+                format!("no {MAX_SCENARIO} maximum of {own} to derive the rate from")
+            })?;
+            let rate = m.ok_per_sec * f64::from(*pct) / 100.0;
+            rec.rate_from = Some(format!(
+                "{pct}% of {own}'s {MAX_SCENARIO} search maximum ({:.0}/s at {})",
+                m.ok_per_sec, m.step
+            ));
+            let conns = m.step.in_flight().clamp(256, 2048);
+            (
+                Step {
+                    connections: conns,
+                    depth: 1,
+                },
+                Some(rate),
+            )
+        }
+        Offer::Common { pct, connections } => {
+            let (min, from) = common_max(summary).with_context(|| {
+                format!("no {MAX_SCENARIO} maximum (Kafka sink) to derive the common rate from")
+            })?;
+            rec.rate_from = Some(format!(
+                "{pct}% of the smallest {MAX_SCENARIO} search maximum with Kafka ({from}: {min:.0}/s)"
+            ));
+            (
+                Step {
+                    connections: *connections,
+                    depth: 1,
+                },
+                Some(min * f64::from(*pct) / 100.0),
+            )
+        }
+    };
+    rec.step = Some(step);
+    rec.rate = rate;
+    load_config(ctx, mode, payload, step, rate, false).map(Some)
+}
+
+/// The smallest Kafka-sink `http-max` search maximum over the variants, and whose.
+fn common_max(summary: &Summary) -> Option<(f64, String)> {
+    summary
+        .plan
+        .variants
+        .iter()
+        .filter(|v| v.sink == Sink::Kafka)
+        .filter_map(|v| {
+            Some((
+                summary.search_max(MAX_SCENARIO, &v.name())?.ok_per_sec,
+                v.name(),
+            ))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// One scenario against a running gateway (`cfg`: the load, `None` for the memory
+/// scenarios): fills `rec`.
+fn one_run(
+    ctx: &RunCtx<'_>,
+    g: &mut Gateway,
+    sc: &matrix::Scenario,
+    cfg: Option<RunConfig>,
+    rec: &mut RunRecord,
+) -> anyhow::Result<()> {
+    let pid = g.pid();
     let cpu0 = lab::proc_cpu_s(pid);
     let wall0 = Instant::now();
     let work: anyhow::Result<()> = (|| {
-        match (&sc.shape, cfg) {
-            (Shape::Load { .. }, Some(mut c)) => {
+        match (cfg, &sc.shape) {
+            (Some(mut c), _) => {
                 c.target = format!("http://{}", g.addr);
                 c.authority = g.addr.to_string();
+                c.target_pid = Some(pid);
                 let mut r = crate::run_blocking(c)?;
                 r.manifest.target_version.clone_from(&rec.gateway_version);
                 rec.result = Some(r);
             }
-            (Shape::Idle { ws, connections }, _) => {
+            (None, Shape::Idle { ws, connections }) => {
                 let payload = vec![b'x'; 100];
                 rec.idle = Some(idle::hold_idle(
                     g.addr,
                     pid,
                     *connections,
                     *ws,
-                    topic,
+                    ctx.topic,
                     &payload,
                 )?);
             }
-            (Shape::Load { .. }, None) => unreachable!("load scenarios get a config above"),
+            (None, Shape::Load { .. }) => anyhow::bail!("a load scenario without a load config"),
         }
         Ok(())
     })();
@@ -623,11 +904,97 @@ fn one_run(
         hwm_kib: lab::proc_status_kib(pid, "VmHWM"),
         wall_s: wall0.elapsed().as_secs_f64(),
     });
-    let stopped = g.stop(Duration::from_secs(30));
-    match (work, stopped) {
-        (Ok(()), s) => s,
-        (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(s)) => Err(e.context(format!("stopping the gateway failed too: {s:#}"))),
+    work
+}
+
+/// Runs `producer-bench` pinned to the gateway's CPUs against the same broker and topic,
+/// with the same `-X` overrides the gateways get.
+fn bare_producer(
+    bin: Option<&Path>,
+    bootstrap: &str,
+    topic: &str,
+    overrides: &[String],
+    cpus: &[usize],
+    secs: f64,
+    round: usize,
+) -> ProducerRun {
+    let mut run = ProducerRun {
+        round,
+        records: 0,
+        seconds: 0.0,
+        records_per_sec: 0.0,
+        cpu_s: 0.0,
+        cpu_us_per_record: 0.0,
+        command: vec![],
+        error: None,
+    };
+    let Some(bin) = bin else {
+        run.error = Some("producer-bench not found next to bench-client".into());
+        return run;
+    };
+    let mut args = vec![
+        "--brokers".to_string(),
+        bootstrap.to_string(),
+        "--topic".into(),
+        topic.into(),
+        "--duration".into(),
+        format!("{secs}s"),
+        "--payload".into(),
+        "100".into(),
+    ];
+    for x in overrides {
+        args.extend(["-X".to_string(), x.clone()]);
+    }
+    let shown = lab::command_line(bin, &args, cpus);
+    run.command.clone_from(&shown);
+    let out = std::process::Command::new(&shown[0])
+        .args(&shown[1..])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            run.error = Some(format!("starting {}: {e}", shown[0]));
+            return run;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parsed = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok());
+    match (out.status.success(), parsed) {
+        (true, Some(j)) => {
+            let f = |k: &str| j.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            run.records = f("records") as u64;
+            run.seconds = f("seconds");
+            run.records_per_sec = f("records_per_sec");
+            run.cpu_s = f("cpu_s");
+            run.cpu_us_per_record = f("cpu_us_per_record");
+        }
+        _ => {
+            run.error = Some(format!(
+                "producer-bench failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            ))
+        }
+    }
+    run
+}
+
+fn progress_rate(r: &RunRecord) -> String {
+    match (&r.result, &r.error) {
+        (_, Some(e)) => format!("ERROR {}", e.lines().next().unwrap_or_default()),
+        (Some(res), None) => format!(
+            "{}/s ({})",
+            crate::compare_report::fmt_rate(res.totals.ok_per_sec),
+            res.binding.bound
+        ),
+        (None, None) => "-".into(),
     }
 }
 
@@ -635,19 +1002,28 @@ fn progress_line(r: &RunRecord) -> String {
     let mut s = String::new();
     if let Some(res) = &r.result {
         s = format!(
-            "{:>9.0} ok/s  p50 {}  p99 {}  max {}  errors {}  stalls {}",
+            "{:>9.0} ok/s  p50 {}  p99 {}  max {}  errors {}  stalls {}  bound {}",
             res.totals.ok_per_sec,
             crate::compare_report::fmt_us(res.latency.p50_us),
             crate::compare_report::fmt_us(res.latency.p99_us),
             crate::compare_report::fmt_us(res.latency.max_us),
             res.totals.errors,
-            res.stalls.len()
+            res.stalls.len(),
+            res.binding.bound,
         );
+        if let Some(step) = r.step {
+            s.push_str(&format!("  at {step}"));
+        }
         if let Some(rate) = r.rate {
             s.push_str(&format!("  (open loop {rate:.0}/s)"));
         }
-        if res.self_check.generator_bound {
-            s.push_str("  GENERATOR-BOUND");
+        if let Some(c) = &res.target_cost {
+            if res.totals.ok > 0 {
+                s.push_str(&format!(
+                    "  gw {:.1} µs/req",
+                    c.cpu_s * 1e6 / res.totals.ok as f64
+                ));
+            }
         }
     }
     if let Some(i) = &r.idle {

@@ -12,8 +12,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::compare::{RunRecord, Summary};
-use crate::matrix::{Scenario, Shape, Sink, Variant};
+use crate::bound::Bound;
+use crate::compare::{Phase, RunRecord, Summary};
+use crate::matrix::{Offer, Scenario, Shape, Sink, Step, Variant};
 use crate::stats::{merge, new_hist, HistSummary};
 
 /// Median and range of a set of figures.
@@ -65,7 +66,7 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// What the report says about one cell.
+/// What the report says about one cell (rounds phase only; the search has its own table).
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
     pub runs: usize,
@@ -78,13 +79,25 @@ pub struct Cell {
     pub latency_uncorrected: Option<HistSummary>,
     pub client_errors: u64,
     pub backpressure: u64,
+    pub censored: u64,
     pub stalls: usize,
     pub stall_ms: f64,
-    pub generator_bound: usize,
-    /// Gateway CPU busy (cores) during the runs.
+    /// How many runs each binding constraint labelled.
+    pub bounds: BTreeMap<Bound, usize>,
+    /// The offered concurrency of the cell's runs (the search maximum for maxima).
+    pub step: Option<Step>,
+    /// ok/s × mean latency.
+    pub little: Option<Spread>,
+    /// Gateway CPU busy (cores) over the measured phase.
     pub gateway_cores: Option<Spread>,
-    /// Gateway CPU microseconds per successful request.
+    /// Gateway CPU µs per successful request, measured phase only, and its split.
     pub cpu_us_per_req: Option<Spread>,
+    pub cpu_us_by_class: BTreeMap<String, Spread>,
+    pub syscalls_per_req: Option<Spread>,
+    pub voluntary_cs_per_req: Option<Spread>,
+    pub involuntary_cs_per_req: Option<Spread>,
+    /// Mean over the runs of (gateway CPU s, ok) for marginal cost.
+    pub cpu_s_and_ok: Option<(f64, f64)>,
     pub rate: Option<Spread>,
     pub rate_achieved: Option<Spread>,
     /// Memory scenarios: bytes per idle connection.
@@ -100,8 +113,11 @@ impl Cell {
             runs: runs.len(),
             ..Cell::default()
         };
-        let (mut tp, mut cores, mut cpr, mut rate, mut ach) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut tp, mut cores, mut cpr, mut rate, mut ach, mut little) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut sys, mut vcs, mut ivcs) = (vec![], vec![], vec![]);
+        let mut by_class: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let (mut cpu_sum, mut ok_sum, mut n_cost) = (0.0, 0.0, 0);
         let (mut bpc, mut open, mut before, mut after) = (vec![], vec![], vec![], vec![]);
         let mut lat = new_hist();
         let mut unc = new_hist();
@@ -114,9 +130,14 @@ impl Cell {
                     e.lines().next().unwrap_or_default()
                 ));
             }
+            if r.step.is_some() {
+                c.step = r.step;
+            }
             if let Some(res) = &r.result {
                 c.measured += 1;
                 tp.push(res.totals.ok_per_sec);
+                little.push(res.little_in_flight);
+                *c.bounds.entry(res.binding.bound).or_default() += 1;
                 if let Ok(h) = res.latency.histogram() {
                     merge(&mut lat, &h);
                 }
@@ -128,20 +149,30 @@ impl Cell {
                 }
                 c.client_errors += res.totals.errors;
                 c.backpressure += res.totals.backpressure;
+                c.censored += res.totals.censored;
                 c.stalls += res.stalls.len();
                 c.stall_ms += res.stalls.iter().map(|s| s.length_ms).sum::<f64>();
-                c.generator_bound += usize::from(res.self_check.generator_bound);
                 if let Some(a) = res.self_check.rate_achieved {
                     ach.push(a);
                 }
-                if let Some(g) = &r.gateway {
-                    if let (Some(cpu), true) = (g.cpu_s, g.wall_s > 0.0) {
-                        let busy = cpu / g.wall_s;
-                        cores.push(busy);
-                        if res.totals.ok_per_sec > 0.0 {
-                            cpr.push(busy * 1e6 / res.totals.ok_per_sec);
-                        }
+                if let (Some(t), true) = (&res.target_cost, res.totals.ok > 0) {
+                    let ok = res.totals.ok as f64;
+                    cores.push(t.cores());
+                    cpr.push(t.cpu_s * 1e6 / ok);
+                    for (k, v) in &t.by_class {
+                        by_class
+                            .entry(k.clone())
+                            .or_default()
+                            .push(v.cpu_s * 1e6 / ok);
                     }
+                    if let Some(n) = t.syscalls {
+                        sys.push(n as f64 / ok);
+                    }
+                    vcs.push(t.voluntary_cs as f64 / ok);
+                    ivcs.push(t.involuntary_cs as f64 / ok);
+                    cpu_sum += t.cpu_s / t.wall_s.max(1e-9);
+                    ok_sum += res.totals.ok_per_sec;
+                    n_cost += 1;
                 }
                 if let Some(x) = r.rate {
                     rate.push(x);
@@ -163,8 +194,19 @@ impl Cell {
         if any_unc {
             c.latency_uncorrected = Some(HistSummary::of(&unc));
         }
+        c.little = Spread::of(&little);
         c.gateway_cores = Spread::of(&cores);
         c.cpu_us_per_req = Spread::of(&cpr);
+        c.cpu_us_by_class = by_class
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, Spread::of(&v)?)))
+            .collect();
+        c.syscalls_per_req = Spread::of(&sys);
+        c.voluntary_cs_per_req = Spread::of(&vcs);
+        c.involuntary_cs_per_req = Spread::of(&ivcs);
+        if n_cost > 0 {
+            c.cpu_s_and_ok = Some((cpu_sum / n_cost as f64, ok_sum / n_cost as f64));
+        }
         c.rate = Spread::of(&rate);
         c.rate_achieved = Spread::of(&ach);
         c.bytes_per_conn = Spread::of(&bpc);
@@ -183,12 +225,34 @@ impl Cell {
                 .unwrap_or_else(|| "no run recorded".to_string())
         })
     }
+
+    /// The label most runs got (ties: the first in [`Bound`] order, gateway first).
+    pub fn bound(&self) -> Option<Bound> {
+        let top = self.bounds.values().copied().max()?;
+        self.bounds.iter().find(|(_, &n)| n == top).map(|(&b, _)| b)
+    }
+
+    /// `gateway` or `concurrency 3/5, gateway 2/5`.
+    pub fn bound_text(&self) -> String {
+        match self.bounds.len() {
+            0 => "–".into(),
+            1 => self.bound().map_or("–".into(), |b| b.name().to_string()),
+            _ => {
+                let mut v: Vec<(&Bound, &usize)> = self.bounds.iter().collect();
+                v.sort_by(|a, b| b.1.cmp(a.1));
+                v.iter()
+                    .map(|(b, n)| format!("{} {n}/{}", b.name(), self.measured))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        }
+    }
 }
 
-/// Cells keyed by (scenario id, variant name).
+/// Cells keyed by (scenario id, variant name), from the rounds phase.
 pub fn cells(s: &Summary) -> BTreeMap<(String, String), Cell> {
     let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
-    for r in &s.runs {
+    for r in s.runs.iter().filter(|r| r.phase == Phase::Round) {
         groups
             .entry((r.scenario.clone(), r.variant.clone()))
             .or_default()
@@ -205,6 +269,22 @@ pub fn cells(s: &Summary) -> BTreeMap<(String, String), Cell> {
         }
     }
     out
+}
+
+/// Two spreads whose [min, max] ranges overlap: not called different.
+pub fn overlap(a: &Spread, b: &Spread) -> bool {
+    a.min <= b.max && b.min <= a.max
+}
+
+/// The bare producer's median records/s over the rounds.
+pub fn producer_rate(s: &Summary) -> Option<Spread> {
+    let v: Vec<f64> = s
+        .producer
+        .iter()
+        .filter(|p| p.error.is_none() && p.records_per_sec > 0.0)
+        .map(|p| p.records_per_sec)
+        .collect();
+    Spread::of(&v)
 }
 
 pub fn fmt_us(us: f64) -> String {
@@ -265,6 +345,61 @@ fn variants_of(s: &Summary, sc: &Scenario) -> Vec<Variant> {
         .collect()
 }
 
+fn offer_of(sc: &Scenario) -> Option<&Offer> {
+    match &sc.shape {
+        Shape::Load { offer, .. } => Some(offer),
+        Shape::Idle { .. } => None,
+    }
+}
+
+fn is_search(sc: &Scenario) -> bool {
+    matches!(offer_of(sc), Some(Offer::Search { .. }))
+}
+
+fn opt<T>(x: Option<T>, f: impl Fn(T) -> String) -> String {
+    x.map_or_else(|| "–".to_string(), f)
+}
+
+fn per_req(x: &Option<Spread>, digits: usize) -> String {
+    opt(x.as_ref(), |s| format!("{:.*}", digits, s.median))
+}
+
+/// `94.1k [92.0k–95.2k]`, plus ` ≈` when the range overlaps the baseline's.
+fn tp_text(c: &Cell, base: Option<&Cell>, v: &Variant) -> String {
+    let Some(t) = c.throughput else {
+        return "–".into();
+    };
+    let mut txt = fmt_spread(&t, fmt_rate);
+    if v.baseline() != *v {
+        if let Some(bt) = base.and_then(|b| b.throughput) {
+            txt.push_str(&format!(
+                " ({})",
+                fmt_ratio(ratio(Some(t.median), Some(bt.median)))
+            ));
+            if t.n > 1 && bt.n > 1 && overlap(&t, &bt) {
+                txt.push_str(" ≈");
+            }
+        }
+    }
+    txt
+}
+
+/// The headline entry of a maximum: its figure only when it is one.
+fn max_text(c: &Cell, base: Option<&Cell>, v: &Variant) -> String {
+    if let Some(reason) = c.empty_reason() {
+        return failed(&reason);
+    }
+    let b = c.bound().map_or("unknown", Bound::name);
+    let mark = if c.errors.is_empty() { "" } else { " ⚠" };
+    match c.bound() {
+        Some(Bound::Concurrency) => format!(
+            "≥ {} *(concurrency)*{mark}",
+            opt(c.throughput, |t| fmt_rate(t.median))
+        ),
+        _ => format!("{} *({b})*{mark}", tp_text(c, base, v)),
+    }
+}
+
 /// The whole `report.md`.
 pub fn markdown(s: &Summary) -> String {
     let cells = cells(s);
@@ -282,33 +417,82 @@ pub fn markdown(s: &Summary) -> String {
         "Written by `bench-client compare`; `bench-client report DIR` re-renders this file and the \
          charts from `summary.json`, which holds every run's full result and manifest.\n"
     );
+    let producer = producer_rate(s);
 
     // ---- headline
     let _ = writeln!(o, "## Headline\n");
-    let head_ids: Vec<&Scenario> = s.plan.scenarios.iter().collect();
+    let maxima: Vec<&Scenario> = s.plan.scenarios.iter().filter(|sc| is_search(sc)).collect();
+    let cost = s
+        .plan
+        .scenarios
+        .iter()
+        .rfind(|sc| matches!(offer_of(sc), Some(Offer::Common { .. })));
+    let load75 = s
+        .plan
+        .scenarios
+        .iter()
+        .rfind(|sc| matches!(offer_of(sc), Some(Offer::OwnMax { .. })));
+    let idle: Vec<&Scenario> = s
+        .plan
+        .scenarios
+        .iter()
+        .filter(|sc| matches!(sc.shape, Shape::Idle { .. }))
+        .collect();
     let _ = write!(o, "| gateway |");
-    for sc in &head_ids {
-        let unit = match sc.shape {
-            Shape::Idle { .. } => "per conn",
-            Shape::Load {
-                open_pct: Some(_), ..
-            } => "p99",
-            Shape::Load { .. } => "ok/s",
-        };
-        let _ = write!(o, " {} {unit} |", sc.id);
+    for sc in &maxima {
+        let _ = write!(o, " {} max ok/s *(bound)* |", sc.id);
+    }
+    if let Some(sc) = cost {
+        let _ = write!(o, " {} gw CPU µs/req | syscalls/req | ctx sw/req |", sc.id);
+    }
+    if let Some(sc) = load75 {
+        let _ = write!(o, " {} p99 |", sc.id);
+    }
+    for sc in &idle {
+        let _ = write!(o, " {} per conn |", sc.id);
     }
     let _ = writeln!(o);
-    let _ = writeln!(o, "|---|{}", "---:|".repeat(head_ids.len()));
+    let ncols = maxima.len() + cost.map_or(0, |_| 3) + load75.map_or(0, |_| 1) + idle.len();
+    let _ = writeln!(o, "|---|{}", "---:|".repeat(ncols));
     for v in &s.plan.variants {
         let _ = write!(o, "| {} |", v.name());
-        for sc in &head_ids {
-            let txt = if !variants_of(s, sc).contains(v) {
-                "".to_string()
-            } else {
-                match cell(&sc.id, v) {
-                    Some(c) => headline_cell(c, cell(&sc.id, &v.baseline()), v, &sc.shape),
-                    None => "".into(),
+        for sc in &maxima {
+            let txt = match (variants_of(s, sc).contains(v), cell(&sc.id, v)) {
+                (true, Some(c)) => max_text(c, cell(&sc.id, &v.baseline()), v),
+                _ => String::new(),
+            };
+            let _ = write!(o, " {txt} |");
+        }
+        if let Some(sc) = cost {
+            match cell(&sc.id, v).filter(|_| variants_of(s, sc).contains(v)) {
+                Some(c) => {
+                    let _ = write!(
+                        o,
+                        " {} | {} | {} |",
+                        per_req(&c.cpu_us_per_req, 1),
+                        per_req(&c.syscalls_per_req, 2),
+                        opt(
+                            c.voluntary_cs_per_req.zip(c.involuntary_cs_per_req),
+                            |(a, b)| format!("{:.2}", a.median + b.median)
+                        ),
+                    );
                 }
+                None => {
+                    let _ = write!(o, " | | |");
+                }
+            }
+        }
+        if let Some(sc) = load75 {
+            let txt = match cell(&sc.id, v).filter(|_| variants_of(s, sc).contains(v)) {
+                Some(c) => opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                None => String::new(),
+            };
+            let _ = write!(o, " {txt} |");
+        }
+        for sc in &idle {
+            let txt = match cell(&sc.id, v).filter(|_| variants_of(s, sc).contains(v)) {
+                Some(c) => opt(c.bytes_per_conn, |b| kib(b.median)),
+                None => String::new(),
             };
             let _ = write!(o, " {txt} |");
         }
@@ -316,13 +500,24 @@ pub fn markdown(s: &Summary) -> String {
     }
     let _ = writeln!(
         o,
-        "\nMedian of {} repeat(s); `(1.05×)` = ratio to tokio-multi with the same sink in this run. \
-         `/null` = `--sink null` (the gateway's own cost, no Kafka). \
-         `http-NN p99`: latency at NN% of tokio-multi's http-max (open loop, corrected); lower is \
-         better there and for memory, higher for ok/s. ⚠: a run of that cell reported an error \
-         (see Failed runs).\n",
+        "\nMaxima: median [min–max] of {} round(s) at the point the saturation search found, with \
+         the binding constraint most of those runs had (*gateway*: the gateway's CPU was ≥ 90% busy, \
+         the only label that makes a figure the gateway's maximum; *client*: the load generator was \
+         the limit, so the gateway's maximum is at least that; *concurrency*: the client's \
+         window was full with both CPUs below 90% — shown as ≥). `(1.05×)` = ratio to \
+         tokio-multi with the same sink; `≈`: the two ranges overlap, so the difference is not \
+         established. Cost columns: gateway CPU time, system calls and context switches per \
+         request at the same offered rate for every gateway, measured phase only. `/null` = \
+         `--sink null` (the gateway's own cost). ⚠: a run of that cell reported an error.\n",
         s.plan.repeats
     );
+    if let Some(p) = producer {
+        let _ = writeln!(
+            o,
+            "Bare producer (the ceiling of the Kafka path, same configuration and broker, one thread pinned to the gateway's CPU): **{}** records/s.\n",
+            fmt_spread(&p, fmt_rate)
+        );
+    }
 
     // ---- method
     let _ = writeln!(o, "## Machine and method\n");
@@ -359,23 +554,37 @@ pub fn markdown(s: &Summary) -> String {
     }
     let _ = writeln!(
         o,
-        "- each load run: {} s warmup (excluded) + {} s measured; {} repeat(s) per cell, interleaved \
-         across gateways (A B C D A B C D …), a fresh gateway process per run, primed with 16 \
-         ack=kafka requests once `/readyz` is 200 (so the producer's start-up is not measured), \
-         stopped with SIGTERM (exit status must be 0)",
-        s.plan.warmup_s, s.plan.duration_s, s.plan.repeats
+        "- search: every maximum climbs a ladder of offered concurrency (connections, then pipeline \
+         depth or WebSocket window at the best connection count) with one gateway process, \
+         {} s warmup + {} s per step, until a step adds less than {:.0}% to the best so far",
+        s.plan.search_warmup_s,
+        s.plan.search_duration_s,
+        crate::matrix::MIN_GAIN * 100.0
     );
     let _ = writeln!(
         o,
-        "- throughput: median [min–max] over the repeats; latency percentiles: from the repeats' \
-         HdrHistograms merged (open loop: measured from the intended send time, coordinated \
-         omission corrected); open-loop rates: a percentage of tokio-multi's http-max in the same \
-         round, so every gateway gets the same offered load"
+        "- rounds: {} round(s) of every cell, each round in an order shuffled with seed {} + round \
+         (recorded), {} s warmup (excluded) + {} s measured, a fresh gateway process per run, \
+         primed with 16 ack=kafka requests once `/readyz` is 200, stopped with SIGTERM (exit \
+         status must be 0); memory cells in the first {} round(s)",
+        s.plan.repeats,
+        s.plan.seed + 1,
+        s.plan.warmup_s,
+        s.plan.duration_s,
+        s.plan.idle_repeats
     );
     let _ = writeln!(
         o,
-        "- gateway CPU: /proc/PID/stat user+system over the run (warmup included) / wall time; \
-         µs/req = that / ok per second"
+        "- throughput: median [min–max] over the rounds; latency: the rounds' HdrHistograms merged \
+         (open loop: from the intended send time, coordinated omission corrected; requests \
+         unanswered at the end are censored into it, never dropped)"
+    );
+    let _ = writeln!(
+        o,
+        "- gateway cost: per-thread CPU time (`/proc/PID/task/*/schedstat`), context switches \
+         (`/proc/PID/task/*/status`) and system calls (a `raw_syscalls:sys_enter` perf counter per \
+         thread) over the measured phase only, divided by the successful requests; threads \
+         grouped as I/O (`io-N`, `tokio-worker`), poll (`kafka-poll`), librdkafka (`rdk:*`), other"
     );
     let _ = writeln!(
         o,
@@ -386,99 +595,182 @@ pub fn markdown(s: &Summary) -> String {
         mm.args.join(" ")
     );
 
+    // ---- bare producer
+    if !s.producer.is_empty() {
+        let _ = writeln!(o, "## Bare producer\n");
+        let _ = writeln!(
+            o,
+            "`producer-bench`: the gateways' producer configuration sending 100 B records to the \
+             same broker and topic as fast as it can, from one thread pinned to the gateway's CPUs. \
+             Each gateway's Kafka maximum is also given as a fraction of it.\n"
+        );
+        let _ = writeln!(o, "| round | records/s | CPU µs/record | note |");
+        let _ = writeln!(o, "|---:|---:|---:|---|");
+        for p in &s.producer {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:.2} | {} |",
+                p.round + 1,
+                fmt_rate(p.records_per_sec),
+                p.cpu_us_per_record,
+                p.error.as_deref().map(md).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(o);
+    }
+
     // ---- per scenario
     for sc in &s.plan.scenarios {
         let _ = writeln!(o, "## {}: {}\n", sc.id, sc.title);
-        match sc.shape {
-            Shape::Load { open_pct, .. } => {
-                let open = open_pct.is_some();
-                let _ = write!(o, "| gateway | ok/s median [min–max] | vs tokio-multi |");
-                if open {
-                    let _ = write!(o, " target rate | sent/target |");
-                }
+        match offer_of(sc) {
+            Some(Offer::Search { .. }) => {
+                let kafka = variants_of(s, sc).iter().any(|v| v.sink == Sink::Kafka);
                 let _ = writeln!(
                     o,
-                    " p50 | p90 | p99 | p99.9 | max |{} errors | backpressure | stalls | gw CPU | gw µs/req | notes |",
-                    if open { " p99 uncorrected |" } else { "" }
+                    "| gateway | max ok/s median [min–max] | bound | at | in flight (Little) | p50 | p99 | p99.9 | p99.99 | gw CPU | gw µs/req | syscalls/req | ctx sw/req | of bare producer | errors | notes |"
                 );
-                let ncol = 14 + if open { 3 } else { 0 };
-                let _ = writeln!(o, "|---|{}---|", "---:|".repeat(ncol - 2));
+                let _ = writeln!(o, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
                 for v in variants_of(s, sc) {
                     let Some(c) = cell(&sc.id, &v) else { continue };
                     let _ = write!(o, "| {} |", v.name());
                     if let Some(reason) = c.empty_reason() {
-                        let _ = write!(o, " {} |", failed(&reason));
-                        let _ = writeln!(o, "{}", " |".repeat(ncol - 2));
+                        let _ = writeln!(o, " {} |{}", failed(&reason), " |".repeat(14));
                         continue;
                     }
                     let base = cell(&sc.id, &v.baseline());
-                    let tp = c.throughput.map(|t| t.median);
-                    let _ = write!(
-                        o,
-                        " {} | {} |",
-                        c.throughput
-                            .as_ref()
-                            .map_or("–".into(), |t| fmt_spread(t, fmt_rate)),
-                        fmt_ratio(ratio(tp, base.and_then(|b| b.throughput.map(|t| t.median))))
-                    );
-                    if open {
-                        let _ = write!(
-                            o,
-                            " {} | {} |",
-                            c.rate
-                                .as_ref()
-                                .map_or("–".into(), |r| fmt_spread(r, fmt_rate)),
-                            c.rate_achieved
-                                .as_ref()
-                                .map_or("–".into(), |r| format!("{:.0}%", r.median * 100.0))
-                        );
-                    }
-                    match &c.latency {
-                        Some(l) => {
-                            let _ = write!(
-                                o,
-                                " {} | {} | {} | {} | {} |",
-                                fmt_us(l.p50_us),
-                                fmt_us(l.p90_us),
-                                fmt_us(l.p99_us),
-                                fmt_us(l.p999_us),
-                                fmt_us(l.max_us)
-                            );
+                    let frac = match (v.sink, kafka, c.throughput, producer) {
+                        (Sink::Kafka, true, Some(t), Some(p)) => {
+                            format!("{:.2}", t.median / p.median)
                         }
-                        None => {
-                            let _ = write!(o, "{}", " – |".repeat(5));
-                        }
-                    }
-                    if open {
-                        let _ = write!(
-                            o,
-                            " {} |",
-                            c.latency_uncorrected
-                                .as_ref()
-                                .map_or("–".into(), |l| fmt_us(l.p99_us))
-                        );
-                    }
-                    let stalls = if c.stalls == 0 {
-                        "0".to_string()
-                    } else {
-                        format!("{} ({:.0} ms)", c.stalls, c.stall_ms)
+                        _ => "–".into(),
                     };
-                    let _ = write!(
+                    let _ = writeln!(
                         o,
-                        " {} | {} | {stalls} | {} | {} |",
+                        " {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {frac} | {} | {} |",
+                        tp_text(c, base, &v),
+                        c.bound_text(),
+                        opt(c.step, |st| st.to_string()),
+                        opt(c.little, |l| format!("{:.0}", l.median)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p50_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p999_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p9999_us)),
+                        opt(c.gateway_cores, |x| format!("{:.0}%", x.median * 100.0)),
+                        per_req(&c.cpu_us_per_req, 1),
+                        per_req(&c.syscalls_per_req, 2),
+                        opt(c.voluntary_cs_per_req.zip(c.involuntary_cs_per_req), |(a, b)| format!("{:.2}", a.median + b.median)),
                         c.client_errors,
-                        c.backpressure,
-                        c.gateway_cores
-                            .as_ref()
-                            .map_or("–".into(), |x| format!("{:.0}%", x.median * 100.0)),
-                        c.cpu_us_per_req
-                            .as_ref()
-                            .map_or("–".into(), |x| format!("{:.1}", x.median)),
+                        notes(c)
                     );
-                    let _ = writeln!(o, " {} |", notes(c));
                 }
+                let _ = writeln!(o, "\nSaturation search (ok/s and binding constraint at each step of offered concurrency, connections × depth):\n");
+                for v in variants_of(s, sc) {
+                    let steps = s.search_steps(&sc.id, &v.name());
+                    let txt: Vec<String> = steps
+                        .iter()
+                        .map(|r| {
+                            let st = opt(r.step, |x| x.to_string());
+                            match (&r.result, &r.error) {
+                                (_, Some(e)) => format!(
+                                    "{st}: failed ({})",
+                                    md(e.lines().next().unwrap_or_default())
+                                ),
+                                (Some(x), None) => format!(
+                                    "{st}: {} ({}, p99 {})",
+                                    fmt_rate(x.totals.ok_per_sec),
+                                    x.binding.bound,
+                                    fmt_us(x.latency.p99_us)
+                                ),
+                                (None, None) => format!("{st}: –"),
+                            }
+                        })
+                        .collect();
+                    let best = s.search_max(&sc.id, &v.name());
+                    let _ = writeln!(
+                        o,
+                        "- **{}**: {} → maximum {}",
+                        v.name(),
+                        if txt.is_empty() {
+                            "not run".to_string()
+                        } else {
+                            txt.join(" → ")
+                        },
+                        opt(best, |b| format!(
+                            "{} at {}",
+                            fmt_rate(b.ok_per_sec),
+                            b.step
+                        ))
+                    );
+                }
+                let _ = writeln!(
+                    o,
+                    "\n![saturation search](saturation-{id}.svg)\n\n![throughput over time](throughput-{id}.svg) ![latency percentiles](latency-{id}.svg)",
+                    id = sc.id
+                );
             }
-            Shape::Idle { .. } => {
+            Some(Offer::OwnMax { .. }) | Some(Offer::Common { .. }) => {
+                let common = matches!(offer_of(sc), Some(Offer::Common { .. }));
+                let _ = writeln!(
+                    o,
+                    "| gateway | target rate | sent/target | ok/s | bound | p50 | p99 | p99.9 | p99.99 | p99 uncorrected | censored | gw CPU | gw µs/req | io / poll / librdkafka µs | syscalls/req | voluntary / involuntary cs/req | errors | notes |"
+                );
+                let _ = writeln!(o, "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+                for v in variants_of(s, sc) {
+                    let Some(c) = cell(&sc.id, &v) else { continue };
+                    let _ = write!(o, "| {} |", v.name());
+                    if let Some(reason) = c.empty_reason() {
+                        let _ = writeln!(o, " {} |{}", failed(&reason), " |".repeat(16));
+                        continue;
+                    }
+                    let class =
+                        |k: &str| opt(c.cpu_us_by_class.get(k), |x| format!("{:.1}", x.median));
+                    let _ = writeln!(
+                        o,
+                        " {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} |",
+                        opt(c.rate, |r| fmt_rate(r.median)),
+                        opt(c.rate_achieved, |r| format!("{:.1}%", r.median * 100.0)),
+                        opt(c.throughput, |t| fmt_rate(t.median)),
+                        c.bound_text(),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p50_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p999_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p9999_us)),
+                        opt(c.latency_uncorrected.as_ref(), |l| fmt_us(l.p99_us)),
+                        c.censored,
+                        opt(c.gateway_cores, |x| format!("{:.0}%", x.median * 100.0)),
+                        per_req(&c.cpu_us_per_req, 1),
+                        class("io"),
+                        class("poll"),
+                        class("librdkafka"),
+                        per_req(&c.syscalls_per_req, 2),
+                        opt(c.voluntary_cs_per_req.zip(c.involuntary_cs_per_req), |(a, b)| format!("{:.2} / {:.2}", a.median, b.median)),
+                        c.client_errors,
+                        notes(c)
+                    );
+                }
+                if let Some(r) = s
+                    .runs
+                    .iter()
+                    .find(|r| r.scenario == sc.id && r.rate_from.is_some())
+                {
+                    let _ = writeln!(
+                        o,
+                        "\nRate: {}{}.",
+                        r.rate_from.as_deref().unwrap_or_default(),
+                        if common {
+                            " — the same for every variant"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                let _ = writeln!(
+                    o,
+                    "\n![throughput over time](throughput-{id}.svg) ![latency percentiles](latency-{id}.svg)",
+                    id = sc.id
+                );
+            }
+            None => {
                 let _ = writeln!(
                     o,
                     "| gateway | per connection median [min–max] | vs tokio-multi | open | RSS before | RSS after | errors | notes |"
@@ -496,33 +788,63 @@ pub fn markdown(s: &Summary) -> String {
                     let _ = writeln!(
                         o,
                         " {} | {} | {} | {} | {} | {} | {} |",
-                        c.bytes_per_conn
-                            .as_ref()
-                            .map_or("–".into(), |x| fmt_spread(x, kib)),
+                        opt(c.bytes_per_conn.as_ref(), |x| fmt_spread(x, kib)),
                         fmt_ratio(ratio(
                             b,
                             base.and_then(|b| b.bytes_per_conn.map(|x| x.median))
                         )),
-                        c.idle_open
-                            .as_ref()
-                            .map_or("–".into(), |x| format!("{:.0}", x.median)),
-                        c.idle_rss_before_kib
-                            .as_ref()
-                            .map_or("–".into(), |x| format!("{:.1} MiB", x.median / 1024.0)),
-                        c.idle_rss_after_kib
-                            .as_ref()
-                            .map_or("–".into(), |x| format!("{:.1} MiB", x.median / 1024.0)),
+                        opt(c.idle_open, |x| format!("{:.0}", x.median)),
+                        opt(c.idle_rss_before_kib, |x| format!(
+                            "{:.1} MiB",
+                            x.median / 1024.0
+                        )),
+                        opt(c.idle_rss_after_kib, |x| format!(
+                            "{:.1} MiB",
+                            x.median / 1024.0
+                        )),
                         c.client_errors,
                         notes(c)
                     );
                 }
             }
         }
-        if matches!(sc.shape, Shape::Load { .. }) {
+        let _ = writeln!(o);
+    }
+    // ---- marginal cost and latency vs load
+    let costs: Vec<&Scenario> = s
+        .plan
+        .scenarios
+        .iter()
+        .filter(|sc| matches!(offer_of(sc), Some(Offer::Common { .. })))
+        .collect();
+    if let [lo, hi] = costs[..] {
+        let _ = writeln!(o, "## Marginal cost\n");
+        let _ = writeln!(
+            o,
+            "Gateway CPU per additional request between {} and {}: (cores at {} − cores at {}) / (ok/s at {} − ok/s at {}), which leaves out what a gateway spends whatever the load (timers, the producer's idle polling).\n",
+            lo.id, hi.id, hi.id, lo.id, hi.id, lo.id
+        );
+        let _ = writeln!(
+            o,
+            "| gateway | marginal gw µs/req | average gw µs/req at {} |",
+            hi.id
+        );
+        let _ = writeln!(o, "|---|---:|---:|");
+        for v in variants_of(s, hi) {
+            let (Some(a), Some(b)) = (cell(&lo.id, &v), cell(&hi.id, &v)) else {
+                continue;
+            };
+            let marginal = match (a.cpu_s_and_ok, b.cpu_s_and_ok) {
+                (Some((ca, oa)), Some((cb, ob))) if ob > oa => {
+                    format!("{:.1}", (cb - ca) * 1e6 / (ob - oa))
+                }
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 o,
-                "\n![throughput over time](throughput-{id}.svg) ![latency percentiles](latency-{id}.svg)",
-                id = sc.id
+                "| {} | {marginal} | {} |",
+                v.name(),
+                per_req(&b.cpu_us_per_req, 1)
             );
         }
         let _ = writeln!(o);
@@ -530,8 +852,14 @@ pub fn markdown(s: &Summary) -> String {
     if s.plan
         .scenarios
         .iter()
-        .any(|sc| matches!(sc.shape, Shape::Idle { .. }))
+        .any(|sc| matches!(offer_of(sc), Some(Offer::OwnMax { .. })))
     {
+        let _ = writeln!(
+            o,
+            "## Latency against offered load\n\nOpen-loop p50 / p99 / p99.9 (corrected) at fractions of each gateway's own measured http-max maximum (Kafka).\n\n![latency against offered load](latency-vs-load.svg)\n"
+        );
+    }
+    if !idle.is_empty() {
         let _ = writeln!(o, "![memory per connection](memory.svg)\n");
     }
 
@@ -540,10 +868,14 @@ pub fn markdown(s: &Summary) -> String {
     for r in &s.runs {
         if let Some(e) = &r.error {
             errs.push(format!(
-                "- round {} {} {}: {}",
-                r.round + 1,
+                "- {} {} {} {}: {}",
+                match r.phase {
+                    Phase::Search => "search".to_string(),
+                    Phase::Round => format!("round {}", r.round + 1),
+                },
                 r.scenario,
                 r.variant,
+                opt(r.step, |s| s.to_string()),
                 e.lines().next().unwrap_or_default()
             ));
         }
@@ -593,59 +925,21 @@ pub fn markdown(s: &Summary) -> String {
     o
 }
 
-fn headline_cell(c: &Cell, base: Option<&Cell>, v: &Variant, shape: &Shape) -> String {
-    if let Some(reason) = c.empty_reason() {
-        return failed(&reason);
-    }
-    let (val, b) = match shape {
-        Shape::Load {
-            open_pct: Some(_), ..
-        } => (
-            c.latency.as_ref().map(|l| l.p99_us),
-            base.and_then(|b| b.latency.as_ref().map(|l| l.p99_us)),
-        ),
-        Shape::Idle { .. } => (
-            c.bytes_per_conn.map(|x| x.median),
-            base.and_then(|b| b.bytes_per_conn.map(|x| x.median)),
-        ),
-        Shape::Load { .. } => (
-            c.throughput.map(|x| x.median),
-            base.and_then(|b| b.throughput.map(|x| x.median)),
-        ),
-    };
-    let Some(val) = val else {
-        return "–".into();
-    };
-    let txt = match shape {
-        Shape::Load {
-            open_pct: Some(_), ..
-        } => fmt_us(val),
-        Shape::Idle { .. } => kib(val),
-        Shape::Load { .. } => fmt_rate(val),
-    };
-    let mark = if c.errors.is_empty() { "" } else { " ⚠" };
-    if v.baseline() == *v {
-        format!("{txt}{mark}")
-    } else {
-        format!("{txt} ({}){mark}", fmt_ratio(ratio(Some(val), b)))
-    }
-}
-
 fn notes(c: &Cell) -> String {
     let mut n = Vec::new();
     if c.measured < c.runs {
         n.push(format!("{}/{} runs have figures", c.measured, c.runs));
     }
-    if c.generator_bound > 0 {
-        n.push(format!(
-            "client-bound in {}/{} runs",
-            c.generator_bound, c.measured
-        ));
-    }
     if let Some(t) = &c.throughput {
         if t.n > 1 && t.relative_range() > 0.2 {
             n.push(format!("spread {:.0}%", t.relative_range() * 100.0));
         }
+    }
+    if c.stalls > 0 {
+        n.push(format!("{} stall(s), {:.0} ms", c.stalls, c.stall_ms));
+    }
+    if c.backpressure > 0 {
+        n.push(format!("{} backpressure (503/nack)", c.backpressure));
     }
     for e in &c.errors {
         n.push(format!("⚠ {}", md(e)));
@@ -706,6 +1000,7 @@ mod tests {
                 backpressure: 0,
                 errors: 0,
                 in_flight_at_end: 0,
+                censored: 0,
                 connects: 4,
                 connect_errors: 0,
                 ok_per_sec,
@@ -730,6 +1025,16 @@ mod tests {
                 generator_bound: false,
                 reasons: vec![],
             },
+            latency_backpressure: None,
+            little_in_flight: 0.0,
+            window: None,
+            target_cost: None,
+            broker_cost: None,
+            cpu_busy: BTreeMap::new(),
+            binding: crate::bound::Binding {
+                bound: crate::bound::Bound::Unknown,
+                reasons: vec![],
+            },
             acked: 0,
             acked_ids: vec![],
             intervals: vec![],
@@ -747,13 +1052,43 @@ mod tests {
             warmup_s: None,
             duration_s: None,
             idle_conns: 100,
+            seed: 7,
         })
         .unwrap();
         let mut runs = Vec::new();
+        // The search: two steps per ladder, the second better (and the maximum).
+        for (si, vi) in plan.search_slots() {
+            let v = plan.variants[vi];
+            let sc = &plan.scenarios[si];
+            let k = (vi + 1) as f64;
+            for (i, conns) in [64usize, 256].into_iter().enumerate() {
+                runs.push(RunRecord {
+                    phase: Phase::Search,
+                    round: 0,
+                    scenario: sc.id.clone(),
+                    variant: v.name(),
+                    step: Some(Step {
+                        connections: conns,
+                        depth: 1,
+                    }),
+                    rate: None,
+                    rate_from: None,
+                    result: Some(result(10_000.0 * k * (i + 1) as f64, k as u64)),
+                    idle: None,
+                    gateway: None,
+                    gateway_info: None,
+                    gateway_version: None,
+                    error: None,
+                    wall_s: 1.0,
+                });
+            }
+        }
         for sl in plan.slots() {
             let v = plan.variants[sl.variant];
             let sc = &plan.scenarios[sl.scenario];
             let mut r = RunRecord {
+                phase: Phase::Round,
+                step: None,
                 round: sl.round,
                 scenario: sc.id.clone(),
                 variant: v.name(),
@@ -782,7 +1117,31 @@ mod tests {
                     {
                         r.error = Some("gateway exited with exit status: 1 after SIGTERM".into());
                     } else {
-                        r.result = Some(result(10_000.0 * k + sl.round as f64 * 100.0, k as u64));
+                        let mut res = result(10_000.0 * k + sl.round as f64 * 100.0, k as u64);
+                        res.binding.bound = crate::bound::Bound::Gateway;
+                        res.target_cost = Some(crate::cost::ProcessCost {
+                            pid: 1,
+                            wall_s: 2.0,
+                            cpu_s: 1.0,
+                            voluntary_cs: 100,
+                            involuntary_cs: 10,
+                            syscalls: Some(1000),
+                            by_class: BTreeMap::new(),
+                        });
+                        r.result = Some(res);
+                        if !matches!(
+                            sc.shape,
+                            Shape::Load {
+                                offer: Offer::Search { .. },
+                                ..
+                            }
+                        ) {
+                            r.rate = Some(5000.0);
+                        }
+                        r.step = Some(Step {
+                            connections: 256,
+                            depth: 1,
+                        });
                     }
                 }
                 Shape::Idle { ws, connections } => {
@@ -837,6 +1196,7 @@ mod tests {
             },
             plan,
             runs,
+            producer: vec![],
         }
     }
 
@@ -884,8 +1244,16 @@ mod tests {
         }
         assert!(md.contains("**FAILED**: round 1: gateway exited with exit status: 1"));
         assert!(md.contains("asymmetries: test"));
-        // 2× tokio-multi's throughput → 2.00× in the headline.
-        assert!(md.contains("(2.00×)"), "{md}");
+        // (2 × 10000 + 100) / (10000 + 100) of tokio-multi's throughput, labelled.
+        assert!(
+            md.contains("20.1k [20.0k–20.2k] (1.99×) *(gateway)*"),
+            "{md}"
+        );
+        // The search is reported step by step with its maximum.
+        assert!(
+            md.contains("- **tokio-per-core**: 64x1: 20.0k (unknown, p99 2.99 ms) → 256x1: 40.0k"),
+            "{md}"
+        );
 
         let dir = std::env::temp_dir().join(format!("compare-report-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -899,7 +1267,11 @@ mod tests {
                 svgs.push(format!("throughput-{}.svg", sc.id));
                 svgs.push(format!("latency-{}.svg", sc.id));
             }
+            if sc.search().is_some() {
+                svgs.push(format!("saturation-{}.svg", sc.id));
+            }
         }
+        svgs.push("latency-vs-load.svg".into());
         for f in svgs {
             let t = std::fs::read_to_string(dir.join(&f)).unwrap();
             assert!(

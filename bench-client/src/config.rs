@@ -206,6 +206,17 @@ pub struct RunArgs {
     /// The gateway binary, only asked for `--version` for the manifest.
     #[arg(long)]
     pub target_bin: Option<PathBuf>,
+    /// PID of the gateway, when it runs on this host: its CPU time per thread class, context
+    /// switches and system calls over the measured phase land in the result (cost per
+    /// request), and its CPU load decides whether the run was gateway-bound.
+    #[arg(long, value_name = "PID")]
+    pub target_pid: Option<u32>,
+    /// PID of the broker (kafka-mock) on this host: its CPU over the measured phase.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+    /// Do not count the target's system calls (one perf tracepoint counter per thread).
+    #[arg(long)]
+    pub no_syscalls: bool,
     /// No progress line and no summary (the JSON file is still written).
     #[arg(long, short)]
     pub quiet: bool,
@@ -246,6 +257,15 @@ pub struct RunConfig {
     pub interval_histograms: bool,
     /// Show the live progress line (only ever on a TTY).
     pub progress: bool,
+    /// The gateway's PID on this host (cost and load of the measured phase).
+    #[serde(default)]
+    pub target_pid: Option<u32>,
+    /// The broker's PID on this host.
+    #[serde(default)]
+    pub broker_pid: Option<u32>,
+    /// Count the target's system calls.
+    #[serde(default)]
+    pub count_syscalls: bool,
 }
 
 fn yes() -> bool {
@@ -321,6 +341,9 @@ impl RunConfig {
             collect_acks: a.acked_file.is_some(),
             interval_histograms: a.hdr_log.is_some(),
             progress: !a.quiet,
+            target_pid: a.target_pid,
+            broker_pid: a.broker_pid,
+            count_syscalls: !a.no_syscalls,
         })
     }
 
@@ -333,6 +356,13 @@ impl RunConfig {
     pub fn stall_window(&self) -> Duration {
         Duration::from_secs_f64(self.stall_window_s)
     }
+    /// Requests a closed loop keeps in flight (connections × depth); `None` in open loop.
+    pub fn window(&self) -> Option<u64> {
+        self.rate
+            .is_none()
+            .then(|| (self.connections * self.depth()) as u64)
+    }
+
     /// In-flight requests per connection for the chosen mode.
     pub fn depth(&self) -> usize {
         match self.mode {

@@ -150,15 +150,15 @@ async fn keepalive_conn(
         // Every request of the connection was answered: a planned close, not an error.
         return;
     };
-    let mut lost = u64::from(front.is_some());
-    while rx.try_recv().is_ok() {
-        lost += 1;
+    let mut lost: Vec<u64> = front.iter().map(|f| f.seq).collect();
+    while let Ok(f) = rx.try_recv() {
+        lost.push(f.seq);
     }
     let key = match end {
         ConnEnd::Error(k) => k,
         ConnEnd::Closed => ErrorKey::new(Phase::Read, "EOF"),
     };
-    sh.on_aborted(Instant::now(), lost, key);
+    sh.on_aborted(Instant::now(), &lost, key);
 }
 
 /// Connection churn: after this many requests a connection stops writing, waits for
@@ -321,8 +321,8 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
         .await;
         let now = Instant::now();
         match res {
-            Err(_) => sh.on_aborted(now, 1, ErrorKey::timeout()),
-            Ok(Err(k)) => sh.on_aborted(now, 1, k),
+            Err(_) => sh.on_aborted(now, &[c.seq], ErrorKey::timeout()),
+            Ok(Err(k)) => sh.on_aborted(now, &[c.seq], k),
             Ok(Ok(r)) => {
                 let out = outcome(
                     r.status,

@@ -11,12 +11,14 @@
 //!
 //! This crate talks to gateways only over sockets: it depends on no other workspace crate.
 
+pub mod bound;
 pub mod chaos;
 pub mod charts;
 pub mod compare;
 pub mod compare_report;
 pub mod config;
 mod conn;
+pub mod cost;
 pub mod errors;
 mod http;
 pub mod idle;

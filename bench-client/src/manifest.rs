@@ -112,11 +112,21 @@ fn uname() -> (Option<String>, Option<String>) {
 }
 
 fn affinity() -> Vec<usize> {
+    affinity_of(0)
+}
+
+/// The CPUs a process (its main thread; 0 = the calling thread) may run on; empty if unknown.
+pub fn affinity_of(pid: u32) -> Vec<usize> {
     // SAFETY: cpu_set_t is plain old data; sched_getaffinity fills it or fails.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is this thread; the size matches the set passed.
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    // SAFETY: the size matches the set passed; an unknown pid is an error return.
+    let rc = unsafe {
+        libc::sched_getaffinity(
+            pid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        )
+    };
     if rc != 0 {
         return Vec::new();
     }

@@ -13,7 +13,9 @@ use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use serde::{Deserialize, Serialize};
 
+use crate::bound::{classify, Binding, Bound, Signals};
 use crate::config::RunConfig;
+use crate::cost::ProcessCost;
 use crate::errors::{ErrorCount, ErrorKey};
 use crate::manifest::Manifest;
 use crate::recorder::{Recorder, Shared};
@@ -37,6 +39,11 @@ pub struct Totals {
     pub errors: u64,
     /// Sent but unresolved when the run ended.
     pub in_flight_at_end: u64,
+    /// Open loop: measured requests that were due but unsent, or sent but unanswered, at
+    /// the end; each is in the corrected histogram with its wait until the end (censored),
+    /// never dropped.
+    #[serde(default)]
+    pub censored: u64,
     pub connects: u64,
     pub connect_errors: u64,
     pub ok_per_sec: f64,
@@ -92,6 +99,27 @@ pub struct RunResult {
     #[serde(default)]
     pub server_accept_queue: Option<u64>,
     pub self_check: SelfCheck,
+    /// 503 / nack answers, from the intended send time like `latency`.
+    #[serde(default)]
+    pub latency_backpressure: Option<HistSummary>,
+    /// Little's law: ok/s × mean latency, the requests that were in flight on average.
+    #[serde(default)]
+    pub little_in_flight: f64,
+    /// Closed loop: the configured in-flight requests (connections × depth).
+    #[serde(default)]
+    pub window: Option<u64>,
+    /// What the target (gateway) spent over the measured phase (`--target-pid`).
+    #[serde(default)]
+    pub target_cost: Option<ProcessCost>,
+    /// What the broker spent (`--broker-pid`).
+    #[serde(default)]
+    pub broker_cost: Option<ProcessCost>,
+    /// Busy fraction of every CPU over the measured phase.
+    #[serde(default)]
+    pub cpu_busy: BTreeMap<usize, f64>,
+    /// What bound this run, from the signals above.
+    #[serde(default = "unknown_binding")]
+    pub binding: Binding,
     /// Requests acknowledged with ack=kafka, warmup included (counted only when
     /// `--acked-file` is used, else 0).
     pub acked: u64,
@@ -103,15 +131,86 @@ pub struct RunResult {
     pub intervals: Vec<(u64, stats::Hist)>,
 }
 
-pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms: u64) -> RunResult {
+fn unknown_binding() -> Binding {
+    Binding {
+        bound: Bound::Unknown,
+        reasons: vec![],
+    }
+}
+
+/// What the measured-phase probes found.
+pub(crate) struct Costs {
+    pub target: Option<ProcessCost>,
+    pub broker: Option<ProcessCost>,
+    pub cpu_busy: BTreeMap<usize, f64>,
+}
+
+/// Mean busy fraction of `cpus` (`None` when they are all of the machine's, or unknown).
+fn set_busy(cpus: &[usize], busy: &BTreeMap<usize, f64>) -> Option<f64> {
+    if cpus.is_empty() || cpus.len() >= busy.len() {
+        return None;
+    }
+    let v: Vec<f64> = cpus.iter().filter_map(|c| busy.get(c)).copied().collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The binding signals of a finished run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn signals(
+    cfg: &RunConfig,
+    costs: &Costs,
+    client_cores: f64,
+    client_busy: f64,
+    rate_achieved: Option<f64>,
+    schedule_lag_p99_ms: Option<f64>,
+    little_in_flight: f64,
+) -> Signals {
+    let client_aff = crate::manifest::affinity_of(0);
+    let target_aff = costs
+        .target
+        .as_ref()
+        .map(|t| crate::manifest::affinity_of(t.pid));
+    Signals {
+        gateway_busy: costs.target.as_ref().map(|t| {
+            let n = target_aff.as_ref().map_or(1, |a| a.len().max(1));
+            t.cores() / n as f64
+        }),
+        gateway_cpus_busy: target_aff
+            .as_ref()
+            .and_then(|a| set_busy(a, &costs.cpu_busy)),
+        client_busy,
+        broker_cores: costs.broker.as_ref().map(ProcessCost::cores),
+        client_cpus_busy: set_busy(&client_aff, &costs.cpu_busy),
+        client_cores,
+        rate_achieved,
+        schedule_lag_p99_ms,
+        little_in_flight,
+        window: Some((cfg.connections * cfg.depth()) as f64),
+        open_loop: cfg.rate.is_some(),
+    }
+}
+
+pub(crate) fn build_result(
+    sh: &Shared,
+    recs: Vec<Recorder>,
+    started_at_unix_ms: u64,
+    costs: Costs,
+) -> RunResult {
     let cfg = &sh.cfg;
     let end_ns = sh.end_ns.load(std::sync::atomic::Ordering::Relaxed);
     let from_ns = sh.measure_start_ns;
     let measured_s = end_ns.saturating_sub(from_ns) as f64 / 1e9;
 
     let mut tl = Timeline::default();
-    let (mut lat, mut unc, mut con, mut sched, mut rt) =
-        (new_hist(), new_hist(), new_hist(), new_hist(), new_hist());
+    let (mut lat, mut unc, mut con, mut sched, mut rt, mut bp) = (
+        new_hist(),
+        new_hist(),
+        new_hist(),
+        new_hist(),
+        new_hist(),
+        new_hist(),
+    );
+    let mut censored = 0;
     let mut errors: HashMap<ErrorKey, u64> = HashMap::new();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let mut spans = Vec::new();
@@ -124,6 +223,8 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         merge(&mut con, &r.connect);
         merge(&mut sched, &r.schedule_lag);
         merge(&mut rt, &r.runtime_lag);
+        merge(&mut bp, &r.backpressure);
+        censored += r.censored;
         for (k, n) in r.errors {
             *errors.entry(k).or_default() += n;
         }
@@ -149,6 +250,7 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         backpressure: 0,
         errors: 0,
         in_flight_at_end: 0,
+        censored,
         connects: 0,
         connect_errors: 0,
         ok_per_sec: 0.0,
@@ -202,20 +304,30 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         0.0
     };
     let rate_achieved = cfg.rate.map(|r| t.sent_per_sec / r);
-    let mut reasons = Vec::new();
-    if cpu_util >= 0.9 {
-        reasons.push(format!(
-            "client CPU at {:.0}% of its {} thread(s)",
-            cpu_util * 100.0,
-            cfg.threads
-        ));
-    }
     let sched_p99_ms = sched.value_at_quantile(0.99) as f64 / 1e6;
-    if open_loop && sched_p99_ms >= 5.0 {
-        reasons.push(format!("open-loop schedule lag p99 {sched_p99_ms:.1} ms"));
-    }
     let rt_p99_ms = rt.value_at_quantile(0.99) as f64 / 1e6;
+    let little_in_flight = t.ok_per_sec * lat_uncorrected_mean_s(&unc, &lat, open_loop);
+    let client_cores = if measured_s > 0.0 {
+        cpu_seconds / measured_s
+    } else {
+        0.0
+    };
+    let sig = signals(
+        cfg,
+        &costs,
+        client_cores,
+        cpu_util,
+        rate_achieved,
+        open_loop.then_some(sched_p99_ms),
+        little_in_flight,
+    );
+    let binding = classify(&sig);
+    let mut reasons = Vec::new();
+    if binding.bound == Bound::Client {
+        reasons.clone_from(&binding.reasons);
+    }
     if rt_p99_ms >= 5.0 {
+        // Reported, but on its own it does not make the client the limit.
         reasons.push(format!("client runtime timer lag p99 {rt_p99_ms:.1} ms"));
     }
     let self_check = SelfCheck {
@@ -225,7 +337,7 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         schedule_lag: open_loop.then(|| HistSummary::of(&sched)),
         runtime_lag: HistSummary::of(&rt),
         rate_achieved,
-        generator_bound: !reasons.is_empty(),
+        generator_bound: binding.bound == Bound::Client,
         reasons,
     };
 
@@ -268,9 +380,27 @@ pub(crate) fn build_result(sh: &Shared, recs: Vec<Recorder>, started_at_unix_ms:
         stalls,
         server_accept_queue,
         self_check,
+        latency_backpressure: Some(HistSummary::of(&bp)),
+        little_in_flight,
+        window: cfg.window(),
+        target_cost: costs.target,
+        broker_cost: costs.broker,
+        cpu_busy: costs.cpu_busy,
+        binding,
         acked: acked_ids.len() as u64,
         acked_ids,
         intervals: iv,
+    }
+}
+
+/// Mean time a request spent in flight, seconds: from the actual send (what Little's law
+/// counts), which in closed loop is the one histogram kept.
+fn lat_uncorrected_mean_s(unc: &stats::Hist, lat: &stats::Hist, open_loop: bool) -> f64 {
+    let h = if open_loop { unc } else { lat };
+    if h.is_empty() {
+        0.0
+    } else {
+        h.mean() / 1e9
     }
 }
 

@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
 use crate::config::{Mode, RunConfig};
+use crate::cost;
 use crate::manifest::process_cpu_ns;
 use crate::procnet::ServerProbe;
 use crate::recorder::Shared;
-use crate::report::{build_result, RunResult};
+use crate::report::{build_result, Costs, RunResult};
 use crate::timeline::BUCKET_NS;
 use crate::{http, ws};
 
@@ -84,6 +85,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
 
     let warm_end = sh.t_start + cfg.warmup();
     sleep_until(warm_end.into()).await;
+    // The cost of the measured phase only: target, broker and CPUs from here to the end.
+    let probes = Probes::start(&cfg);
     let end = match (cfg.duration_s, cfg.requests) {
         (Some(d), _) => {
             let end = warm_end + align(Duration::from_secs_f64(d));
@@ -107,6 +110,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         }
         (None, None) => unreachable!("RunConfig always has a duration or a request count"),
     };
+    let costs = probes.finish();
     sh.end_ns.store(sh.ns(end), Relaxed);
     sh.stop.store(true, Relaxed);
     tasks.abort_all();
@@ -120,8 +124,36 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
+    sh.censor_at_end();
     let recorders = sh.registry.drain();
-    Ok(build_result(&sh, recorders, started_at_unix_ms))
+    Ok(build_result(&sh, recorders, started_at_unix_ms, costs))
+}
+
+/// The measured-phase probes of the processes a run was told about.
+struct Probes {
+    target: Option<cost::Probe>,
+    broker: Option<cost::Probe>,
+    cpus: cost::CpuProbe,
+}
+
+impl Probes {
+    fn start(cfg: &RunConfig) -> Probes {
+        Probes {
+            target: cfg
+                .target_pid
+                .and_then(|p| cost::Probe::start(p, cfg.count_syscalls)),
+            broker: cfg.broker_pid.and_then(|p| cost::Probe::start(p, false)),
+            cpus: cost::CpuProbe::start(),
+        }
+    }
+
+    fn finish(self) -> Costs {
+        Costs {
+            target: self.target.and_then(cost::Probe::finish),
+            broker: self.broker.and_then(cost::Probe::finish),
+            cpu_busy: self.cpus.finish(),
+        }
+    }
 }
 
 /// [`run`] on a fresh multi-thread runtime with `cfg.threads` workers.

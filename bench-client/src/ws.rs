@@ -101,15 +101,15 @@ async fn ws_conn(sh: &Shared, ws: Ws, rng: &mut fastrand::Rng) {
         e = writer(sh, &mut sink, &permits, &tx, rng) => e,
         e = reader(sh, &mut stream, &permits, &mut rx, &mut pending) => e,
     };
-    let mut lost = pending.len() as u64;
-    while rx.try_recv().is_ok() {
-        lost += 1;
+    let mut lost: Vec<u64> = pending.iter().map(|m| m.req.seq).collect();
+    while let Ok(m) = rx.try_recv() {
+        lost.push(m.req.seq);
     }
     let key = match end {
         ConnEnd::Error(k) => k,
         ConnEnd::Closed => ErrorKey::new(Phase::Read, "closed"),
     };
-    sh.on_aborted(Instant::now(), lost, key);
+    sh.on_aborted(Instant::now(), &lost, key);
 }
 
 async fn writer(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use bench_client::compare::Summary;
+use bench_client::compare::{Phase, Summary};
 
 /// `<target-dir>/debug`: the test exe is `<target-dir>/debug/deps/compare-…`.
 fn bin_dir() -> PathBuf {
@@ -26,8 +26,11 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
     let _ = std::fs::remove_dir_all(&out);
     let run = Command::new(env!("CARGO_BIN_EXE_bench-client"))
         .args(["compare", "--quick", "--gateways", "tokio-multi,compio"])
-        .args(["--scenarios", "http-max,http-50,ws-max,idle-http"])
-        .args(["--sinks", "kafka,null", "--repeats", "1"])
+        .args([
+            "--scenarios",
+            "http-max,ws-max,http-load-50,cost-low,idle-http",
+        ])
+        .args(["--sinks", "kafka,null", "--repeats", "1", "--seed", "7"])
         .args([
             "--duration",
             "1s",
@@ -45,16 +48,30 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     eprintln!("{stderr}");
     assert!(run.status.success(), "compare failed");
-    // The plan and one progress line per run.
-    assert!(stderr.contains("= 12 runs, estimated"), "{stderr}");
-    assert_eq!(stderr.lines().filter(|l| l.starts_with('[')).count(), 12);
+    // The plan: 8 search ladders, then 4 + 4 + 2 + 4 + 2 cells in one round.
+    assert!(stderr.contains("search: 8 ladders"), "{stderr}");
+    assert!(stderr.contains("= 16 runs"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("[search ")).count(),
+        8
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("[") && l.contains("] round 1/1 "))
+            .count(),
+        16
+    );
 
     let s = Summary::read(&out).unwrap();
-    assert_eq!(s.runs.len(), 12);
-    for r in &s.runs {
+    assert_eq!(s.plan.seed, 7);
+    let rounds: Vec<_> = s.runs.iter().filter(|r| r.phase == Phase::Round).collect();
+    assert_eq!(rounds.len(), 16);
+    for r in s.runs.iter() {
         assert!(
             r.error.is_none(),
-            "{} {}: {:?}",
+            "{:?} {} {}: {:?}",
+            r.phase,
             r.scenario,
             r.variant,
             r.error
@@ -69,6 +86,14 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
                 let res = r.result.as_ref().unwrap();
                 assert!(res.totals.ok > 0, "{} {}", r.scenario, r.variant);
                 assert_eq!(res.totals.errors, 0);
+                // Every load run carries the gateway's cost over the measured phase and
+                // the label of what bound it.
+                let cost = res.target_cost.as_ref().expect("gateway cost measured");
+                assert!(cost.cpu_s > 0.0, "{cost:?}");
+                assert!(cost.by_class.contains_key("io"), "{cost:?}");
+                assert!(!res.binding.reasons.is_empty());
+                assert!(res.little_in_flight > 0.0);
+                assert!(r.step.is_some());
             }
         }
         assert!(r
@@ -76,14 +101,34 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
             .as_deref()
             .unwrap()
             .starts_with("gateway_info{"));
-        assert!(r.gateway.as_ref().unwrap().cpu_s.is_some());
     }
-    // Open loop at 50% of tokio-multi's http-max, for both gateways.
-    let open: Vec<_> = s.runs.iter().filter(|r| r.scenario == "http-50").collect();
-    assert_eq!(open.len(), 2);
-    assert!(open
+    // Every maximum came from a search with at least one step per variant, and its
+    // round ran at the search's best step.
+    for v in ["tokio-multi", "compio", "tokio-multi/null", "compio/null"] {
+        for sc in ["http-max", "ws-max"] {
+            let best = s.search_max(sc, v).expect("a search maximum");
+            let round = rounds
+                .iter()
+                .find(|r| r.scenario == sc && r.variant == v)
+                .unwrap();
+            assert_eq!(round.step, Some(best.step), "{sc} {v}");
+        }
+    }
+    // Cost points: the same rate for every variant, from the smallest Kafka maximum.
+    let cost: Vec<_> = rounds.iter().filter(|r| r.scenario == "cost-low").collect();
+    assert_eq!(cost.len(), 4);
+    assert!(cost
         .iter()
-        .all(|r| r.rate.is_some() && r.rate == open[0].rate));
+        .all(|r| r.rate.is_some() && r.rate == cost[0].rate));
+    // Open loop at 50% of each gateway's own maximum.
+    for r in rounds.iter().filter(|r| r.scenario == "http-load-50") {
+        let own = s.search_max("http-max", &r.variant).unwrap().ok_per_sec;
+        assert!(
+            (r.rate.unwrap() - own / 2.0).abs() < 1.0,
+            "{:?}",
+            r.rate_from
+        );
+    }
     // The manifest has the whole --version text and the producer config.
     let m = &s.manifest;
     assert!(m.gateways["compio"].version.lines().count() > 1);
@@ -102,14 +147,16 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
             "{v} missing from report.md"
         );
     }
+    assert!(md.contains("Saturation search"), "{md}");
     assert!(!md.contains("FAILED"), "{md}");
     let svgs = [
+        "saturation-http-max.svg",
+        "saturation-ws-max.svg",
         "throughput-http-max.svg",
         "latency-http-max.svg",
-        "throughput-http-50.svg",
-        "latency-http-50.svg",
-        "throughput-ws-max.svg",
-        "latency-ws-max.svg",
+        "latency-http-load-50.svg",
+        "latency-vs-load.svg",
+        "throughput-cost-low.svg",
         "memory.svg",
     ];
     for f in svgs {

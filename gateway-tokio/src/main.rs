@@ -62,7 +62,14 @@ fn run(args: Args) -> anyhow::Result<()> {
                     .enable_all()
                     .build()
                     .expect("building the tokio runtime");
-                rt.block_on(server::serve(listener, ctx));
+                // The accept loop runs on the runtime's workers like every connection, not
+                // on this thread: with `--threads 1` the gateway then has one busy I/O
+                // thread, as on every other runtime, instead of an extra accept thread.
+                rt.block_on(async move {
+                    if let Err(e) = tokio::spawn(server::serve(listener, ctx)).await {
+                        tracing::error!("the accept loop task failed: {e}");
+                    }
+                });
             })?
         }
         Flavor::PerCore => {
