@@ -356,8 +356,9 @@ impl Conn {
         let idle_timeout = self.shared.config.idle_timeout;
         match &mut self.mode {
             Mode::Http(h) => {
-                if h.request_started.is_some() {
-                    h.request_started = None;
+                if let Some(started) = h.request_started.take() {
+                    // Timed from the request's first byte: it never got a last one.
+                    h.current = ("other", started);
                     h.input.clear();
                     let e = HttpError::Timeout;
                     self.shared.metrics.request(e.status());

@@ -108,6 +108,24 @@ fn request_durations_by_route_and_class() {
 }
 
 #[test]
+fn request_timeout_is_timed_from_the_first_byte() {
+    let mut h = Harness::with_ack(AckMode::Enqueue);
+    h.feed(&get("/healthz"));
+    assert_eq!(statuses(&h.responses()), [200]);
+    h.feed_at(b"POST /topics/t HTTP/1.1\r\n", 5 * MS);
+    h.timer(5 * MS + REQUEST_TIMEOUT);
+    assert_eq!(statuses(&h.responses()), [408]);
+    let m = metrics_text(&h);
+    for line in [
+        r#"gateway_http_request_duration_seconds_bucket{route="other",code="4xx",le="5"} 0"#,
+        r#"gateway_http_request_duration_seconds_bucket{route="other",code="4xx",le="10"} 1"#,
+        r#"gateway_http_request_duration_seconds_count{route="healthz",code="2xx"} 1"#,
+    ] {
+        assert!(m.contains(line), "missing {line} in\n{m}");
+    }
+}
+
+#[test]
 fn upgrades_and_websocket_outcomes_are_counted_apart() {
     let mut h = Harness::with_ack(AckMode::Kafka);
     h.upgrade("/ws/t");
