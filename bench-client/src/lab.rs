@@ -1137,10 +1137,10 @@ mod tests {
         assert_eq!(utc_date(1_767_225_599), "2025-12-31");
         assert_eq!(utc_date_time(0), ("1970-01-01".into(), "00:00:00".into()));
         let m = parse_metrics(
-            "# HELP x\ngateway_connections_open 3\ngateway_http_requests_total{status=\"200\"} 17\n",
+            "# HELP x\ngateway_connections_open 3\ngateway_http_requests_total{code=\"200\"} 17\n",
         );
         assert_eq!(m["gateway_connections_open"], 3.0);
-        assert_eq!(m["gateway_http_requests_total{status=\"200\"}"], 17.0);
+        assert_eq!(m["gateway_http_requests_total{code=\"200\"}"], 17.0);
     }
 
     #[test]

@@ -73,8 +73,9 @@ impl Gateway {
         let sink: Arc<dyn Sink> = match config.sink {
             SinkKind::Null => Arc::new(NullSink::new(metrics.clone())),
             SinkKind::Kafka => {
-                let brokers = match &args.brokers {
-                    Some(b) => b.clone(),
+                let (brokers, props) = args.producer_settings()?;
+                let brokers = match brokers {
+                    Some(b) => b,
                     None => {
                         let k = EmbeddedKafka::start(3, 4, &[])?;
                         let b = k.bootstrap_servers();
@@ -83,8 +84,10 @@ impl Gateway {
                         b
                     }
                 };
-                let conf = producer_config(&brokers, &args.producer_props);
-                tracing::info!(?conf, "producer configuration");
+                let conf = producer_config(&brokers, &props);
+                // Secrets (sasl.password, ...) never reach the log or a result manifest.
+                let shown = crate::config::redact(&conf);
+                tracing::info!(conf = ?shown, "producer configuration");
                 KafkaSink::start(&conf, metrics.clone())?
             }
         };
@@ -208,7 +211,10 @@ fn spawn_signal_thread(shutdown: Shutdown) -> anyhow::Result<signal_hook::iterat
                     tracing::warn!(signal = sig, "second signal: exiting at once");
                     std::process::exit(130);
                 }
-                tracing::info!(signal = sig, "signal received: graceful shutdown");
+                tracing::info!(
+                    signal = sig,
+                    "signal received: graceful shutdown (a second SIGTERM/SIGINT exits at once)"
+                );
                 shutdown.trigger();
             }
         })?;

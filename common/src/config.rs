@@ -67,67 +67,78 @@ pub enum Fault {
 #[derive(Args, Clone, Debug)]
 pub struct GatewayArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// Kafka bootstrap servers (host:port,...). Default: an in-process embedded mock cluster.
-    #[arg(long)]
+    /// Kafka bootstrap servers (host:port,...). Default: `bootstrap.servers` of
+    /// --producer-config, else an in-process embedded mock cluster.
+    #[arg(long, env = "GATEWAY_BROKERS")]
     pub brokers: Option<String>,
 
+    /// librdkafka producer properties file (kcat's -F): one `key=value` per line, `#`
+    /// comments. Keeps secrets such as sasl.password out of the process list. Precedence:
+    /// defaults < FILE < GATEWAY_X_* environment < -X.
+    #[arg(long, env = "GATEWAY_PRODUCER_CONFIG", value_name = "FILE")]
+    pub producer_config: Option<std::path::PathBuf>,
+
     /// I/O threads (default: number of cores).
-    #[arg(long)]
+    #[arg(long, env = "GATEWAY_THREADS")]
     pub threads: Option<usize>,
 
     /// Default ack mode for requests that do not say `?ack=`.
-    #[arg(long, value_enum, default_value = "kafka")]
+    #[arg(long, env = "GATEWAY_ACK", value_enum, default_value = "kafka")]
     pub ack: AckMode,
 
     /// Record sink: kafka, or null (acknowledge at once, to measure the gateway alone).
-    #[arg(long, value_enum, default_value = "kafka")]
+    #[arg(long, env = "GATEWAY_SINK", value_enum, default_value = "kafka")]
     pub sink: SinkKind,
 
     /// Largest accepted record value / WebSocket message / batch body, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, env = "GATEWAY_MAX_BODY", default_value_t = 1024 * 1024)]
     pub max_body: usize,
 
     /// Largest request head (request line + headers), in bytes; larger gets 431.
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, env = "GATEWAY_MAX_HEAD", default_value_t = 16 * 1024)]
     pub max_head: usize,
 
     /// Listen backlog, identical on every runtime.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "GATEWAY_BACKLOG", default_value_t = 4096)]
     pub backlog: u32,
 
     /// Open connections at most; past it new connections are closed at once.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
 
     /// Unresolved WebSocket messages per connection before the gateway stops reading it.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, env = "GATEWAY_WS_MAX_INFLIGHT", default_value_t = 1024)]
     pub ws_max_inflight: usize,
 
     /// Pipelined HTTP requests awaiting their answer per connection before the gateway stops
     /// reading it.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "GATEWAY_MAX_PIPELINE", default_value_t = 256)]
     pub max_pipeline: usize,
 
-    /// Close connections idle this long (WebSocket: pinged at half of it), e.g. `60s`.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Close connections idle this long (WebSocket: pinged at half of it). Durations, here
+    /// and below: `250ms`, `2s`, `1h30m`; a bare number is seconds.
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// A request's head and body must arrive within this time, else 408, e.g. `10s`.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// A request's head and body must arrive within this time, else 408, e.g. `10s`, `1500ms`.
+    #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
-    /// On SIGTERM/SIGINT: time allowed to finish in-flight work and flush the producer.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// On SIGTERM/SIGINT: time allowed to finish in-flight work and flush the producer
+    /// (a second signal exits at once), e.g. `30s`, `1m30s`.
+    #[arg(long, env = "GATEWAY_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
     /// Raise RLIMIT_NOFILE to this (default: the hard limit). Lower it to reproduce EMFILE.
-    #[arg(long)]
+    #[arg(long, env = "GATEWAY_FD_LIMIT")]
     pub fd_limit: Option<u64>,
 
     /// librdkafka producer property, repeatable (as kcat's -X), e.g. `-X linger.ms=5`.
+    /// Secrets belong in --producer-config FILE or in GATEWAY_X_<PROPERTY> environment
+    /// variables (`GATEWAY_X_SASL_PASSWORD` sets sasl.password), not here.
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_kv)]
     pub producer_props: Vec<(String, String)>,
 
@@ -136,24 +147,177 @@ pub struct GatewayArgs {
     pub fault: Vec<Fault>,
 }
 
-/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+/// The one duration grammar of every gateway flag: a bare number is seconds (`2`, `0.5`);
+/// otherwise one or more `<number><unit>` parts, summed, with units `h`, `m` (or `min`),
+/// `s`, `ms`, `us` (`1h30m`, `2s`, `250ms`, `1m30s`, `1.5s`). Spaces between parts and
+/// between a number and its unit are allowed. Accepts everything bench-client's
+/// `parse_duration` accepts.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
+    let text = s.trim();
+    let bad = |why: &str| {
+        format!("invalid duration `{text}`: {why} (examples: 250ms, 2s, 1h30m, bare 10 = seconds)")
     };
-    let value: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("invalid duration unit in `{s}` (use ms, s or m)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration `{s}`"));
+    if text.is_empty() {
+        return Err(bad("empty"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    if let Ok(v) = text.parse::<f64>() {
+        // Only plain decimals: `inf`, `nan` and `1e3` are not durations.
+        if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return secs_to_duration(v).ok_or_else(|| bad("out of range"));
+        }
+    }
+    let mut rest = text;
+    let mut total = 0.0f64;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if n == 0 {
+            return Err(bad("expected a number"));
+        }
+        let value: f64 = rest[..n].parse().map_err(|_| bad("bad number"))?;
+        rest = rest[n..].trim_start();
+        let u = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "h" => 3600.0,
+            "m" | "min" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" => 1e-6,
+            "" => return Err(bad("a number without a unit (use h, m, s, ms or us)")),
+            _ => return Err(bad("unknown unit (use h, m, s, ms or us)")),
+        };
+        total += value * scale;
+        rest = rest[u..].trim_start();
+    }
+    secs_to_duration(total).ok_or_else(|| bad("out of range"))
+}
+
+fn secs_to_duration(secs: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// Reads a kcat `-F` style properties file: `key=value` per line, surrounding whitespace
+/// trimmed, blank lines and lines starting with `#` ignored.
+pub fn read_properties_file(path: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading --producer-config {}: {e}", path.display()))?;
+    parse_properties(&text)
+        .map_err(|e| anyhow::anyhow!("--producer-config {}: {e}", path.display()))
+}
+
+/// Parses the text of a properties file (see `read_properties_file`).
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut props = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                props.push((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => return Err(format!("line {}: expected key=value", i + 1)),
+        }
+    }
+    Ok(props)
+}
+
+/// librdkafka properties as (key, value) pairs, in precedence order.
+pub type Properties = Vec<(String, String)>;
+
+/// Prefix of environment variables that set librdkafka properties.
+pub const ENV_PROPERTY_PREFIX: &str = "GATEWAY_X_";
+
+/// librdkafka properties from environment variables named `GATEWAY_X_<PROPERTY>`: the rest
+/// of the name lower-cased, `_` read as `.` and `__` as `_` (the Confluent images' scheme),
+/// so `GATEWAY_X_SASL_PASSWORD` sets `sasl.password`. Sorted by property name.
+pub fn properties_from_env(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut props: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix(ENV_PROPERTY_PREFIX)?;
+            if name.is_empty() {
+                return None;
+            }
+            let key = name
+                .to_ascii_lowercase()
+                .split("__")
+                .map(|part| part.replace('_', "."))
+                .collect::<Vec<_>>()
+                .join("_");
+            Some((key, v))
+        })
+        .collect();
+    props.sort();
+    props
+}
+
+/// Merges property lists, later lists overriding earlier ones key by key.
+pub fn merge_properties(layers: &[&[(String, String)]]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for layer in layers {
+        for (k, v) in layer.iter() {
+            match out.iter_mut().find(|(ok, _)| ok == k) {
+                Some(e) => e.1.clone_from(v),
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+    }
+    out
+}
+
+/// Properties whose values must never be logged or written to a manifest.
+pub fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "jaas", "key.pem", "private", "token"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// The configuration with secret values replaced, for logs and manifests.
+pub fn redact(props: &[(String, String)]) -> Vec<(String, String)> {
+    props
+        .iter()
+        .map(|(k, v)| {
+            let v = if is_secret_property(k) {
+                "[redacted]".to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+impl GatewayArgs {
+    /// The bootstrap list and the producer property overrides, from (lowest precedence
+    /// first) --producer-config, `GATEWAY_X_*` variables and -X. `None` brokers: start the
+    /// embedded mock cluster. `--brokers` (or `GATEWAY_BROKERS`) beats a `bootstrap.servers`
+    /// in the file or the environment.
+    pub fn producer_settings(&self) -> anyhow::Result<(Option<String>, Properties)> {
+        let file = match &self.producer_config {
+            Some(p) => read_properties_file(p)?,
+            None => Vec::new(),
+        };
+        let env = properties_from_env(std::env::vars());
+        let mut props = merge_properties(&[&file, &env, &self.producer_props]);
+        let mut from_props = None;
+        props.retain(|(k, v)| {
+            if k == "bootstrap.servers" || k == "metadata.broker.list" {
+                from_props = Some(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+        Ok((self.brokers.clone().or(from_props), props))
+    }
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -251,12 +415,157 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("x").is_err());
-        assert!(parse_duration("5h").is_err());
+        let d = |s: &str| parse_duration(s).unwrap();
+        assert_eq!(d("250ms"), Duration::from_millis(250));
+        assert_eq!(d("10s"), Duration::from_secs(10));
+        assert_eq!(d("2m"), Duration::from_secs(120));
+        assert_eq!(d("2min"), Duration::from_secs(120));
+        assert_eq!(d("3"), Duration::from_secs(3));
+        assert_eq!(d("0.5"), Duration::from_millis(500));
+        assert_eq!(d("1.5s"), Duration::from_millis(1500));
+        assert_eq!(d("1h30m"), Duration::from_secs(5400));
+        assert_eq!(d("1m30s"), Duration::from_secs(90));
+        assert_eq!(d("1h 2m 3s 4ms"), Duration::from_millis(3_723_004));
+        assert_eq!(d("10 s"), Duration::from_secs(10));
+        assert_eq!(d(" 2s "), Duration::from_secs(2));
+        assert_eq!(d("500us"), Duration::from_micros(500));
+        assert_eq!(d("5h"), Duration::from_secs(18_000));
+        assert_eq!(d("0"), Duration::ZERO);
+        for bad in [
+            "", "x", "s", "5d", "1h30", "-1s", "inf", "nan", "1e3", "1..2s", "2 s x",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// Every example bench-client's own parser (bench-client/src/config.rs) accepts.
+    #[test]
+    fn durations_accept_bench_client_grammar() {
+        for s in [
+            "500ms", "10s", "2m", "2min", "3h", "250us", "1.5", "7", "0.25s",
+        ] {
+            assert!(parse_duration(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn durations_on_the_command_line() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            g: GatewayArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "gw",
+            "--idle-timeout",
+            "1h30m",
+            "--request-timeout",
+            "1500ms",
+            "--shutdown-timeout",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(cli.g.idle_timeout, Duration::from_secs(5400));
+        assert_eq!(cli.g.request_timeout, Duration::from_millis(1500));
+        assert_eq!(cli.g.shutdown_timeout, Duration::from_secs(2));
+        assert!(Cli::try_parse_from(["gw", "--idle-timeout", "5d"]).is_err());
+    }
+
+    #[test]
+    fn properties_file() {
+        let text = "# kcat -F style\n\nbootstrap.servers = b1:9093,b2:9093\nsasl.password=p=a#ss\n  # indented comment\nlinger.ms=5\n";
+        assert_eq!(
+            parse_properties(text).unwrap(),
+            vec![
+                (
+                    "bootstrap.servers".to_string(),
+                    "b1:9093,b2:9093".to_string()
+                ),
+                ("sasl.password".to_string(), "p=a#ss".to_string()),
+                ("linger.ms".to_string(), "5".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_properties("a=1\nnope\n").unwrap_err(),
+            "line 2: expected key=value"
+        );
+        assert!(parse_properties("=x").is_err());
+    }
+
+    #[test]
+    fn properties_from_environment() {
+        let vars = [
+            ("GATEWAY_X_SASL_PASSWORD", "s3cret"),
+            ("GATEWAY_X_LINGER_MS", "5"),
+            ("GATEWAY_X_SOME__ODD_NAME", "1"),
+            ("GATEWAY_X_", "ignored"),
+            ("GATEWAY_BROKERS", "not a property"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(
+            properties_from_env(vars),
+            vec![
+                ("linger.ms".to_string(), "5".to_string()),
+                ("sasl.password".to_string(), "s3cret".to_string()),
+                ("some_odd.name".to_string(), "1".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn precedence_and_redaction() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let file = vec![
+            kv("linger.ms", "1"),
+            kv("acks", "1"),
+            kv("sasl.password", "f"),
+        ];
+        let env = vec![kv("linger.ms", "2"), kv("sasl.password", "e")];
+        let cli = vec![kv("linger.ms", "3")];
+        let merged = merge_properties(&[&file, &env, &cli]);
+        assert_eq!(
+            merged,
+            vec![
+                kv("linger.ms", "3"),
+                kv("acks", "1"),
+                kv("sasl.password", "e")
+            ]
+        );
+        let shown = redact(&merged);
+        assert_eq!(shown[2], kv("sasl.password", "[redacted]"));
+        assert_eq!(shown[0], kv("linger.ms", "3"));
+        assert!(is_secret_property("sasl.oauthbearer.client.secret"));
+        assert!(is_secret_property("ssl.key.password"));
+        assert!(!is_secret_property("bootstrap.servers"));
+    }
+
+    #[test]
+    fn producer_config_file_brokers() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            g: GatewayArgs,
+        }
+        let dir = std::env::temp_dir().join(format!("gw-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("producer.properties");
+        std::fs::write(&file, "bootstrap.servers=f:1\nlinger.ms=9\n").unwrap();
+        let path = file.to_str().unwrap();
+        let cli =
+            Cli::try_parse_from(["gw", "--producer-config", path, "-X", "linger.ms=4"]).unwrap();
+        let (brokers, props) = cli.g.producer_settings().unwrap();
+        assert_eq!(brokers.as_deref(), Some("f:1"));
+        assert!(props.contains(&("linger.ms".to_string(), "4".to_string())));
+        assert!(!props.iter().any(|(k, _)| k == "bootstrap.servers"));
+        let cli =
+            Cli::try_parse_from(["gw", "--producer-config", path, "--brokers", "c:2"]).unwrap();
+        assert_eq!(cli.g.producer_settings().unwrap().0.as_deref(), Some("c:2"));
+        let cli = Cli::try_parse_from(["gw", "--producer-config", "/nonexistent/x"]).unwrap();
+        assert!(cli.g.producer_settings().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -67,9 +67,14 @@ struct HttpState {
     next_seq: u64,
     /// A response that closes the connection is queued: parse nothing more.
     close_after: bool,
+    /// Route label and completion time of the request being answered (for the slots it
+    /// pushes: the request-duration histogram).
+    current: (&'static str, Instant),
 }
 
 struct Slot {
+    route: &'static str,
+    started: Instant,
     keep_alive: bool,
     /// The answer of an HTTP/1.0 keep-alive request, which must say so.
     announce_keep_alive: bool,
@@ -101,6 +106,8 @@ struct WsState {
     /// Resolution flags of messages `resolved+1 ..= received`.
     pending: VecDeque<bool>,
     ping_sent: bool,
+    /// The close code this connection ends with (ours or the peer's), for metrics.
+    close_code: Option<u16>,
 }
 
 impl Conn {
@@ -119,6 +126,7 @@ impl Conn {
                 slots: VecDeque::new(),
                 next_seq: 0,
                 close_after: false,
+                current: ("other", now),
             }),
             output: Vec::new(),
             last_activity: now,
@@ -320,6 +328,11 @@ impl Conn {
                 };
                 if let Some(flag) = w.pending.get_mut(i as usize) {
                     *flag = true;
+                    let counter = match &d.result {
+                        Ok(_) => &self.shared.metrics.ws_acked,
+                        Err(_) => &self.shared.metrics.ws_nacked,
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if let Err(e) = d.result {
                         w.session.send_text(format!(
                             "{{\"nack\":{},\"error\":\"{}\"}}",
@@ -343,8 +356,9 @@ impl Conn {
         let idle_timeout = self.shared.config.idle_timeout;
         match &mut self.mode {
             Mode::Http(h) => {
-                if h.request_started.is_some() {
-                    h.request_started = None;
+                if let Some(started) = h.request_started.take() {
+                    // Timed from the request's first byte: it never got a last one.
+                    h.current = ("other", started);
                     h.input.clear();
                     let e = HttpError::Timeout;
                     self.shared.metrics.request(e.status());
@@ -361,6 +375,7 @@ impl Conn {
                     w.ping_sent = true;
                 } else {
                     flush_acks(w);
+                    w.close_code.get_or_insert(1001);
                     w.session.close(CloseCode::Away, "idle timeout");
                     self.done = true;
                 }
@@ -399,6 +414,18 @@ impl Conn {
                         let SlotState::Ready(mut bytes) = slot.state else {
                             unreachable!()
                         };
+                        // "HTTP/1.1 NNN ...": the status of the answer, whichever path built it.
+                        let status = bytes
+                            .get(9..12)
+                            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok())
+                            .unwrap_or(0);
+                        if status != 100 {
+                            self.shared.metrics.request_duration(
+                                slot.route,
+                                status,
+                                now.saturating_duration_since(slot.started),
+                            );
+                        }
                         if slot.keep_alive && h.close_after && h.slots.is_empty() {
                             // The last answer before a close the request did not ask for
                             // (shutdown): tell the client not to send more here.
@@ -447,6 +474,7 @@ impl Conn {
         while !h.close_after && !self.done && h.slots.len() < max_pipeline {
             match h.decoder.decode(&h.input[pos..]) {
                 Err(e) => {
+                    h.current = ("other", now);
                     shared.metrics.request(e.status());
                     push_error(h, &e, false);
                     h.close_after = true;
@@ -467,6 +495,7 @@ impl Conn {
                 Ok((n, Some(req))) => {
                     pos += n;
                     completed = true;
+                    h.current = (req.route_label, now);
                     if let Ok(Route::WebSocket { accept, .. }) = &req.route {
                         if h.slots.is_empty() && !self.shutting_down {
                             let accept = accept.clone();
@@ -509,7 +538,10 @@ impl Conn {
         let Ok(Route::WebSocket { topic, .. }) = req.route else {
             return;
         };
-        self.shared.metrics.request(101);
+        self.shared
+            .metrics
+            .ws_upgrades
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         http::write_switching_protocols(&mut self.output, &accept);
         let session = WsSession::new(&self.shared.config.limits, &leftover);
         self.mode = Mode::Ws(Box::new(WsState {
@@ -522,8 +554,22 @@ impl Conn {
             acked: 0,
             pending: VecDeque::new(),
             ping_sent: false,
+            close_code: None,
         }));
         tracing::debug!("upgraded to websocket");
+    }
+}
+
+/// The error code of a publish refused because Kafka metadata is unreachable (`/readyz`
+/// is 503): an HTTP 503 with Retry-After, or a WebSocket nack.
+pub const KAFKA_UNAVAILABLE: &str = "kafka_unavailable";
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Mode::Ws(w) = &self.mode {
+            // No close frame either way: the peer vanished (1006, as browsers report it).
+            self.shared.metrics.ws_close(w.close_code.unwrap_or(1006));
+        }
     }
 }
 
@@ -531,6 +577,8 @@ fn push_slot(h: &mut HttpState, keep_alive: bool, state: SlotState) -> u64 {
     let seq = h.next_seq;
     h.next_seq += 1;
     h.slots.push_back(Slot {
+        route: h.current.0,
+        started: h.current.1,
         keep_alive,
         announce_keep_alive: false,
         state,
@@ -620,7 +668,7 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
             http::write_response(
                 &mut out,
                 200,
-                "text/plain; version=0.0.4",
+                "text/plain; version=0.0.4; charset=utf-8",
                 text.as_bytes(),
                 keep_alive,
                 &[],
@@ -629,6 +677,10 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
             push_slot(h, keep_alive, SlotState::Ready(out));
         }
         Route::WebSocket { .. } => unreachable!("upgrades are handled by the caller"),
+        Route::Publish { .. } if !shared.sink.ready() => {
+            // No metadata: answer now rather than after message.timeout.ms in the queue.
+            ready_json(h, &shared.metrics, 503, KAFKA_UNAVAILABLE, keep_alive)
+        }
         Route::Publish { topic, batch } => {
             let ack = req.query.ack.unwrap_or(cfg.default_ack);
             let values: Vec<&[u8]> = if batch {
@@ -742,18 +794,33 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
                     seq,
                     start: Instant::now(),
                 };
-                let result = shared.sink.send(&record, ticket);
+                let result = if shared.sink.ready() {
+                    shared.sink.send(&record, ticket).map_err(|e| e.code())
+                } else {
+                    Err(KAFKA_UNAVAILABLE)
+                };
                 if cfg.has_fault(Fault::BlockingProduce) {
                     let _ = shared.sink.flush(std::time::Duration::from_secs(30));
                 }
+                let counter = |c: &std::sync::atomic::AtomicU64| {
+                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                };
                 let resolved_now = match (w.ack, result) {
-                    (AckMode::None, _) => true,
-                    (_, Err(e)) => {
-                        w.session
-                            .send_text(format!("{{\"nack\":{seq},\"error\":\"{}\"}}", e.code()));
+                    // Fire-and-forget: a refusal is only counted, unless Kafka is unreachable.
+                    (AckMode::None, Err(code)) if code != KAFKA_UNAVAILABLE => {
+                        counter(&shared.metrics.ws_acked);
                         true
                     }
-                    (AckMode::Enqueue, Ok(())) => true,
+                    (_, Err(code)) => {
+                        counter(&shared.metrics.ws_nacked);
+                        w.session
+                            .send_text(format!("{{\"nack\":{seq},\"error\":\"{code}\"}}"));
+                        true
+                    }
+                    (AckMode::None | AckMode::Enqueue, Ok(())) => {
+                        counter(&shared.metrics.ws_acked);
+                        true
+                    }
                     (AckMode::Kafka, Ok(())) => false,
                 };
                 w.pending.push_back(resolved_now);
@@ -763,11 +830,15 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
             WsRead::NeedMore => break,
             WsRead::PeerClosed | WsRead::Closed => {
                 // Acks for what arrived before the close still go out, ahead of the reply.
+                if let Some(code) = w.session.peer_close_code() {
+                    w.close_code.get_or_insert(code);
+                }
                 flush_acks(w);
                 finished = true;
                 break;
             }
             WsRead::Failed(code) => {
+                w.close_code.get_or_insert(u16::from(code));
                 flush_acks(w);
                 w.session.close(code, "");
                 finished = true;
@@ -779,6 +850,7 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
         advance_resolved(w);
         if w.resolved == w.received {
             flush_acks(w);
+            w.close_code.get_or_insert(1001);
             w.session.close(CloseCode::Away, "shutting down");
             finished = true;
         }

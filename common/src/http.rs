@@ -89,6 +89,8 @@ pub struct Query {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub route: Result<Route, HttpError>,
+    /// The `route` label of this request's metrics, known even when `route` is an error.
+    pub route_label: &'static str,
     pub query: Query,
     /// `kafka-header-<name>` request headers, as (`<name>`, value).
     pub headers: Vec<(String, Vec<u8>)>,
@@ -310,6 +312,7 @@ impl Decoder {
         }
         let req = Request {
             route,
+            route_label: route_label(path),
             query: query.unwrap_or_default(),
             headers: kafka_headers,
             keep_alive,
@@ -479,11 +482,41 @@ fn route(method: &str, path: &str) -> Result<RouteKind, HttpError> {
     Err(HttpError::NotFound)
 }
 
-/// Kafka topic names: 1..=249 of `[A-Za-z0-9._-]`.
+/// The `route` label of a request path in /metrics: one of a fixed, small set.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        p if p.starts_with("/topics/") && p.ends_with("/batch") => "publish_batch",
+        p if p.starts_with("/topics/") => "publish",
+        p if p.starts_with("/ws/") => "ws",
+        _ => "other",
+    }
+}
+
+/// Percent-decodes strictly: every `%` must start a `%XX` escape of two hex digits, else
+/// `400 invalid_percent_encoding` (lenient decoders pass `%zz` through as text, which would
+/// become a key or a topic nobody sent).
+pub fn percent_decode_strict(raw: &str) -> Result<Vec<u8>, HttpError> {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'%') {
+        let at = i + off;
+        let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+        if !(hex(at + 1) && hex(at + 2)) {
+            return Err(HttpError::BadRequest("invalid_percent_encoding"));
+        }
+        i = at + 3;
+    }
+    Ok(percent_decode(b).collect())
+}
+
+/// Kafka topic names: 1..=249 of `[A-Za-z0-9._-]`; percent-encoded names must decode to
+/// UTF-8 (else `invalid_topic`) through valid escapes (else `invalid_percent_encoding`).
 fn parse_topic(raw: &str) -> Result<String, HttpError> {
-    let topic = percent_decode(raw.as_bytes())
-        .decode_utf8()
-        .map_err(|_| HttpError::BadRequest("invalid_topic"))?;
+    let bytes = percent_decode_strict(raw)?;
+    let topic = String::from_utf8(bytes).map_err(|_| HttpError::BadRequest("invalid_topic"))?;
     let valid = !topic.is_empty()
         && topic.len() <= 249
         && topic != "."
@@ -494,17 +527,19 @@ fn parse_topic(raw: &str) -> Result<String, HttpError> {
     if !valid {
         return Err(HttpError::BadRequest("invalid_topic"));
     }
-    Ok(topic.into_owned())
+    Ok(topic)
 }
 
 fn parse_query(q: &str) -> Result<Query, HttpError> {
     let mut query = Query::default();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let value: Vec<u8> = percent_decode(v.as_bytes()).collect();
-        match k {
-            "key" => query.key = Some(value),
-            "partition" => {
+        // Unknown parameters are ignored, but not when malformed: strict for every pair.
+        let k = percent_decode_strict(k)?;
+        let value = percent_decode_strict(v)?;
+        match k.as_slice() {
+            b"key" => query.key = Some(value),
+            b"partition" => {
                 let p = std::str::from_utf8(&value)
                     .ok()
                     .and_then(|s| s.parse::<i32>().ok())
@@ -512,7 +547,7 @@ fn parse_query(q: &str) -> Result<Query, HttpError> {
                     .ok_or(HttpError::BadRequest("invalid_partition"))?;
                 query.partition = Some(p);
             }
-            "ack" => {
+            b"ack" => {
                 query.ack =
                     Some(AckMode::parse(&value).ok_or(HttpError::BadRequest("invalid_ack"))?);
             }
@@ -713,6 +748,61 @@ mod tests {
         for (input, status) in cases {
             let r = one(input).unwrap();
             assert_eq!(r.route.unwrap_err().status(), *status);
+        }
+    }
+
+    #[test]
+    fn strict_percent_encoding() {
+        let code = |target: &str| {
+            let input = format!("POST {target} HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+            let r = one(input.as_bytes()).unwrap();
+            r.route.map(|_| r.query).map_err(|e| (e.status(), e.code()))
+        };
+        let bad_pct = Err((400, "invalid_percent_encoding"));
+        assert_eq!(code("/topics/a?key=%zz"), bad_pct);
+        assert_eq!(code("/topics/a?key=%4"), bad_pct);
+        assert_eq!(code("/topics/a?key=abc%"), bad_pct);
+        assert_eq!(code("/topics/a?other=%g0&key=x"), bad_pct);
+        assert_eq!(code("/topics/a?%zz=1"), bad_pct);
+        assert_eq!(code("/topics/a%zz"), bad_pct);
+        assert_eq!(code("/topics/a%2"), bad_pct);
+        assert_eq!(code("/topics/%zz/batch"), bad_pct);
+        // Well-formed escapes that decode to bytes a topic may not hold.
+        assert_eq!(code("/topics/%ff%fe"), Err((400, "invalid_topic")));
+        assert_eq!(code("/topics/caf%C3%A9"), Err((400, "invalid_topic")));
+        assert_eq!(code("/topics/a%20b"), Err((400, "invalid_topic")));
+        // Valid escapes still decode, in keys (any bytes) and topics.
+        let q = code("/topics/t%2Dx?key=%00%ff%41%2b&ack=%6Bafka").unwrap();
+        assert_eq!(q.key.as_deref(), Some(&[0u8, 0xff, b'A', b'+'][..]));
+        assert_eq!(q.ack, Some(AckMode::Kafka));
+        let r = one(b"POST /topics/t%2Dx HTTP/1.1\r\ncontent-length: 0\r\n\r\n").unwrap();
+        assert_eq!(
+            r.route,
+            Ok(Route::Publish {
+                topic: "t-x".into(),
+                batch: false
+            })
+        );
+        // The WebSocket route is as strict.
+        let r = one(b"GET /ws/t?key=%zz HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r.route.unwrap_err().code(), "invalid_percent_encoding");
+        let r = one(b"GET /ws/%e2%28 HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r.route.unwrap_err().code(), "invalid_topic");
+    }
+
+    #[test]
+    fn route_labels() {
+        for (path, label) in [
+            ("/topics/a", "publish"),
+            ("/topics/a/batch", "publish_batch"),
+            ("/ws/a", "ws"),
+            ("/healthz", "healthz"),
+            ("/readyz", "readyz"),
+            ("/metrics", "metrics"),
+            ("/", "other"),
+            ("/metrics/x", "other"),
+        ] {
+            assert_eq!(route_label(path), label, "{path}");
         }
     }
 

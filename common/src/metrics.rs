@@ -8,8 +8,30 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// HTTP statuses counted individually; anything else lands in `other`.
-const STATUSES: [u16; 12] = [101, 200, 202, 400, 404, 405, 408, 411, 413, 431, 503, 0];
+/// HTTP statuses counted individually; anything else lands in `other`. (101 upgrades are
+/// not requests answered: they are `gateway_ws_upgrades_total`.)
+const STATUSES: [u16; 11] = [200, 202, 400, 404, 405, 408, 411, 413, 431, 503, 0];
+
+/// The `route` label of request metrics (see `http::route_label`).
+pub const ROUTES: [&str; 7] = [
+    "publish",
+    "publish_batch",
+    "ws",
+    "healthz",
+    "readyz",
+    "metrics",
+    "other",
+];
+
+/// The `code` label of the request-duration histogram: the status class.
+const CLASSES: [&str; 4] = ["1xx", "2xx", "4xx", "5xx"];
+
+/// WebSocket close codes counted individually; anything else lands in `other`. 1006 is
+/// the connection ending without a close frame (peer vanished), 1005 a close frame
+/// without a code.
+const CLOSE_CODES: [u16; 11] = [
+    1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 0,
+];
 
 /// Accept errors counted by errno name.
 const ACCEPT_ERRNOS: [(i32, &str); 6] = [
@@ -21,14 +43,63 @@ const ACCEPT_ERRNOS: [(i32, &str); 6] = [
     (0, "other"),
 ];
 
-/// Upper bounds (seconds) of the delivery-latency histogram buckets.
+/// Upper bounds (seconds) of the latency histograms' buckets.
 const LATENCY_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// One latency histogram: per-bucket (not cumulative) counts, count, sum in microseconds.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us
+            .fetch_add(d.as_micros().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines; `labels` go before `le` (empty or
+    /// `k="v",...` without a trailing comma).
+    fn render(&self, s: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(
+                s,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(s, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(
+            s,
+            "{name}_sum{braces} {}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "{name}_count{braces} {count}");
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     requests: [AtomicU64; STATUSES.len()],
+    request_duration: [[Histogram; CLASSES.len()]; ROUTES.len()],
+    pub ws_upgrades: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub connections_open: AtomicI64,
@@ -41,13 +112,14 @@ pub struct Metrics {
     pub records_failed: AtomicU64,
     pub records_rejected: AtomicU64,
     pub ws_messages: AtomicU64,
-    pub ws_closes: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    pub ws_acked: AtomicU64,
+    pub ws_nacked: AtomicU64,
+    ws_closes: [AtomicU64; CLOSE_CODES.len()],
+    delivery: Histogram,
 }
 
 impl Metrics {
+    /// Counts one answered request by status (`gateway_http_requests_total{code}`).
     pub fn request(&self, status: u16) {
         let i = STATUSES
             .iter()
@@ -63,6 +135,31 @@ impl Metrics {
             .map_or(0, |i| self.requests[i].load(Relaxed))
     }
 
+    /// Observes one request's time from its last byte received to its answer being queued
+    /// for writing, by route (`ROUTES`) and status class.
+    pub fn request_duration(&self, route: &str, status: u16, d: Duration) {
+        let r = ROUTES
+            .iter()
+            .position(|&x| x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        let c = match status {
+            100..=199 => 0,
+            200..=399 => 1,
+            400..=499 => 2,
+            _ => 3,
+        };
+        self.request_duration[r][c].observe(d);
+    }
+
+    /// Counts one ended WebSocket connection by its close code (sent or received).
+    pub fn ws_close(&self, code: u16) {
+        let i = CLOSE_CODES
+            .iter()
+            .position(|&c| c == code)
+            .unwrap_or(CLOSE_CODES.len() - 1);
+        self.ws_closes[i].fetch_add(1, Relaxed);
+    }
+
     pub fn accept_error(&self, err: &std::io::Error) {
         let errno = err.raw_os_error().unwrap_or(0);
         let i = ACCEPT_ERRNOS
@@ -73,19 +170,14 @@ impl Metrics {
     }
 
     pub fn delivery_latency(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| secs <= b) {
-            self.latency_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us
-            .fetch_add(d.as_micros().min(u128::from(u64::MAX)) as u64, Relaxed);
+        self.delivery.observe(d);
     }
 
     /// Renders every series. `info` are the labels of `gateway_info` (runtime, flavour,
     /// ring size, driver, asymmetries); `queue_depth` is the producer's current queue.
+    /// The `process_*` series are read from /proc at each call.
     pub fn render(&self, info: &[(String, String)], queue_depth: u64, ready: bool) -> String {
-        let mut s = String::with_capacity(4096);
+        let mut s = String::with_capacity(8192);
         let labels: Vec<String> = info
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
@@ -94,16 +186,16 @@ impl Metrics {
         let _ = writeln!(s, "# TYPE gateway_info gauge");
         let _ = writeln!(s, "gateway_info{{{}}} 1", labels.join(","));
 
-        let _ = writeln!(
-            s,
-            "# HELP gateway_ready 1 while Kafka metadata is reachable."
+        gauge(
+            &mut s,
+            "gateway_ready",
+            "1 while Kafka metadata is reachable (else publishing answers 503 kafka_unavailable).",
+            i64::from(ready),
         );
-        let _ = writeln!(s, "# TYPE gateway_ready gauge");
-        let _ = writeln!(s, "gateway_ready {}", u8::from(ready));
 
         let _ = writeln!(
             s,
-            "# HELP gateway_http_requests_total HTTP responses by status."
+            "# HELP gateway_http_requests_total HTTP requests answered, by status code (upgrades are gateway_ws_upgrades_total)."
         );
         let _ = writeln!(s, "# TYPE gateway_http_requests_total counter");
         for (i, status) in STATUSES.iter().enumerate() {
@@ -114,19 +206,43 @@ impl Metrics {
             };
             let _ = writeln!(
                 s,
-                "gateway_http_requests_total{{status=\"{label}\"}} {}",
+                "gateway_http_requests_total{{code=\"{label}\"}} {}",
                 self.requests[i].load(Relaxed)
             );
         }
+        let _ = writeln!(
+            s,
+            "# HELP gateway_http_request_duration_seconds From a request's last byte received to its answer queued for writing, by route and status class."
+        );
+        let _ = writeln!(s, "# TYPE gateway_http_request_duration_seconds histogram");
+        for (r, route) in ROUTES.iter().enumerate() {
+            for (c, class) in CLASSES.iter().enumerate() {
+                let h = &self.request_duration[r][c];
+                // Label sets appear once observed, as a client library's vectors do.
+                if h.count.load(Relaxed) > 0 {
+                    h.render(
+                        &mut s,
+                        "gateway_http_request_duration_seconds",
+                        &format!("route=\"{route}\",code=\"{class}\""),
+                    );
+                }
+            }
+        }
         counter(
             &mut s,
-            "gateway_bytes_received_total",
+            "gateway_ws_upgrades_total",
+            "WebSocket upgrades accepted (101 Switching Protocols).",
+            &self.ws_upgrades,
+        );
+        counter(
+            &mut s,
+            "gateway_received_bytes_total",
             "Bytes read from clients.",
             &self.bytes_in,
         );
         counter(
             &mut s,
-            "gateway_bytes_sent_total",
+            "gateway_sent_bytes_total",
             "Bytes written to clients.",
             &self.bytes_out,
         );
@@ -202,33 +318,98 @@ impl Metrics {
             "WebSocket data messages received.",
             &self.ws_messages,
         );
+        counter(
+            &mut s,
+            "gateway_ws_messages_acked_total",
+            "WebSocket messages resolved successfully (covered by an ack, never nacked).",
+            &self.ws_acked,
+        );
+        counter(
+            &mut s,
+            "gateway_ws_messages_nacked_total",
+            "WebSocket messages answered with a nack.",
+            &self.ws_nacked,
+        );
+        let _ = writeln!(
+            s,
+            "# HELP gateway_ws_closes_total Ended WebSocket connections by close code (1006: no close frame)."
+        );
+        let _ = writeln!(s, "# TYPE gateway_ws_closes_total counter");
+        for (i, code) in CLOSE_CODES.iter().enumerate() {
+            let label = if *code == 0 {
+                "other".to_string()
+            } else {
+                code.to_string()
+            };
+            let _ = writeln!(
+                s,
+                "gateway_ws_closes_total{{code=\"{label}\"}} {}",
+                self.ws_closes[i].load(Relaxed)
+            );
+        }
 
         let _ = writeln!(
             s,
             "# HELP gateway_delivery_latency_seconds From send to delivery report."
         );
         let _ = writeln!(s, "# TYPE gateway_delivery_latency_seconds histogram");
-        let mut cumulative = 0;
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += self.latency_buckets[i].load(Relaxed);
-            let _ = writeln!(
-                s,
-                "gateway_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
+        self.delivery
+            .render(&mut s, "gateway_delivery_latency_seconds", "");
+
+        if let Some(p) = crate::sys::process_stats() {
+            render_process(&mut s, &p);
         }
-        let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(
-            s,
-            "gateway_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            s,
-            "gateway_delivery_latency_seconds_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(s, "gateway_delivery_latency_seconds_count {count}");
         s
     }
+}
+
+/// The standard `process_*` series (as Prometheus client libraries export them).
+fn render_process(s: &mut String, p: &crate::sys::ProcessStats) {
+    let mut one = |name: &str, kind: &str, help: &str, v: String| {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    };
+    one(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        format!("{}", p.cpu_seconds),
+    );
+    one(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        p.resident_bytes.to_string(),
+    );
+    one(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        p.virtual_bytes.to_string(),
+    );
+    one(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        format!("{}", p.start_time_seconds),
+    );
+    one(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        p.open_fds.to_string(),
+    );
+    one(
+        "process_max_fds",
+        "gauge",
+        "Maximum number of open file descriptors.",
+        p.max_fds.to_string(),
+    );
+    one(
+        "process_threads",
+        "gauge",
+        "Number of OS threads in the process.",
+        p.threads.to_string(),
+    );
 }
 
 fn counter(s: &mut String, name: &str, help: &str, v: &AtomicU64) {
@@ -253,21 +434,219 @@ fn escape(v: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_counts() {
+    use prometheus_parse::{LineInfo, Scrape, Value};
+
+    fn sample() -> String {
         let m = Metrics::default();
         m.request(200);
         m.request(200);
         m.request(999);
+        m.request_duration("publish", 200, Duration::from_millis(3));
+        m.request_duration("publish", 503, Duration::from_millis(30));
+        m.request_duration("nonsense", 404, Duration::from_micros(100));
+        m.ws_upgrades.fetch_add(1, Relaxed);
+        m.ws_close(1000);
+        m.ws_close(4000);
         m.delivery_latency(Duration::from_millis(3));
         m.accept_error(&std::io::Error::from_raw_os_error(libc::EMFILE));
-        let text = m.render(&[("runtime".into(), "tokio".into())], 7, true);
-        assert!(text.contains("gateway_info{runtime=\"tokio\"} 1"));
-        assert!(text.contains("gateway_http_requests_total{status=\"200\"} 2"));
-        assert!(text.contains("gateway_http_requests_total{status=\"other\"} 1"));
+        m.render(
+            &[
+                ("runtime".into(), "tokio".into()),
+                ("note".into(), "a \"quoted\" \\ value".into()),
+            ],
+            7,
+            true,
+        )
+    }
+
+    #[test]
+    fn renders_counts() {
+        let text = sample();
+        assert!(
+            text.contains("gateway_info{runtime=\"tokio\",note=\"a \\\"quoted\\\" \\\\ value\"} 1")
+        );
+        assert!(text.contains("gateway_http_requests_total{code=\"200\"} 2"));
+        assert!(text.contains("gateway_http_requests_total{code=\"other\"} 1"));
+        assert!(!text.contains("code=\"101\""), "upgrades are not requests");
+        assert!(text.contains("gateway_ws_upgrades_total 1"));
         assert!(text.contains("gateway_accept_errors_total{errno=\"EMFILE\"} 1"));
         assert!(text.contains("gateway_delivery_latency_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("gateway_delivery_latency_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("gateway_producer_queue_depth 7"));
+        assert!(text.contains(
+            "gateway_http_request_duration_seconds_bucket{route=\"publish\",code=\"2xx\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "gateway_http_request_duration_seconds_count{route=\"publish\",code=\"5xx\"} 1"
+        ));
+        assert!(text.contains(
+            "gateway_http_request_duration_seconds_count{route=\"other\",code=\"4xx\"} 1"
+        ));
+        assert!(
+            !text.contains("route=\"healthz\""),
+            "unobserved label sets are absent"
+        );
+        assert!(text.contains("gateway_ws_closes_total{code=\"1000\"} 1"));
+        assert!(text.contains("gateway_ws_closes_total{code=\"other\"} 1"));
+        assert!(text.contains("gateway_received_bytes_total 0"));
+        assert!(!text.contains("bytes_received"));
+        assert!(text.contains("\nprocess_resident_memory_bytes "));
+    }
+
+    /// The whole exposition through a Prometheus text parser: every line is a HELP, a TYPE
+    /// or a sample; every sample's family has a TYPE; histograms are cumulative and end in
+    /// +Inf = _count; the process series carry plausible values.
+    #[test]
+    fn exposition_parses() {
+        let text = sample();
+        check_exposition(&text);
+        let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let get = |name: &str| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let Value::Gauge(rss) = get("process_resident_memory_bytes").value else {
+            panic!("rss is not a gauge")
+        };
+        assert!(rss > 1e6, "rss {rss}");
+        let Value::Gauge(fds) = get("process_open_fds").value else {
+            panic!()
+        };
+        assert!(fds >= 3.0);
+        let Value::Gauge(start) = get("process_start_time_seconds").value else {
+            panic!()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0 * 365.0,
+            "{start}"
+        );
+        assert!(matches!(
+            get("process_cpu_seconds_total").value,
+            Value::Counter(_)
+        ));
+        let hist = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "gateway_http_request_duration_seconds"
+                    && s.labels.get("route") == Some("publish")
+                    && s.labels.get("code") == Some("2xx")
+            })
+            .expect("request duration histogram");
+        let Value::Histogram(buckets) = &hist.value else {
+            panic!("not a histogram: {hist:?}")
+        };
+        assert_eq!(buckets.len(), LATENCY_BUCKETS.len() + 1);
+        assert!(buckets
+            .iter()
+            .all(|b| b.count == 1.0 || b.less_than < 0.003));
+    }
+
+    /// Structural checks a lenient parser does not make: it skips what it cannot read.
+    pub(crate) fn check_exposition(text: &str) {
+        use std::collections::HashMap;
+        assert!(text.ends_with('\n'));
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut seen_samples: HashMap<String, usize> = HashMap::new();
+        let mut last_bucket: Option<(String, f64, f64)> = None;
+        for line in text.lines() {
+            match LineInfo::parse(line) {
+                LineInfo::Doc { .. } => {}
+                LineInfo::Type {
+                    metric_alias,
+                    metric_name,
+                    ..
+                } => {
+                    let family = metric_alias.unwrap_or(metric_name);
+                    let kind = line.split_whitespace().nth(3).unwrap().to_string();
+                    assert!(
+                        types.insert(family.clone(), kind).is_none(),
+                        "TYPE twice for {family}"
+                    );
+                }
+                LineInfo::Sample {
+                    metric_name,
+                    labels,
+                    value,
+                    timestamp,
+                } => {
+                    assert!(timestamp.is_none(), "{line}");
+                    let v: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+                    let family = ["_bucket", "_sum", "_count", ""]
+                        .iter()
+                        .find_map(|suf| {
+                            let base = metric_name.strip_suffix(suf)?;
+                            (types.get(base).is_some_and(|t| t == "histogram") || suf.is_empty())
+                                .then(|| base.to_string())
+                        })
+                        .unwrap();
+                    let kind = types
+                        .get(&family)
+                        .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
+                    if kind == "counter" {
+                        assert!(family.ends_with("_total"), "counter {family}");
+                    }
+                    *seen_samples.entry(family.clone()).or_default() += 1;
+                    if let Some(l) = labels {
+                        // Every label is name="value" with escapes only for \ " and \n.
+                        let mut rest = l;
+                        while !rest.is_empty() {
+                            let (name, after) = rest.split_once("=\"").expect(line);
+                            assert!(
+                                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                                "{line}"
+                            );
+                            let mut end = None;
+                            let mut esc = false;
+                            for (i, c) in after.char_indices() {
+                                match (esc, c) {
+                                    (true, '\\' | '"' | 'n') => esc = false,
+                                    (true, _) => panic!("bad escape in {line}"),
+                                    (false, '\\') => esc = true,
+                                    (false, '"') => {
+                                        end = Some(i);
+                                        break;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            let end = end.expect(line);
+                            rest = after[end + 1..]
+                                .strip_prefix(',')
+                                .unwrap_or(&after[end + 1..]);
+                        }
+                    }
+                    if metric_name.ends_with("_bucket") && kind == "histogram" {
+                        let series = labels.unwrap().split(",le=").next().unwrap().to_string();
+                        let le = labels.unwrap().rsplit("le=\"").next().unwrap();
+                        let le: f64 = le.trim_end_matches('"').parse().expect(line);
+                        if let Some((prev, ple, pv)) = &last_bucket {
+                            if *prev == series {
+                                assert!(le > *ple && v >= *pv, "not cumulative: {line}");
+                            }
+                        }
+                        last_bucket = Some((series, le, v));
+                    } else if metric_name.ends_with("_count") && kind == "histogram" {
+                        let (_, _, inf) = last_bucket.as_ref().expect(line);
+                        assert_eq!(*inf, v, "+Inf bucket != _count: {line}");
+                    }
+                }
+                LineInfo::Empty => panic!("empty line"),
+                LineInfo::Ignored => panic!("not Prometheus text: {line:?}"),
+            }
+        }
+        for (family, kind) in &types {
+            assert!(
+                seen_samples.contains_key(family) || kind == "histogram",
+                "{family} has a TYPE but no sample"
+            );
+        }
     }
 }

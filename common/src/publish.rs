@@ -207,18 +207,31 @@ struct ProducerCtx {
 }
 
 impl ClientContext for ProducerCtx {
+    // librdkafka reports one failure both as a log line and as an error event, and repeats
+    // it every reconnect: each distinct message is logged once per window (telemetry).
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "kafka client error");
+        if let Some(suppressed) = crate::telemetry::admit_kafka_log(reason) {
+            tracing::warn!(%error, suppressed, "kafka client error: {reason}");
+        }
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
-        match level {
-            L::Emerg | L::Alert | L::Critical | L::Error => {
-                tracing::error!(fac, "librdkafka: {log_message}")
-            }
-            L::Warning => tracing::warn!(fac, "librdkafka: {log_message}"),
-            _ => tracing::debug!(fac, "librdkafka: {log_message}"),
+        let important = matches!(
+            level,
+            L::Emerg | L::Alert | L::Critical | L::Error | L::Warning
+        );
+        if !important {
+            tracing::debug!(fac, "librdkafka: {log_message}");
+            return;
+        }
+        let Some(suppressed) = crate::telemetry::admit_kafka_log(log_message) else {
+            return;
+        };
+        if matches!(level, L::Warning) {
+            tracing::warn!(fac, suppressed, "librdkafka: {log_message}");
+        } else {
+            tracing::error!(fac, suppressed, "librdkafka: {log_message}");
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct WsSession {
     closing: bool,
     /// Our close frame (or our reply to the peer's) is queued: no data frame may follow.
     sealed: bool,
+    /// The code of the peer's close frame (1005 when it carried none).
+    peer_close: Option<u16>,
 }
 
 /// Read buffer tungstenite keeps per connection (it only holds a partial frame).
@@ -96,6 +98,7 @@ impl WsSession {
             ws: WebSocket::from_raw_socket(stream, Role::Server, Some(config)),
             closing: false,
             sealed: false,
+            peer_close: None,
         }
     }
 
@@ -109,6 +112,11 @@ impl WsSession {
         s.rd.len() - s.rd_pos
     }
 
+    /// The code of the close frame the peer sent, if it sent one.
+    pub fn peer_close_code(&self) -> Option<u16> {
+        self.peer_close
+    }
+
     pub fn is_closing(&self) -> bool {
         self.closing
     }
@@ -118,8 +126,9 @@ impl WsSession {
             Ok(Message::Text(t)) => WsRead::Message(t.as_bytes().to_vec()),
             Ok(Message::Binary(b)) => WsRead::Message(b.to_vec()),
             Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => WsRead::Control,
-            Ok(Message::Close(_)) => {
+            Ok(Message::Close(frame)) => {
                 self.closing = true;
+                self.peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
                 WsRead::PeerClosed
             }
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => WsRead::NeedMore,
@@ -289,6 +298,7 @@ mod tests {
         let mut out = Vec::new();
         s.take_output(&mut out);
         assert_eq!(close_code(&out), 1000);
+        assert_eq!(s.peer_close_code(), Some(1000));
         assert_eq!(s.read(), WsRead::Closed);
     }
 }

@@ -740,7 +740,7 @@ fn healthz_readyz_metrics() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.body_str();
     assert!(
-        text.contains("gateway_http_requests_total{status=\"200\"} 2"),
+        text.contains("gateway_http_requests_total{code=\"200\"} 2"),
         "{text}"
     );
     assert!(text.contains("gateway_info{runtime=\"test\"} 1"));

@@ -90,7 +90,7 @@ fn post_record_roundtrip(v: &Variant) {
             ("n".to_string(), b"1".to_vec())
         ]
     );
-    assert!(gw.metric("gateway_http_requests_total{status=\"200\"}") >= 1.0);
+    assert!(gw.metric("gateway_http_requests_total{code=\"200\"}") >= 1.0);
     assert!(gw.metric("gateway_records_delivered_total") >= 1.0);
 }
 
@@ -290,7 +290,7 @@ fn health_ready_metrics(v: &Variant) {
         "gateway_records_inflight",
         "gateway_accept_errors_total{errno=\"EMFILE\"}",
         "gateway_delivery_latency_seconds_bucket",
-        "gateway_bytes_received_total",
+        "gateway_received_bytes_total",
     ] {
         assert!(text.contains(series), "missing {series}");
     }
