@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::config::RunConfig;
-use crate::errors::{connect_class, ConnectClass, ErrorKey, Phase};
-use crate::stats::{self, new_hist, record_ns, Hist};
-use crate::timeline::{ConnectSpan, Timeline};
+use crate::engine::config::RunConfig;
+use crate::engine::errors::{connect_class, ConnectClass, ErrorKey, Phase};
+use crate::engine::stats::{self, new_hist, record_ns, Hist};
+use crate::engine::timeline::{ConnectSpan, Timeline};
 
 /// Everything one client thread recorded.
 pub struct Recorder {
@@ -694,7 +694,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::HistSummary;
+    use crate::engine::stats::HistSummary;
 
     /// One open-loop connection, pipeline 1, 1000 req/s for 5 s, each answered 100 us after
     /// it is sent, except that the server is frozen from 2 s to 4 s. Simulated time: no

@@ -1,70 +1,25 @@
-//! `report.md` (and, through [`crate::charts`], the SVG charts) from a `summary.json`
-//! alone, so `bench-client report DIR` re-renders what `compare` wrote.
+//! `report.md` of a comparison from a `summary.json` alone, so `bench-client report DIR`
+//! re-renders what `compare` wrote: [`markdown`], and the per-cell figures ([`Cell`],
+//! [`cells`]) the charts share.
 //!
 //! Per cell (scenario × variant): throughput is the median over the repeats with its
 //! spread (min–max); latency percentiles come from the repeats' histograms merged with
 //! `add` (never averaged); ratios divide a variant's median by tokio-multi's median
 //! (same sink) from the same run. A cell without figures shows the error that emptied it.
+//!
+//! Reads the [`Summary`] types and the [`plan`](super::plan) only: must not depend on the
+//! compare run logic (`compare/mod.rs`) nor on the charts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::Context as _;
-
-use crate::bound::Bound;
-use crate::compare::{Phase, RunRecord, Summary};
-use crate::matrix::{Offer, Scenario, Shape, Sink, Step, Variant};
-use crate::stats::{merge, new_hist, HistSummary};
-
-/// Median and range of a set of figures.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub n: usize,
-}
-
-impl Spread {
-    /// None for an empty set; the median of an even count is the mean of the middle two.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[n - 1],
-            n,
-        })
-    }
-
-    /// (max - min) / median.
-    pub fn relative_range(&self) -> f64 {
-        if self.median == 0.0 {
-            0.0
-        } else {
-            (self.max - self.min) / self.median
-        }
-    }
-}
-
-/// `a / b`, None when either is missing or b is zero.
-pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => Some(a / b),
-        _ => None,
-    }
-}
+use super::plan::{Offer, Scenario, Shape, Sink, Step, Variant};
+use super::summary::{Phase, RunRecord, Summary};
+use crate::engine::bound::Bound;
+use crate::engine::stats::{merge, new_hist, HistSummary};
+use crate::reporting::format::{
+    fmt_rate, fmt_ratio, fmt_spread, fmt_us, kib, md, overlap, ratio, Spread,
+};
 
 /// What the report says about one cell (rounds phase only; the search has its own table).
 #[derive(Debug, Clone, Default)]
@@ -271,11 +226,6 @@ pub fn cells(s: &Summary) -> BTreeMap<(String, String), Cell> {
     out
 }
 
-/// Two spreads whose [min, max] ranges overlap: not called different.
-pub fn overlap(a: &Spread, b: &Spread) -> bool {
-    a.min <= b.max && b.min <= a.max
-}
-
 /// The bare producer's median records/s over the rounds.
 pub fn producer_rate(s: &Summary) -> Option<Spread> {
     let v: Vec<f64> = s
@@ -285,52 +235,6 @@ pub fn producer_rate(s: &Summary) -> Option<Spread> {
         .map(|p| p.records_per_sec)
         .collect();
     Spread::of(&v)
-}
-
-pub fn fmt_us(us: f64) -> String {
-    if us >= 1_000_000.0 {
-        format!("{:.2} s", us / 1e6)
-    } else if us >= 10_000.0 {
-        format!("{:.1} ms", us / 1000.0)
-    } else if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} µs")
-    }
-}
-
-/// 45200 → `45.2k`.
-pub fn fmt_rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else if x >= 1e4 {
-        format!("{:.1}k", x / 1e3)
-    } else if x >= 1e3 {
-        format!("{:.2}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
-    }
-}
-
-fn fmt_spread(s: &Spread, f: impl Fn(f64) -> String) -> String {
-    if s.n <= 1 || s.min == s.max {
-        f(s.median)
-    } else {
-        format!("{} [{}–{}]", f(s.median), f(s.min), f(s.max))
-    }
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "–".to_string(), |r| format!("{r:.2}×"))
-}
-
-fn kib(b: f64) -> String {
-    format!("{:.1} KiB", b / 1024.0)
-}
-
-/// Markdown table cells can't hold `|` or newlines.
-fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 fn failed(reason: &str) -> String {
@@ -559,7 +463,7 @@ pub fn markdown(s: &Summary) -> String {
          {} s warmup + {} s per step, until a step adds less than {:.0}% to the best so far",
         s.plan.search_warmup_s,
         s.plan.search_duration_s,
-        crate::matrix::MIN_GAIN * 100.0
+        crate::experiments::compare::plan::MIN_GAIN * 100.0
     );
     let _ = writeln!(
         o,
@@ -947,34 +851,20 @@ fn notes(c: &Cell) -> String {
     n.join("; ")
 }
 
-/// Write `report.md` and the charts into `dir`.
-pub fn render(s: &Summary, dir: &Path) -> anyhow::Result<()> {
-    let p = dir.join("report.md");
-    std::fs::write(&p, markdown(s)).with_context(|| format!("writing {}", p.display()))?;
-    crate::charts::draw_all(s, dir)?;
-    Ok(())
-}
-
-/// `bench-client report DIR`.
-pub fn report_dir(dir: &Path) -> anyhow::Result<()> {
-    let s = Summary::read(dir)?;
-    render(&s, dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::compare::{CompareManifest, GatewayDesc, GatewayStats, RunRecord};
-    use crate::idle::IdleResult;
+    use crate::engine::manifest::Manifest;
+    use crate::engine::result::{RunResult, SelfCheck, Totals};
+    use crate::engine::stats::record_ns;
+    use crate::engine::timeline::Timeline;
+    use crate::engine::RunConfig;
+    use crate::experiments::compare::plan::{self, Selection};
+    use crate::experiments::compare::summary::{CompareManifest, GatewayDesc, GatewayStats};
+    use crate::experiments::idle::IdleResult;
     use crate::lab::GatewayKind;
     use crate::lab::Pinning;
-    use crate::manifest::Manifest;
-    use crate::matrix::{self, Selection};
-    use crate::report::{RunResult, SelfCheck, Totals};
-    use crate::stats::record_ns;
-    use crate::timeline::Timeline;
-    use crate::RunConfig;
 
     fn result(ok_per_sec: f64, lat_ms: u64) -> RunResult {
         let mut h = new_hist();
@@ -1031,8 +921,8 @@ mod tests {
             target_cost: None,
             broker_cost: None,
             cpu_busy: BTreeMap::new(),
-            binding: crate::bound::Binding {
-                bound: crate::bound::Bound::Unknown,
+            binding: crate::engine::bound::Binding {
+                bound: crate::engine::bound::Bound::Unknown,
                 reasons: vec![],
             },
             acked: 0,
@@ -1043,7 +933,7 @@ mod tests {
 
     /// Every slot of the quick matrix filled, except compio/null http-max (failed).
     pub(crate) fn synthetic() -> Summary {
-        let plan = matrix::plan(&Selection {
+        let plan = plan::plan(&Selection {
             gateways: GatewayKind::ALL.to_vec(),
             sinks: vec![Sink::Kafka, Sink::Null],
             scenarios: vec![],
@@ -1118,8 +1008,8 @@ mod tests {
                         r.error = Some("gateway exited with exit status: 1 after SIGTERM".into());
                     } else {
                         let mut res = result(10_000.0 * k + sl.round as f64 * 100.0, k as u64);
-                        res.binding.bound = crate::bound::Bound::Gateway;
-                        res.target_cost = Some(crate::cost::ProcessCost {
+                        res.binding.bound = crate::engine::bound::Bound::Gateway;
+                        res.target_cost = Some(crate::engine::cost::ProcessCost {
                             pid: 1,
                             wall_s: 2.0,
                             cpu_s: 1.0,
@@ -1176,7 +1066,7 @@ mod tests {
             })
             .collect();
         Summary {
-            summary_version: crate::compare::SUMMARY_VERSION,
+            summary_version: crate::experiments::compare::SUMMARY_VERSION,
             manifest: CompareManifest {
                 started_at: "2026-01-01 00:00:00 UTC".into(),
                 finished_at: None,
@@ -1258,7 +1148,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("compare-report-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         s.write(&dir).unwrap();
-        report_dir(&dir).unwrap();
+        super::super::report_dir(&dir).unwrap();
         assert_eq!(Summary::read(&dir).unwrap(), s);
         assert!(std::fs::read_to_string(dir.join("report.md")).unwrap() == md);
         let mut svgs = vec!["memory.svg".to_string()];
@@ -1281,33 +1171,5 @@ mod tests {
             assert!(t.contains("tokio-multi"), "{f} has no legend");
         }
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn median_and_spread() {
-        assert_eq!(Spread::of(&[]), None);
-        let s = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
-        let s = Spread::of(&[4.0, 1.0, 2.0, 10.0]).unwrap();
-        assert_eq!(s.median, 3.0);
-        assert!((s.relative_range() - 3.0).abs() < 1e-9);
-        assert_eq!(Spread::of(&[f64::NAN, 5.0]).unwrap().median, 5.0);
-    }
-
-    #[test]
-    fn ratios() {
-        assert_eq!(ratio(Some(3.0), Some(2.0)), Some(1.5));
-        assert_eq!(ratio(Some(3.0), Some(0.0)), None);
-        assert_eq!(ratio(None, Some(2.0)), None);
-        assert_eq!(fmt_ratio(Some(1.0 / 3.0)), "0.33×");
-    }
-
-    #[test]
-    fn formats() {
-        assert_eq!(fmt_us(850.0), "850 µs");
-        assert_eq!(fmt_us(1234.0), "1.23 ms");
-        assert_eq!(fmt_us(25_000.0), "25.0 ms");
-        assert_eq!(fmt_rate(45_230.0), "45.2k");
-        assert_eq!(fmt_rate(999.0), "999");
     }
 }

@@ -18,11 +18,11 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::charts::line_chart;
-use crate::config::{Ack, BindRange, Mode, RunConfig};
+use crate::engine::config::{Ack, BindRange, Mode, RunConfig};
+use crate::engine::procnet;
+use crate::engine::timeline::StallClass;
 use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
-use crate::procnet;
-use crate::timeline::StallClass;
+use crate::reporting::charts::line_chart;
 
 /// The causes the lab reproduces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -92,7 +92,7 @@ pub struct StallLabArgs {
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
     /// Length of each run's measured phase.
-    #[arg(long, default_value = "4s", value_parser = crate::config::parse_duration)]
+    #[arg(long, default_value = "4s", value_parser = crate::engine::config::parse_duration)]
     pub duration: Duration,
     /// Output directory (default: results/<date>-stall-lab).
     #[arg(long)]
@@ -151,7 +151,7 @@ pub struct LabRun {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabReport {
-    pub manifest: crate::manifest::Manifest,
+    pub manifest: crate::engine::manifest::Manifest,
     pub pinning: String,
     pub duration_s: f64,
     pub runs: Vec<LabRun>,
@@ -227,7 +227,7 @@ pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
         }
     }
     let report = LabReport {
-        manifest: crate::manifest::Manifest::collect(),
+        manifest: crate::engine::manifest::Manifest::collect(),
         pinning: pin.description.clone(),
         duration_s: args.duration.as_secs_f64(),
         runs,
@@ -420,7 +420,7 @@ fn run_inner(
             }
         })
     };
-    let result = crate::run_blocking(cfg);
+    let result = crate::engine::run_blocking(cfg);
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     let after = procnet::listen_overflows();
@@ -604,5 +604,5 @@ fn render_markdown(r: &LabReport) -> String {
 
 /// The median, as every report of this crate computes it.
 fn median(v: &[f64]) -> Option<f64> {
-    crate::compare_report::Spread::of(v).map(|s| s.median)
+    crate::reporting::format::Spread::of(v).map(|s| s.median)
 }

@@ -17,14 +17,15 @@ use std::time::Duration;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
-use crate::charts::line_chart;
-use crate::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
+use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
+use crate::engine::manifest::Manifest;
+use crate::engine::result::RunResult;
+use crate::engine::stats::HistSummary;
 use crate::lab::{
     self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock, ProcSample, Sampler,
 };
-use crate::manifest::Manifest;
-use crate::report::RunResult;
-use crate::stats::HistSummary;
+use crate::reporting::charts::line_chart;
+use crate::reporting::outcome;
 
 /// Version of the `soak.json` layout.
 pub const SOAK_SCHEMA_VERSION: u32 = 1;
@@ -341,7 +342,7 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
             );
             let mut c = load_config(a, &gw.target())?;
             c.duration_s = Some(a.probe.as_secs_f64());
-            let p = crate::run_blocking(c)?;
+            let p = crate::engine::run_blocking(c)?;
             if p.totals.ok_per_sec <= 0.0 {
                 bail!(
                     "{name}: the probe got no successful response ({} errors, {} backpressure)",
@@ -368,7 +369,7 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
     c.reconnect_after = Some(a.reconnect_after);
     c.duration_s = Some(a.duration.as_secs_f64());
     let sampler = Sampler::start(gw.proc.pid(), Some(gw.addr), a.sample_every);
-    let run = crate::run_blocking(c);
+    let run = crate::engine::run_blocking(c);
     let samples = sampler.stop();
     let mut run = run?;
     run.manifest.target_version = version.clone();
@@ -453,7 +454,7 @@ fn one_line(g: &GatewaySoak) -> String {
         t.errors,
         t.backpressure,
         g.run.stalls.len(),
-        lab::verdict(&g.failures)
+        outcome::verdict(&g.failures)
     )
 }
 
@@ -466,7 +467,7 @@ pub fn cli_main(a: &SoakArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| lab::default_out_dir("soak"));
     let files = write_soak(&r, &dir)?;
-    Ok(lab::print_outcome(
+    Ok(outcome::print_outcome(
         "soak",
         r.gateways.iter().map(one_line),
         "not soaked",
@@ -481,7 +482,7 @@ pub fn write_soak(r: &SoakReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = vec![("soak.json", serde_json::to_string_pretty(r)? + "\n")];
     files.extend(soak_charts(r)?);
     files.push(("soak.md", soak_markdown(r)));
-    lab::write_files(dir, &files)
+    outcome::write_files(dir, &files)
 }
 
 /// The three charts, every gateway overlaid: `(file name, SVG)`.
@@ -744,9 +745,9 @@ fn human_duration(s: f64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::report::{SelfCheck, Totals};
-    use crate::stats::new_hist;
-    use crate::timeline::SecondStats;
+    use crate::engine::result::{SelfCheck, Totals};
+    use crate::engine::stats::new_hist;
+    use crate::engine::timeline::SecondStats;
 
     #[test]
     fn growth_of_a_line() {
@@ -805,7 +806,7 @@ pub(crate) mod tests {
         config.rate = Some(1000.0);
         config.reconnect_after = Some(100);
         RunResult {
-            schema_version: crate::report::SCHEMA_VERSION,
+            schema_version: crate::engine::result::SCHEMA_VERSION,
             run_id: "0123456789".into(),
             started_at_unix_ms: 0,
             config,
@@ -850,8 +851,8 @@ pub(crate) mod tests {
             target_cost: None,
             broker_cost: None,
             cpu_busy: BTreeMap::new(),
-            binding: crate::bound::Binding {
-                bound: crate::bound::Bound::Unknown,
+            binding: crate::engine::bound::Binding {
+                bound: crate::engine::bound::Bound::Unknown,
                 reasons: vec![],
             },
             acked: 0,

@@ -4,15 +4,15 @@
 //! footprint, not anybody's speed.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tungstenite::Message;
 
-use crate::errors::errno_name;
-use crate::lab::proc_status_kib;
+use crate::engine::errors::errno_name;
+use crate::lab::{proc_status_kib, read_http_status};
 
 /// What an idle-connections run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,42 +148,6 @@ pub fn hold_idle(
 
 fn short(s: &str) -> String {
     s.chars().take(60).collect()
-}
-
-/// Read one HTTP response head (+ body) and require a 2xx.
-pub(crate) fn read_http_status(s: &mut TcpStream) -> Result<(), String> {
-    let mut buf = Vec::with_capacity(256);
-    let mut tmp = [0u8; 1024];
-    loop {
-        let n = s.read(&mut tmp).map_err(|e| errno_name(&e))?;
-        if n == 0 {
-            return Err("EOF".into());
-        }
-        buf.extend_from_slice(&tmp[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(head)) => {
-                let len: usize = resp
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                    .unwrap_or(0);
-                let code = resp.code.unwrap_or(0);
-                if buf.len() < head + len {
-                    continue;
-                }
-                return if (200..300).contains(&code) {
-                    Ok(())
-                } else {
-                    Err(format!("status-{code}"))
-                };
-            }
-            Ok(httparse::Status::Partial) => continue,
-            Err(_) => return Err("bad-response".into()),
-        }
-    }
 }
 
 /// Read frames until the `{"ack":1}` (or a nack) arrives.

@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Mode;
+use crate::engine::config::Mode;
 use crate::lab::GatewayKind;
 
 /// Where the gateway sends records.
@@ -129,7 +129,7 @@ pub enum Offer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Shape {
-    /// Traffic through [`crate::run`].
+    /// Traffic through [`crate::engine::run`].
     Load {
         mode: Mode,
         payload: usize,

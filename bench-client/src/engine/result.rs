@@ -13,14 +13,16 @@ use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use serde::{Deserialize, Serialize};
 
-use crate::bound::{classify, Binding, Bound, Signals};
-use crate::config::RunConfig;
-use crate::cost::ProcessCost;
-use crate::errors::{ErrorCount, ErrorKey};
-use crate::manifest::Manifest;
-use crate::recorder::{Recorder, Shared};
-use crate::stats::{self, merge, new_hist, HistSummary};
-use crate::timeline::{detect_stalls, SecondStats, Stall, StallParams, Timeline, BUCKET_NS};
+use crate::engine::bound::{classify, Binding, Bound, Signals};
+use crate::engine::config::RunConfig;
+use crate::engine::cost::ProcessCost;
+use crate::engine::errors::{ErrorCount, ErrorKey};
+use crate::engine::manifest::Manifest;
+use crate::engine::recorder::{Recorder, Shared};
+use crate::engine::stats::{self, merge, new_hist, HistSummary};
+use crate::engine::timeline::{
+    detect_stalls, SecondStats, Stall, StallParams, Timeline, BUCKET_NS,
+};
 
 /// Version of the JSON layout; bump on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -165,11 +167,11 @@ pub(crate) fn signals(
     schedule_lag_p99_ms: Option<f64>,
     little_in_flight: f64,
 ) -> Signals {
-    let client_aff = crate::manifest::affinity_of(0);
+    let client_aff = crate::engine::manifest::affinity_of(0);
     let target_aff = costs
         .target
         .as_ref()
-        .map(|t| crate::manifest::affinity_of(t.pid));
+        .map(|t| crate::engine::manifest::affinity_of(t.pid));
     Signals {
         gateway_busy: costs.target.as_ref().map(|t| {
             let n = target_aff.as_ref().map_or(1, |a| a.len().max(1));
@@ -431,13 +433,15 @@ pub fn summary(r: &RunResult) -> String {
     let t = &r.totals;
     let mut s = String::new();
     let shape = match c.mode {
-        crate::config::Mode::Http => {
+        crate::engine::config::Mode::Http => {
             format!("{} connections x pipeline {}", c.connections, c.pipeline)
         }
-        crate::config::Mode::HttpClose => {
+        crate::engine::config::Mode::HttpClose => {
             format!("{} concurrent connect-per-request", c.connections)
         }
-        crate::config::Mode::Ws => format!("{} connections x window {}", c.connections, c.window),
+        crate::engine::config::Mode::Ws => {
+            format!("{} connections x window {}", c.connections, c.window)
+        }
     };
     let loop_ = match c.rate {
         Some(rate) => format!("open loop at {rate} req/s"),

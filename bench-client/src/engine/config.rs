@@ -1,5 +1,5 @@
 //! `bench-client run` options: the clap [`RunArgs`], validated once into the plain,
-//! serializable [`RunConfig`] that [`crate::run`] takes and every result carries.
+//! serializable [`RunConfig`] that [`crate::engine::run`] takes and every result carries.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 //! partition, and verification reads everything back), collecting every acknowledged id.
 //! During the run: every broker down for 5 s, then a 200 ms RTT on one broker, then
 //! injected produce errors (see [`plan`]). After it, while kafka-mock still runs,
-//! [`verify`](crate::verify::verify) reads the topic back: any acknowledged id missing is
+//! [`verify`](crate::experiments::verify::verify) reads the topic back: any acknowledged id missing is
 //! a failure. The report gives, per fault, the per-second series around it, the 503 and
 //! error counts, the seconds slowed below half the baseline, and the time to recover.
 
@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
-use crate::charts::line_chart;
-use crate::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
+use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
+use crate::engine::manifest::Manifest;
+use crate::engine::result::RunResult;
+use crate::engine::timeline::SecondStats;
+use crate::experiments::verify::{verify, VerifyArgs, VerifyResult};
 use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock};
-use crate::manifest::Manifest;
-use crate::report::RunResult;
-use crate::timeline::SecondStats;
-use crate::verify::{verify, VerifyArgs, VerifyResult};
+use crate::reporting::charts::line_chart;
+use crate::reporting::outcome;
 
 pub const CHAOS_SCHEMA_VERSION: u32 = 1;
 
@@ -417,7 +418,7 @@ fn chaos_one(
     let t0 = Instant::now() + c.warmup();
     let (run, injected) = std::thread::scope(|s| {
         let driver = s.spawn(|| drive_faults(&mut kafka, faults, t0));
-        let run = crate::run_blocking(c);
+        let run = crate::engine::run_blocking(c);
         let injected = driver.join().unwrap_or_default();
         (run, injected)
     });
@@ -460,7 +461,7 @@ fn chaos_one(
         name,
         run.run_id
     ));
-    crate::report::write_acked(&run, &acked_file)?;
+    crate::engine::result::write_acked(&run, &acked_file)?;
     let v = verify(&VerifyArgs {
         brokers: kafka.bootstrap.clone(),
         topic: a.topic.clone(),
@@ -530,7 +531,7 @@ fn one_line(g: &GatewayChaos) -> String {
         g.status_503,
         g.run.totals.errors,
         eff.join(" "),
-        lab::verdict(&g.failures)
+        outcome::verdict(&g.failures)
     )
 }
 
@@ -543,7 +544,7 @@ pub fn cli_main(a: &ChaosArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| lab::default_out_dir("chaos"));
     let files = write_chaos(&r, &dir)?;
-    Ok(lab::print_outcome(
+    Ok(outcome::print_outcome(
         "chaos",
         r.gateways.iter().map(one_line),
         "not run",
@@ -595,7 +596,7 @@ pub fn write_chaos(r: &ChaosReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> 
         ),
         ("chaos.md", chaos_markdown(r)),
     ];
-    lab::write_files(dir, &files)
+    outcome::write_files(dir, &files)
 }
 
 pub fn chaos_markdown(r: &ChaosReport) -> String {
@@ -731,7 +732,11 @@ pub fn chaos_markdown(r: &ChaosReport) -> String {
             metric(&g.metrics_end, "gateway_records_failed_total"),
             metric(&g.metrics_end, "gateway_records_rejected_total"),
         );
-        let _ = writeln!(s, "{}", crate::verify::verify_summary(&g.verify));
+        let _ = writeln!(
+            s,
+            "{}",
+            crate::experiments::verify::verify_summary(&g.verify)
+        );
     }
     let _ = writeln!(
         s,
@@ -805,8 +810,13 @@ mod tests {
     #[test]
     fn renders_a_report() {
         let faults = plan(20.0, 200, 60);
-        let mut run =
-            crate::soak::tests::synthetic_run(20, |i| if (3..8).contains(&i) { 0 } else { 2000 });
+        let mut run = crate::experiments::soak::tests::synthetic_run(20, |i| {
+            if (3..8).contains(&i) {
+                0
+            } else {
+                2000
+            }
+        });
         run.config.collect_acks = true;
         let v = VerifyResult {
             topic: "chaos".into(),

@@ -17,11 +17,11 @@ use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::config::Ack;
-use crate::conn::{establish, Open};
-use crate::errors::{errno_name, ErrorKey, Phase};
-use crate::http::ConnEnd;
-use crate::recorder::{InFlight, Outcome, Shared};
+use crate::engine::config::Ack;
+use crate::engine::conn::{establish, Open};
+use crate::engine::errors::{errno_name, ErrorKey, Phase};
+use crate::engine::http::ConnEnd;
+use crate::engine::recorder::{InFlight, Outcome, Shared};
 
 type Ws = WebSocketStream<TcpStream>;
 

@@ -13,10 +13,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::sleep_until;
 
-use crate::config::Ack;
-use crate::conn::{establish, Open};
-use crate::errors::{ErrorKey, Phase};
-use crate::recorder::{InFlight, Outcome, Shared};
+use crate::engine::config::Ack;
+use crate::engine::conn::{establish, Open};
+use crate::engine::errors::{ErrorKey, Phase};
+use crate::engine::recorder::{InFlight, Outcome, Shared};
 
 /// Largest response head accepted before the connection is declared broken.
 const MAX_HEAD: usize = 64 * 1024;

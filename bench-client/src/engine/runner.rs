@@ -11,14 +11,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
-use crate::config::{Mode, RunConfig};
-use crate::cost;
-use crate::manifest::process_cpu_ns;
-use crate::procnet::ServerProbe;
-use crate::recorder::Shared;
-use crate::report::{build_result, Costs, RunResult};
-use crate::timeline::BUCKET_NS;
-use crate::{http, ws};
+use crate::engine::config::{Mode, RunConfig};
+use crate::engine::cost;
+use crate::engine::manifest::process_cpu_ns;
+use crate::engine::procnet::ServerProbe;
+use crate::engine::recorder::Shared;
+use crate::engine::result::{build_result, Costs, RunResult};
+use crate::engine::timeline::BUCKET_NS;
+use crate::engine::{http, ws};
 
 /// Run one scenario on the current tokio runtime (its worker count is the caller's
 /// business; [`run_blocking`] builds one with `cfg.threads` workers).

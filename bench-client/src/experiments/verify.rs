@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_duration;
+use crate::engine::config::parse_duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct VerifyArgs {

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::errors::ConnectClass;
+use crate::engine::errors::ConnectClass;
 
 /// Width of a fine bucket.
 pub const BUCKET_NS: u64 = 10_000_000;

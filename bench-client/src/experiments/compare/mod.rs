@@ -1,36 +1,45 @@
 //! `bench-client compare`: every gateway side by side on one machine.
 //!
 //! Starts `kafka-mock` (unless `--brokers`), measures the bare producer (the ceiling of
-//! the Kafka path), then runs the two phases of the [`Plan`] (see [`crate::matrix`]): a
+//! the Kafka path), then runs the two phases of the [`Plan`] (see [`plan`]): a
 //! saturation search per variant for every scenario that claims a maximum, then rounds of
 //! every cell in a shuffled order. Each gateway process gets identical arguments
 //! (threads, backlog, producer config), pinned per `--pin`; `compare` waits for
-//! `/readyz`, runs the scenario through [`crate::run`] with the gateway's and
+//! `/readyz`, runs the scenario through [`crate::engine::run`] with the gateway's and
 //! kafka-mock's PIDs (so every run carries the gateway's CPU per thread class, syscalls
 //! and context switches over the measured phase, and the label of what bound it), stops
-//! it with SIGTERM and requires exit status 0. Everything lands in `summary.json`;
-//! [`crate::compare_report`] turns that into `report.md` and SVG charts.
+//! it with SIGTERM and requires exit status 0. Everything lands in `summary.json`
+//! ([`summary`]); [`render`] turns that into `report.md` ([`report`]) and SVG charts
+//! ([`charts`]).
+//!
+//! Entry points: [`compare`] (run → summary → render) and [`report_dir`] (`bench-client
+//! report DIR`). Files: `plan.rs` (the scenario matrix and the search logic),
+//! `summary.rs` (the result types), `report.rs` (markdown), `charts.rs` (SVG). Only this
+//! file runs anything; the other four never depend on it.
+
+pub mod charts;
+pub mod plan;
+pub mod report;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 
-use crate::config::{parse_duration, Mode, PayloadSize};
-use crate::idle::{self, IdleResult};
-use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
-use crate::manifest::Manifest;
-use crate::matrix::{
-    self, best_step, next_step, Offer, Plan, Selection, Shape, Sink, Step, StepOutcome, Variant,
-    MAX_SCENARIO,
+use self::plan::{next_step, Offer, Plan, Selection, Shape, Sink, Step, Variant, MAX_SCENARIO};
+use self::summary::outcomes;
+pub use self::summary::{
+    CompareManifest, GatewayDesc, GatewayStats, Phase, ProducerRun, RunRecord, Summary,
+    SUMMARY_VERSION,
 };
-use crate::report::RunResult;
-use crate::RunConfig;
-
-/// Layout version of `summary.json`.
-pub const SUMMARY_VERSION: u32 = 2;
+use crate::engine::config::{parse_duration, Mode, PayloadSize};
+use crate::engine::manifest::Manifest;
+use crate::engine::RunConfig;
+use crate::experiments::idle;
+use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
+use crate::reporting::format::{fmt_rate, fmt_us};
 
 /// Run every gateway through the scenario matrix and write a report.
 #[derive(Debug, Clone, clap::Args)]
@@ -103,172 +112,18 @@ pub struct CompareArgs {
     pub dry_run: bool,
 }
 
-/// How one gateway binary describes itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayDesc {
-    pub binary: String,
-    /// The whole `--version` text (runtime, asymmetries).
-    pub version: String,
-    /// `gateway_info{…}` from `/metrics` of its first process (per-run lines are in the runs).
-    pub info: Option<String>,
-    /// The command line of its first process.
-    pub command: Vec<String>,
+/// Write `report.md` and the charts of `s` into `dir`.
+pub fn render(s: &Summary, dir: &Path) -> anyhow::Result<()> {
+    let p = dir.join("report.md");
+    std::fs::write(&p, report::markdown(s)).with_context(|| format!("writing {}", p.display()))?;
+    charts::draw_all(s, dir)?;
+    Ok(())
 }
 
-/// Where and how the comparison ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CompareManifest {
-    /// `YYYY-MM-DD HH:MM:SS UTC`.
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub wall_s: f64,
-    /// Commit, kernel, CPU model and count, bench-client's affinity and command line.
-    pub machine: Manifest,
-    pub pinning: Pinning,
-    pub gateway_threads: usize,
-    pub client_threads: usize,
-    /// Arguments every gateway got (plus `--listen`, `--sink` and its runtime flag).
-    pub gateway_args: Vec<String>,
-    /// `kafka-mock …` or `--brokers …`.
-    pub kafka: String,
-    pub bootstrap: String,
-    /// `-X` properties given to every gateway.
-    pub producer_overrides: Vec<String>,
-    /// The producer configuration the gateways logged at start.
-    pub producer_config: Option<String>,
-    pub topic: String,
-    /// Per variant name.
-    pub gateways: BTreeMap<String, GatewayDesc>,
-    /// Client RLIMIT_NOFILE after raising it.
-    pub client_nofile: u64,
-}
-
-/// Gateway-side figures of one run (from /proc, around the measured work).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayStats {
-    pub pid: u32,
-    /// CPU seconds (user + system) spent during the run, warmup included.
-    pub cpu_s: Option<f64>,
-    pub rss_kib: Option<u64>,
-    /// Peak RSS of the process.
-    pub hwm_kib: Option<u64>,
-    /// Wall seconds between the two CPU samples (`cpu_s / wall_s` = cores busy).
-    pub wall_s: f64,
-}
-
-/// Which phase a run belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// A step of a saturation search.
-    Search,
-    /// A cell of a round.
-    Round,
-}
-
-/// One run of one cell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub phase: Phase,
-    pub round: usize,
-    pub scenario: String,
-    pub variant: String,
-    /// Offered concurrency (connections x depth) of a load run.
-    pub step: Option<Step>,
-    /// Open loop: the rate asked for (req/s) and where it came from.
-    pub rate: Option<f64>,
-    pub rate_from: Option<String>,
-    pub result: Option<RunResult>,
-    pub idle: Option<IdleResult>,
-    pub gateway: Option<GatewayStats>,
-    /// `gateway_info{…}` of this run's process.
-    pub gateway_info: Option<String>,
-    /// First line of the gateway's `--version` (the whole text is in the manifest).
-    pub gateway_version: Option<String>,
-    /// Why this run has no figures, or what went wrong around it (e.g. a non-zero exit
-    /// after SIGTERM). A run with an error never counts as a clean figure.
-    pub error: Option<String>,
-    pub wall_s: f64,
-}
-
-/// The bare producer (`producer-bench`): the gateways' producer configuration sending
-/// the same records to the same broker as fast as it can from one thread pinned to the
-/// gateway's CPUs. The ceiling of the Kafka path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProducerRun {
-    pub round: usize,
-    pub records: u64,
-    pub seconds: f64,
-    pub records_per_sec: f64,
-    /// CPU of the whole producer process (its thread, the poll loop and librdkafka's).
-    pub cpu_s: f64,
-    pub cpu_us_per_record: f64,
-    pub command: Vec<String>,
-    pub error: Option<String>,
-}
-
-/// Everything `compare` produced; `report` needs nothing else.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub summary_version: u32,
-    pub manifest: CompareManifest,
-    pub plan: Plan,
-    pub runs: Vec<RunRecord>,
-    /// The bare-producer baseline, once per round (empty without a Kafka sink).
-    #[serde(default)]
-    pub producer: Vec<ProducerRun>,
-}
-
-impl Summary {
-    /// The finished saturation search of `scenario` for `variant`, in step order.
-    pub fn search_steps(&self, scenario: &str, variant: &str) -> Vec<&RunRecord> {
-        self.runs
-            .iter()
-            .filter(|r| r.phase == Phase::Search && r.scenario == scenario && r.variant == variant)
-            .collect()
-    }
-
-    /// The maximum point the search found for `variant` in `scenario`.
-    pub fn search_max(&self, scenario: &str, variant: &str) -> Option<StepOutcome> {
-        best_step(&outcomes(&self.search_steps(scenario, variant)))
-    }
-}
-
-/// Search steps as the search logic sees them (a failed step counts as 0 ok/s).
-fn outcomes(runs: &[&RunRecord]) -> Vec<StepOutcome> {
-    runs.iter()
-        .filter_map(|r| {
-            Some(StepOutcome {
-                step: r.step?,
-                ok_per_sec: r
-                    .result
-                    .as_ref()
-                    .filter(|_| r.error.is_none())
-                    .map_or(0.0, |x| x.totals.ok_per_sec),
-            })
-        })
-        .collect()
-}
-
-impl Summary {
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        let p = dir.join("summary.json");
-        let s = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))
-    }
-
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let p = dir.join("summary.json");
-        let tmp = dir.join("summary.json.tmp");
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(f);
-        serde_json::to_writer_pretty(&mut w, self)?;
-        std::io::Write::flush(&mut w)?;
-        drop(w);
-        std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
-        Ok(())
-    }
+/// `bench-client report DIR`: re-render `report.md` and the charts from `summary.json`.
+pub fn report_dir(dir: &Path) -> anyhow::Result<()> {
+    let s = Summary::read(dir)?;
+    render(&s, dir)
 }
 
 fn now_stamp() -> String {
@@ -326,7 +181,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     let idle_conns = a
         .idle_conns
         .unwrap_or_else(|| idle::default_idle_conns(nofile, if a.quick { 1000 } else { 5000 }));
-    let plan = matrix::plan(&Selection {
+    let plan = plan::plan(&Selection {
         gateways,
         sinks,
         scenarios: a.scenarios.clone(),
@@ -584,7 +439,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     summary.manifest.finished_at = Some(now_stamp());
     summary.manifest.wall_s = t_start.elapsed().as_secs_f64();
     summary.write(&out)?;
-    crate::compare_report::render(&summary, &out)?;
+    render(&summary, &out)?;
     let failed_runs = summary.runs.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
         "compare: done in {:.0} s (estimated at most {est:.0} s), {failed_runs} failed run(s); report in {}",
@@ -613,7 +468,7 @@ fn new_record(
     phase: Phase,
     round: usize,
     v: Variant,
-    sc: &matrix::Scenario,
+    sc: &plan::Scenario,
 ) -> RunRecord {
     RunRecord {
         phase,
@@ -726,7 +581,7 @@ fn search_one(
     ctx: &RunCtx<'_>,
     summary: &mut Summary,
     v: Variant,
-    sc: &matrix::Scenario,
+    sc: &plan::Scenario,
 ) -> Vec<RunRecord> {
     let (Some((conns, depth, depths)), Some(mode)) = (sc.search(), sc.mode()) else {
         return Vec::new();
@@ -784,7 +639,7 @@ fn decide(
     ctx: &RunCtx<'_>,
     summary: &Summary,
     v: Variant,
-    sc: &matrix::Scenario,
+    sc: &plan::Scenario,
     rec: &mut RunRecord,
 ) -> anyhow::Result<Option<RunConfig>> {
     let Shape::Load {
@@ -863,7 +718,7 @@ fn common_max(summary: &Summary) -> Option<(f64, String)> {
 fn one_run(
     ctx: &RunCtx<'_>,
     g: &mut Gateway,
-    sc: &matrix::Scenario,
+    sc: &plan::Scenario,
     cfg: Option<RunConfig>,
     rec: &mut RunRecord,
 ) -> anyhow::Result<()> {
@@ -876,7 +731,7 @@ fn one_run(
                 c.target = format!("http://{}", g.addr);
                 c.authority = g.addr.to_string();
                 c.target_pid = Some(pid);
-                let mut r = crate::run_blocking(c)?;
+                let mut r = crate::engine::run_blocking(c)?;
                 r.manifest.target_version.clone_from(&rec.gateway_version);
                 rec.result = Some(r);
             }
@@ -991,7 +846,7 @@ fn progress_rate(r: &RunRecord) -> String {
         (_, Some(e)) => format!("ERROR {}", e.lines().next().unwrap_or_default()),
         (Some(res), None) => format!(
             "{}/s ({})",
-            crate::compare_report::fmt_rate(res.totals.ok_per_sec),
+            fmt_rate(res.totals.ok_per_sec),
             res.binding.bound
         ),
         (None, None) => "-".into(),
@@ -1004,9 +859,9 @@ fn progress_line(r: &RunRecord) -> String {
         s = format!(
             "{:>9.0} ok/s  p50 {}  p99 {}  max {}  errors {}  stalls {}  bound {}",
             res.totals.ok_per_sec,
-            crate::compare_report::fmt_us(res.latency.p50_us),
-            crate::compare_report::fmt_us(res.latency.p99_us),
-            crate::compare_report::fmt_us(res.latency.max_us),
+            fmt_us(res.latency.p50_us),
+            fmt_us(res.latency.p99_us),
+            fmt_us(res.latency.max_us),
             res.totals.errors,
             res.stalls.len(),
             res.binding.bound,

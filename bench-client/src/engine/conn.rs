@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::config::BindRange;
-use crate::errors::ConnectClass;
-use crate::recorder::Shared;
+use crate::engine::config::BindRange;
+use crate::engine::errors::ConnectClass;
+use crate::engine::recorder::Shared;
 
 /// Pause between failed attempts, so a refusing server is not hammered in a busy loop.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
