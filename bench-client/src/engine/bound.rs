@@ -16,6 +16,9 @@
 //!   at that rate, by design not a maximum;
 //! - `unknown`: none of these — or the gateway's CPUs were busy with other processes
 //!   (contention: the figure is not the gateway's).
+//!
+//! Entry point: [`classify`]. Part of the [engine](crate::engine): must not depend on
+//! anything outside it.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,8 @@
 //! `bench-client run` options: the clap [`RunArgs`], validated once into the plain,
 //! serializable [`RunConfig`] that [`crate::engine::run`] takes and every result carries.
+//!
+//! Entry point: [`RunConfig::from_args`]. Part of the [engine](crate::engine): must not
+//! depend on anything outside it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -1,6 +1,9 @@
 //! Getting a TCP connection: `--connect-rate` pacing, `--bind-range` source ports, the
 //! connect timeout, and the bookkeeping the stall detector needs (how long a connection
 //! task waited for a connection, how each attempt ended).
+//!
+//! Entry point: [`establish`]. Part of the [engine](crate::engine): must not depend on
+//! anything outside it.
 
 use std::io;
 use std::net::SocketAddr;

@@ -10,6 +10,9 @@
 //! This is the "cost is measured on its own" half of the methodology: the client may not
 //! be able to saturate a gateway, but the gateway's CPU, syscalls and context switches per
 //! request at a common offered rate still separate the runtimes.
+//!
+//! Entry point: [`ProcessCost`] (see the functions below). Part of the
+//! [engine](crate::engine): must not depend on anything outside it.
 
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd as _, OwnedFd};

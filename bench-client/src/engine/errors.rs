@@ -2,6 +2,9 @@
 //! request's life it happened) and a kind (the errno name, the HTTP status, or a short
 //! protocol code). Connect failures are also reduced to a [`ConnectClass`], which is what
 //! the stall classifier looks at.
+//!
+//! Entry points: [`ErrorKey`], [`connect_class`]. Part of the [engine](crate::engine): must
+//! not depend on anything outside it.
 
 use std::fmt;
 use std::io;

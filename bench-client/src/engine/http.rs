@@ -2,6 +2,9 @@
 //! connection-per-request mode. Responses are parsed with httparse; a connection that
 //! fails (reset, EOF, timeout, garbage) aborts its in-flight requests, which are counted as
 //! errors of that kind, and the task reconnects.
+//!
+//! Entry point: the connection tasks the runner spawns for `http` and `http-close`. Part of
+//! the [engine](crate::engine): must not depend on anything outside it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

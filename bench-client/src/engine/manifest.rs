@@ -1,4 +1,7 @@
 //! The manifest every result carries: where and how the numbers were made.
+//!
+//! Entry point: [`Manifest::collect`]. Part of the [engine](crate::engine): must not depend
+//! on anything outside it.
 
 use std::path::Path;
 use std::process::Command;

@@ -2,6 +2,9 @@
 //! `NETLINK_SOCK_DIAG` socket), for the server-side evidence of stalls: the accept-queue
 //! length of a listener, listen overflows, sockets in TIME_WAIT. Linux only; every reader
 //! returns "nothing" where /proc is unreadable.
+//!
+//! Entry point: [`ServerProbe`]. Part of the [engine](crate::engine): must not depend on
+//! anything outside it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 

@@ -5,6 +5,8 @@
 //! everything that ends up in the result goes to the recorder of the calling worker thread
 //! (found through a thread-local, one per run), so histograms are per thread and merged
 //! with `add` at the end, as the methodology asks.
+//!
+//! Part of the [engine](crate::engine): must not depend on anything outside it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

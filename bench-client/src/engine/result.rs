@@ -1,6 +1,9 @@
 //! The result of a run ([`RunResult`], serialized as documented in `SCHEMA.md`), how it is
 //! built from the per-thread recorders, and how it is written: human summary, JSON, HDR
 //! interval log, acked-id file.
+//!
+//! Entry points: [`build_result`], [`summary`], [`write_json`]. Part of the
+//! [engine](crate::engine): must not depend on anything outside it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

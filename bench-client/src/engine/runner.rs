@@ -1,5 +1,8 @@
 //! `run`: spawn the connection tasks and the monitor, wait for the end (duration or
 //! request count), abort everything, merge the per-thread recorders into a [`RunResult`].
+//!
+//! Entry points: [`run`], [`run_blocking`]. Part of the [engine](crate::engine): must not
+//! depend on anything outside it.
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::Ordering::Relaxed;

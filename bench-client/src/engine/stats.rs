@@ -3,6 +3,9 @@
 //! [`Histogram::add`]. Percentiles are only ever read from a merged histogram, never
 //! averaged. A [`HistSummary`] carries the percentiles plus the whole histogram
 //! (base64 of the V2-deflate encoding), so later tools can merge results again.
+//!
+//! Entry points: [`new_hist`], [`merge`], [`HistSummary`]. Part of the
+//! [engine](crate::engine): must not depend on anything outside it.
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};

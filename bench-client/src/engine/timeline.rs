@@ -6,6 +6,9 @@
 //! completion after it, with nanosecond rather than window resolution. The per-second
 //! series of a result is the fine timeline summed per second, and [`detect_stalls`] works
 //! on the merged timeline only: it is a pure function, tested on synthetic timelines.
+//!
+//! Entry point: [`detect_stalls`]. Part of the [engine](crate::engine): must not depend on
+//! anything outside it.
 
 use serde::{Deserialize, Serialize};
 

@@ -3,6 +3,9 @@
 //! `{"ack":N}` (everything up to N resolved, cumulative) or `{"nack":K,"error":…}`
 //! (message K failed: backpressure). Latency runs from a message's send (or intended
 //! send) to the ack that covers it.
+//!
+//! Entry point: the connection tasks the runner spawns for `ws`. Part of the
+//! [engine](crate::engine): must not depend on anything outside it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -7,9 +7,12 @@
 //! partition, and verification reads everything back), collecting every acknowledged id.
 //! During the run: every broker down for 5 s, then a 200 ms RTT on one broker, then
 //! injected produce errors (see [`plan`]). After it, while kafka-mock still runs,
-//! [`verify`](crate::experiments::verify::verify) reads the topic back: any acknowledged id missing is
-//! a failure. The report gives, per fault, the per-second series around it, the 503 and
+//! [`verify`](super::verify::verify) reads the topic back: any acknowledged id missing is a
+//! failure. The report gives, per fault, the per-second series around it, the 503 and
 //! error counts, the seconds slowed below half the baseline, and the time to recover.
+//!
+//! Entry point: [`cli_main`]. Depends on the engine, the lab, the reporting and
+//! [`verify`](super::verify); no other module depends on it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -2,6 +2,8 @@
 //! HTTP request, or one WebSocket message), leave them idle, and read the gateway's
 //! VmRSS before and after. Blocking sockets on one thread: this measures the gateway's
 //! footprint, not anybody's speed.
+//!
+//! Entry point: [`hold_idle`]. Depends on the engine and the lab only; `compare` uses it.
 
 use std::collections::BTreeMap;
 use std::io::Write;

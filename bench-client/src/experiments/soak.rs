@@ -8,6 +8,9 @@
 //! second. The report: RSS and fds over time and their growth (last-window average minus
 //! first-window average, and a least-squares slope per hour), throughput over time, errors
 //! and stalls; `soak.json`, `soak.md` and SVG charts overlaying every gateway soaked.
+//!
+//! Entry points: [`cli_main`], [`run_soak`]. Depends on the engine, the lab and the
+//! reporting; no other module depends on it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

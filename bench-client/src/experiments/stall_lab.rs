@@ -8,6 +8,9 @@
 //! /proc while it ran: the listener's accept-queue length, listen overflows and drops, the
 //! gateway's open fds, and the client's sockets in TIME_WAIT. No root sysctl is touched:
 //! the port-exhaustion case binds the client to a small source-port range instead.
+//!
+//! Entry points: [`stall_lab`], [`rerender`]. Depends on the engine, the lab and the
+//! reporting; no other module depends on it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,6 +4,9 @@
 //! Record values start with `<run id>-<seq>` followed by `.` padding; the id is the
 //! value up to the first `.`. The embedded broker keeps only ~100k records / 5 MB per
 //! partition, so verify soon after the run (or while it runs).
+//!
+//! Entry point: [`verify`]. Depends only on the engine's configuration parsing; `chaos`
+//! uses it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

@@ -13,6 +13,9 @@
 //!    variants (below every gateway's maximum), idle-memory points.
 //!
 //! [`Plan::estimate_s`] is what `compare` prints before it starts.
+//!
+//! Depends on the engine's configuration and the lab's [`GatewayKind`]; never on the run
+//! logic, the summary or the report.
 
 use std::fmt;
 
