@@ -2,7 +2,7 @@
 //! built from the per-thread recorders, and how it is written: human summary, JSON, HDR
 //! interval log, acked-id file.
 //!
-//! Entry points: [`build_result`], [`summary`], [`write_json`]. Part of the
+//! Entry points: `build_result` (for the runner), [`summary`], [`write_json`]. Part of the
 //! [engine](crate::engine): must not depend on anything outside it.
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,7 +7,7 @@
 //! partition, and verification reads everything back), collecting every acknowledged id.
 //! During the run: every broker down for 5 s, then a 200 ms RTT on one broker, then
 //! injected produce errors (see [`plan`]). After it, while kafka-mock still runs,
-//! [`verify`](super::verify::verify) reads the topic back: any acknowledged id missing is a
+//! [`verify`] reads the topic back: any acknowledged id missing is a
 //! failure. The report gives, per fault, the per-second series around it, the 503 and
 //! error counts, the seconds slowed below half the baseline, and the time to recover.
 //!

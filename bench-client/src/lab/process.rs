@@ -3,7 +3,7 @@
 //! it, waits for its exit, and kills it when dropped; the child also gets SIGTERM if
 //! bench-client dies, so an interrupted run leaves no process behind.
 //!
-//! Entry point: [`spawn`]. Depends only on [`super::pinning`] (for `taskset`).
+//! Entry point: `spawn`. Depends only on [`super::pinning`] (for `taskset`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Read};

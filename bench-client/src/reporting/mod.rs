@@ -1,4 +1,4 @@
-//! Reporting pieces every experiment shares: how figures are printed ([`format`]: spreads,
+//! Reporting pieces every experiment shares: how figures are printed ([`format`](mod@format): spreads,
 //! ratios, rates, latencies, markdown escaping), the chart primitives ([`charts`]: palette,
 //! axis labels, legend, [`charts::line_chart`]) and the end of a lab command
 //! ([`outcome`]: verdict, files written, stdout lines).
