@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bench_client::manifest::Manifest;
-use bench_client::{report, verify, RunArgs, RunConfig, VerifyArgs};
+use bench_client::engine::manifest::Manifest;
+use bench_client::engine::result;
+use bench_client::experiments::verify;
+use bench_client::{RunArgs, RunConfig, VerifyArgs};
 use clap::{Parser, Subcommand};
 
 /// Load generator, stall detector and Kafka verifier for the ingest gateways.
@@ -23,15 +25,15 @@ enum Cmd {
     Verify(VerifyArgs),
     /// Soak gateways at a fraction of their maximum with connection churn; report RSS, fds,
     /// throughput, errors and stalls over time.
-    Soak(Box<bench_client::soak::SoakArgs>),
+    Soak(Box<bench_client::experiments::soak::SoakArgs>),
     /// Load at ack=kafka through broker outage, RTT and produce errors; verify nothing
     /// acknowledged was lost.
-    Chaos(Box<bench_client::chaos::ChaosArgs>),
+    Chaos(Box<bench_client::experiments::chaos::ChaosArgs>),
     /// Run every gateway through the scenario matrix; write summary.json, report.md, charts.
-    Compare(Box<bench_client::compare::CompareArgs>),
+    Compare(Box<bench_client::experiments::compare::CompareArgs>),
     /// Reproduce each plausible cause of the tokio-uring accept stall on every gateway,
     /// classify it, and show the default configuration surviving the same load.
-    StallLab(Box<bench_client::stall_lab::StallLabArgs>),
+    StallLab(Box<bench_client::experiments::stall_lab::StallLabArgs>),
     /// Re-render report.md and the charts of DIR from its summary.json (or stall-lab.md from
     /// stall-lab.json).
     Report {
@@ -66,16 +68,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 r.manifest.target_version = Manifest::target_version_of(bin);
             }
             if let Some(p) = &a.json {
-                report::write_json(&r, p)?;
+                result::write_json(&r, p)?;
             }
             if let Some(p) = &a.hdr_log {
-                report::write_hdr_log(&r, p)?;
+                result::write_hdr_log(&r, p)?;
             }
             if let Some(p) = &a.acked_file {
-                report::write_acked(&r, p)?;
+                result::write_acked(&r, p)?;
             }
             if !a.quiet {
-                print!("{}", report::summary(&r));
+                print!("{}", result::summary(&r));
             }
             Ok(if a.fail_on_stall && !r.stalls.is_empty() {
                 ExitCode::from(3)
@@ -85,7 +87,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }
         Cmd::Compare(a) => {
             // The report is written either way; a failed run makes the exit status 1.
-            let failed = bench_client::compare::compare(&a)?.failed_runs;
+            let failed = bench_client::experiments::compare::compare(&a)?.failed_runs;
             Ok(if failed > 0 {
                 ExitCode::from(1)
             } else {
@@ -94,25 +96,29 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }
         Cmd::Report { dir } => {
             if dir.join("stall-lab.json").exists() {
-                bench_client::stall_lab::rerender(&dir)?;
+                bench_client::experiments::stall_lab::rerender(&dir)?;
                 eprintln!("wrote {}", dir.join("stall-lab.md").display());
             } else {
-                bench_client::compare_report::report_dir(&dir)?;
+                bench_client::experiments::compare::report_dir(&dir)?;
                 eprintln!("wrote {}", dir.join("report.md").display());
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::StallLab(a) => {
-            let r = bench_client::stall_lab::stall_lab(&a)?;
-            let met = bench_client::stall_lab::expectations_met(&r);
+            let r = bench_client::experiments::stall_lab::stall_lab(&a)?;
+            let met = bench_client::experiments::stall_lab::expectations_met(&r);
             Ok(if a.check && !met {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Cmd::Soak(a) => Ok(ExitCode::from(bench_client::soak::cli_main(&a)?)),
-        Cmd::Chaos(a) => Ok(ExitCode::from(bench_client::chaos::cli_main(&a)?)),
+        Cmd::Soak(a) => Ok(ExitCode::from(bench_client::experiments::soak::cli_main(
+            &a,
+        )?)),
+        Cmd::Chaos(a) => Ok(ExitCode::from(bench_client::experiments::chaos::cli_main(
+            &a,
+        )?)),
         Cmd::Verify(a) => {
             let r = verify::verify(&a)?;
             if let Some(p) = &a.json {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use bench_client::compare::{Phase, Summary};
+use bench_client::experiments::compare::{Phase, Summary};
 
 /// `<target-dir>/debug`: the test exe is `<target-dir>/debug/deps/compare-…`.
 fn bin_dir() -> PathBuf {

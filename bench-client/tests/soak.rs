@@ -7,9 +7,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bench_client::chaos::ChaosReport;
+use bench_client::experiments::chaos::ChaosReport;
+use bench_client::experiments::soak::{run_soak, write_soak, SoakArgs};
 use bench_client::lab;
-use bench_client::soak::{run_soak, write_soak, SoakArgs};
 
 /// Both tests load the same two cores: run them one at a time so neither sees the other's
 /// load as a stall.

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use bench_client::stall_lab::{Cause, LabReport};
-use bench_client::timeline::StallClass;
+use bench_client::experiments::stall_lab::{Cause, LabReport};
+use bench_client::StallClass;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bench-{name}-{}", std::process::id()));

@@ -1,0 +1,148 @@
+//! Getting a TCP connection: `--connect-rate` pacing, `--bind-range` source ports, the
+//! connect timeout, and the bookkeeping the stall detector needs (how long a connection
+//! task waited for a connection, how each attempt ended).
+//!
+//! Entry point: [`establish`]. Part of the [engine](crate::engine): must not depend on
+//! anything outside it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::engine::config::BindRange;
+use crate::engine::errors::ConnectClass;
+use crate::engine::recorder::Shared;
+
+/// Pause between failed attempts, so a refusing server is not hammered in a busy loop.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Marks a connection task as waiting for a connection until dropped; recorded even when
+/// the run ends (the task is aborted) while it still waits.
+struct Connecting<'a> {
+    sh: &'a Shared,
+    start: Instant,
+    last_failure: Option<ConnectClass>,
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        self.sh
+            .on_connecting_end(self.start, Instant::now(), self.last_failure);
+    }
+}
+
+/// Connect to the target, retrying until it works (the run ends by aborting the task).
+pub(crate) async fn establish(sh: &Shared) -> TcpStream {
+    sh.connect_slot().await;
+    let start = Instant::now();
+    sh.on_connecting_start(start);
+    let mut waiting = Connecting {
+        sh,
+        start,
+        last_failure: None,
+    };
+    loop {
+        let t = Instant::now();
+        sh.on_connect_attempt(t);
+        match attempt(sh).await {
+            Ok(s) => {
+                let now = Instant::now();
+                sh.on_connect_ok(now, now - t);
+                waiting.last_failure = None;
+                return s;
+            }
+            Err(e) => {
+                waiting.last_failure = Some(sh.on_connect_failed(Instant::now(), &e));
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                sh.connect_slot().await;
+            }
+        }
+    }
+}
+
+async fn attempt(sh: &Shared) -> io::Result<TcpStream> {
+    let connect = async {
+        match sh.cfg.bind_range {
+            None => TcpStream::connect(sh.addr).await,
+            Some(r) => connect_bound(sh, r).await,
+        }
+    };
+    let s = tokio::time::timeout(sh.cfg.timeout(), connect)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// Connect from a source port of the range. No SO_REUSEADDR: a port in TIME_WAIT stays
+/// unusable, which is exactly the exhaustion this option exists to reproduce.
+async fn connect_bound(sh: &Shared, r: BindRange) -> io::Result<TcpStream> {
+    let n = u32::from(r.high - r.low) + 1;
+    for _ in 0..n {
+        let port = r.low + (sh.bind_cursor.fetch_add(1, Relaxed) % n) as u16;
+        let sock = match sh.addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        match sock.bind(SocketAddr::new(r.ip, port)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => continue,
+            Err(e) => return Err(e),
+        }
+        match sock.connect(sh.addr).await {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EADDRNOTAVAIL) | Some(libc::EADDRINUSE)
+                ) =>
+            {
+                continue
+            }
+            res => return res,
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))
+}
+
+/// Counts an established connection as open until dropped, and as *unanswered* until the
+/// server first answers on it (HTTP response, WebSocket handshake): a stall whose waiting
+/// requests all sit on unanswered connections is an accept stall, even though the kernel
+/// completed the TCP handshake (a listener whose accept loop died still does that).
+pub(crate) struct Open<'a> {
+    sh: &'a Shared,
+    since: Instant,
+    answered: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Open<'a> {
+    pub(crate) fn new(sh: &'a Shared) -> Open<'a> {
+        let since = Instant::now();
+        sh.on_unanswered(since, since, true);
+        Open {
+            sh,
+            since,
+            answered: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The server answered on this connection (idempotent, cheap after the first call).
+    pub(crate) fn answered(&self) {
+        if !self.answered.load(std::sync::atomic::Ordering::Relaxed)
+            && !self
+                .answered
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.sh.on_unanswered(self.since, Instant::now(), false);
+        }
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.answered();
+        self.sh.on_closed(Instant::now());
+    }
+}

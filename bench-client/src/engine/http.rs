@@ -1,0 +1,424 @@
+//! HTTP/1.1 traffic: keep-alive connections with `--pipeline` requests in flight, and the
+//! connection-per-request mode. Responses are parsed with httparse; a connection that
+//! fails (reset, EOF, timeout, garbage) aborts its in-flight requests, which are counted as
+//! errors of that kind, and the task reconnects.
+//!
+//! Entry point: the connection tasks the runner spawns for `http` and `http-close`. Part of
+//! the [engine](crate::engine): must not depend on anything outside it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::sleep_until;
+
+use crate::engine::config::Ack;
+use crate::engine::conn::{establish, Open};
+use crate::engine::errors::{ErrorKey, Phase};
+use crate::engine::recorder::{InFlight, Outcome, Shared};
+
+/// Largest response head accepted before the connection is declared broken.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// How a connection ended.
+pub(crate) enum ConnEnd {
+    /// The server closed (EOF or `Connection: close`).
+    Closed,
+    Error(ErrorKey),
+}
+
+/// A complete response at the start of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resp {
+    pub status: u16,
+    /// Offset of the body.
+    pub body: usize,
+    /// Length of head + body.
+    pub len: usize,
+    /// The server will close after this response.
+    pub close: bool,
+}
+
+/// Parse one response from the start of `b`: `Ok(None)` means more bytes are needed.
+pub(crate) fn parse_response(b: &[u8]) -> Result<Option<Resp>, &'static str> {
+    if b.is_empty() {
+        return Ok(None);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut r = httparse::Response::new(&mut headers);
+    let head = match r.parse(b) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if b.len() > MAX_HEAD => {
+            return Err("response-head-too-large")
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err("bad-response"),
+    };
+    let status = r.code.unwrap_or(0);
+    let mut close = r.version == Some(0);
+    let mut length = None;
+    for h in r.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or("bad-content-length")?;
+            length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("chunked-response-unsupported");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if v.contains("close") {
+                close = true;
+            } else if v.contains("keep-alive") {
+                close = false;
+            }
+        }
+    }
+    let length = match length {
+        Some(n) => n,
+        None if status == 204 || status == 304 || (100..200).contains(&status) => 0,
+        None => return Err("no-content-length"),
+    };
+    if b.len() < head + length {
+        return Ok(None);
+    }
+    Ok(Some(Resp {
+        status,
+        body: head,
+        len: head + length,
+        close,
+    }))
+}
+
+#[derive(Deserialize)]
+struct AckBody {
+    #[allow(dead_code)]
+    partition: i32,
+    #[allow(dead_code)]
+    offset: i64,
+}
+
+/// What a response means: 200/202 success, 503 backpressure, anything else an error.
+/// With ack=kafka a 200 must carry `{"partition":P,"offset":O}`.
+pub(crate) fn outcome(status: u16, body: &[u8], ack: Ack, collect_acks: bool) -> Outcome {
+    match status {
+        200 if ack == Ack::Kafka => match serde_json::from_slice::<AckBody>(body) {
+            Ok(_) => Outcome::Ok {
+                acked: collect_acks,
+            },
+            Err(_) => Outcome::Error(ErrorKey::new(Phase::Protocol, "bad-ack-body")),
+        },
+        200 | 202 => Outcome::Ok { acked: false },
+        503 => Outcome::Backpressure,
+        s => Outcome::Error(ErrorKey::status(s)),
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// One keep-alive connection slot: connect, pipeline until the connection breaks, repeat.
+pub(crate) async fn keepalive_task(sh: Arc<Shared>, idx: u64) {
+    let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 1);
+    loop {
+        let stream = establish(&sh).await;
+        let open = Open::new(&sh);
+        keepalive_conn(&sh, stream, &mut rng, &open).await;
+        drop(open);
+    }
+}
+
+async fn keepalive_conn(
+    sh: &Shared,
+    mut stream: TcpStream,
+    rng: &mut fastrand::Rng,
+    open: &Open<'_>,
+) {
+    let (mut rd, mut wr) = stream.split();
+    let permits = Semaphore::new(sh.cfg.pipeline);
+    let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
+    let mut front: Option<InFlight> = None;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let end = tokio::select! {
+        e = writer(sh, &mut wr, &permits, &tx, rng) => Some(e),
+        e = reader(sh, &mut rd, &permits, &mut rx, &mut front, &mut buf, open) => e,
+    };
+    let Some(end) = end else {
+        // Every request of the connection was answered: a planned close, not an error.
+        return;
+    };
+    let mut lost: Vec<u64> = front.iter().map(|f| f.seq).collect();
+    while let Ok(f) = rx.try_recv() {
+        lost.push(f.seq);
+    }
+    let key = match end {
+        ConnEnd::Error(k) => k,
+        ConnEnd::Closed => ErrorKey::new(Phase::Read, "EOF"),
+    };
+    sh.on_aborted(Instant::now(), &lost, key);
+}
+
+/// Connection churn: after this many requests a connection stops writing, waits for
+/// their answers and closes (the client closes first); the task then reconnects.
+fn churn_budget(sh: &Shared) -> u64 {
+    sh.cfg.reconnect_after.unwrap_or(u64::MAX)
+}
+
+async fn writer(
+    sh: &Shared,
+    wr: &mut WriteHalf<'_>,
+    permits: &Semaphore,
+    tx: &mpsc::UnboundedSender<InFlight>,
+    rng: &mut fastrand::Rng,
+) -> ConnEnd {
+    let budget = churn_budget(sh);
+    let mut buf = Vec::with_capacity(sh.cfg.payload.max + 256);
+    let mut written = 0u64;
+    loop {
+        if written >= budget {
+            // The reader ends the connection once the last answer is in.
+            return std::future::pending().await;
+        }
+        let Ok(p) = permits.acquire().await else {
+            return std::future::pending().await;
+        };
+        p.forget();
+        let Some(c) = sh.next_send(Instant::now()).await else {
+            return std::future::pending().await;
+        };
+        let now = Instant::now();
+        buf.clear();
+        sh.http_request_into(c.seq, rng, &mut buf);
+        let _ = tx.send(InFlight {
+            seq: c.seq,
+            intended: c.intended,
+            start: now,
+        });
+        let mut n = 1;
+        if !sh.open_loop() {
+            // Closed loop: fill every free pipeline slot with one write.
+            while written + n < budget {
+                let Ok(p) = permits.try_acquire() else { break };
+                let Some(c) = sh.claim() else { break };
+                p.forget();
+                sh.http_request_into(c.seq, rng, &mut buf);
+                let _ = tx.send(InFlight {
+                    seq: c.seq,
+                    intended: None,
+                    start: now,
+                });
+                n += 1;
+            }
+        }
+        sh.on_sent(now, n);
+        written += n;
+        if let Err(e) = wr.write_all(&buf).await {
+            return ConnEnd::Error(ErrorKey::io(Phase::Write, &e));
+        }
+    }
+}
+
+async fn reader(
+    sh: &Shared,
+    rd: &mut ReadHalf<'_>,
+    permits: &Semaphore,
+    rx: &mut mpsc::UnboundedReceiver<InFlight>,
+    front: &mut Option<InFlight>,
+    buf: &mut Vec<u8>,
+    open: &Open<'_>,
+) -> Option<ConnEnd> {
+    let budget = churn_budget(sh);
+    let timeout = sh.cfg.timeout();
+    let mut answered = 0u64;
+    loop {
+        let mut pos = 0;
+        let mut closing = false;
+        loop {
+            match parse_response(&buf[pos..]) {
+                Err(code) => return Some(ConnEnd::Error(ErrorKey::new(Phase::Protocol, code))),
+                Ok(None) => break,
+                Ok(Some(r)) => {
+                    if front.is_none() {
+                        *front = rx.try_recv().ok();
+                    }
+                    let Some(f) = front.take() else {
+                        return Some(ConnEnd::Error(ErrorKey::new(
+                            Phase::Protocol,
+                            "unsolicited-response",
+                        )));
+                    };
+                    let body = &buf[pos + r.body..pos + r.len];
+                    let out = outcome(r.status, body, sh.cfg.ack, sh.cfg.collect_acks);
+                    sh.on_response(&f, Instant::now(), Some(r.status), out);
+                    open.answered();
+                    permits.add_permits(1);
+                    pos += r.len;
+                    answered += 1;
+                    if r.close {
+                        closing = true;
+                        break;
+                    }
+                }
+            }
+        }
+        buf.drain(..pos);
+        if closing {
+            return Some(ConnEnd::Closed);
+        }
+        if answered >= budget {
+            return None;
+        }
+        if front.is_none() {
+            *front = rx.try_recv().ok();
+        }
+        let deadline = front.map(|f| f.start + timeout);
+        buf.reserve(16 * 1024);
+        tokio::select! {
+            r = rd.read_buf(buf) => match r {
+                Ok(0) => return Some(ConnEnd::Closed),
+                Ok(_) => {}
+                Err(e) => return Some(ConnEnd::Error(ErrorKey::io(Phase::Read, &e))),
+            },
+            f = rx.recv(), if front.is_none() => *front = f,
+            () = sleep_until(deadline.unwrap_or_else(far_future).into()), if deadline.is_some() => {
+                return Some(ConnEnd::Error(ErrorKey::timeout()));
+            }
+        }
+    }
+}
+
+/// One connection-per-request slot: connect, one request, read the response, close first.
+/// Latency runs from the start of the connect (closed loop) or the intended send time
+/// (open loop), so it includes the connect; the connect alone is in its own histogram.
+pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
+    let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 2);
+    let mut req = Vec::with_capacity(sh.cfg.payload.max + 256);
+    let mut rbuf = Vec::with_capacity(4096);
+    loop {
+        let Some(c) = sh.next_send(Instant::now()).await else {
+            return std::future::pending().await;
+        };
+        let start = Instant::now();
+        let mut stream = establish(&sh).await;
+        let open = Open::new(&sh);
+        let f = InFlight {
+            seq: c.seq,
+            intended: c.intended,
+            start,
+        };
+        req.clear();
+        rbuf.clear();
+        sh.http_request_into(c.seq, &mut rng, &mut req);
+        let sent = Instant::now();
+        sh.on_sent(sent, 1);
+        let res = tokio::time::timeout_at(
+            (sent + sh.cfg.timeout()).into(),
+            exchange(&mut stream, &req, &mut rbuf),
+        )
+        .await;
+        let now = Instant::now();
+        match res {
+            Err(_) => sh.on_aborted(now, &[c.seq], ErrorKey::timeout()),
+            Ok(Err(k)) => sh.on_aborted(now, &[c.seq], k),
+            Ok(Ok(r)) => {
+                let out = outcome(
+                    r.status,
+                    &rbuf[r.body..r.len],
+                    sh.cfg.ack,
+                    sh.cfg.collect_acks,
+                );
+                sh.on_response(&f, now, Some(r.status), out);
+                open.answered();
+            }
+        }
+        // The client closes first: the TIME_WAIT lands on the client, as with a naive client.
+        drop(stream);
+        drop(open);
+    }
+}
+
+async fn exchange(
+    stream: &mut TcpStream,
+    req: &[u8],
+    rbuf: &mut Vec<u8>,
+) -> Result<Resp, ErrorKey> {
+    stream
+        .write_all(req)
+        .await
+        .map_err(|e| ErrorKey::io(Phase::Write, &e))?;
+    loop {
+        match parse_response(rbuf) {
+            Err(code) => return Err(ErrorKey::new(Phase::Protocol, code)),
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+        }
+        rbuf.reserve(4096);
+        match stream.read_buf(rbuf).await {
+            Ok(0) => return Err(ErrorKey::new(Phase::Read, "EOF")),
+            Ok(_) => {}
+            Err(e) => return Err(ErrorKey::io(Phase::Read, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pipelined_responses() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n{\"partition\":0,\"offset\":41}HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{\"error\":\"full\"}";
+        let a = parse_response(two).unwrap().unwrap();
+        assert_eq!(a.status, 200);
+        assert!(!a.close);
+        let body = &two[a.body..a.len];
+        assert!(matches!(
+            outcome(200, body, Ack::Kafka, true),
+            Outcome::Ok { acked: true }
+        ));
+        let rest = &two[a.len..];
+        // Any prefix of the second response needs more bytes.
+        for cut in 0..rest.len() - 1 {
+            assert_eq!(parse_response(&rest[..cut]).unwrap(), None, "cut {cut}");
+        }
+        let b = parse_response(rest).unwrap();
+        // Content-Length 17 is one byte longer than the body: still incomplete.
+        assert_eq!(b, None);
+        let mut fixed = rest.to_vec();
+        fixed.push(b'\n');
+        let b = parse_response(&fixed).unwrap().unwrap();
+        assert_eq!(b.status, 503);
+        assert!(b.close);
+        assert!(matches!(
+            outcome(503, b"", Ack::Kafka, true),
+            Outcome::Backpressure
+        ));
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        assert!(matches!(
+            outcome(202, b"", Ack::Enqueue, true),
+            Outcome::Ok { acked: false }
+        ));
+        match outcome(413, b"", Ack::Kafka, false) {
+            Outcome::Error(k) => assert_eq!(k.to_string(), "http 413"),
+            o => panic!("{o:?}"),
+        }
+        match outcome(200, b"not json", Ack::Kafka, false) {
+            Outcome::Error(k) => assert_eq!(k.phase, Phase::Protocol),
+            o => panic!("{o:?}"),
+        }
+        assert!(parse_response(b"garbage\r\n\r\n").is_err());
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err("chunked-response-unsupported")
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! WebSocket traffic (tokio-tungstenite): each connection keeps up to `--window` messages
+//! unresolved. The gateway numbers messages 1, 2, 3 … per connection and answers
+//! `{"ack":N}` (everything up to N resolved, cumulative) or `{"nack":K,"error":…}`
+//! (message K failed: backpressure). Latency runs from a message's send (or intended
+//! send) to the ack that covers it.
+//!
+//! Entry point: the connection tasks the runner spawns for `ws`. Part of the
+//! [engine](crate::engine): must not depend on anything outside it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::sleep_until;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::engine::config::Ack;
+use crate::engine::conn::{establish, Open};
+use crate::engine::errors::{errno_name, ErrorKey, Phase};
+use crate::engine::http::ConnEnd;
+use crate::engine::recorder::{InFlight, Outcome, Shared};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// A message on its way: its number on the connection and the request it carries.
+#[derive(Debug, Clone, Copy)]
+struct Msg {
+    no: u64,
+    req: InFlight,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+struct Reply {
+    ack: Option<u64>,
+    nack: Option<u64>,
+    #[allow(dead_code)]
+    error: Option<String>,
+}
+
+fn ws_error_kind(e: &tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::Io(e) => errno_name(e),
+        tungstenite::Error::Http(r) => format!("HTTP {}", r.status().as_u16()),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => "closed".into(),
+        tungstenite::Error::Protocol(_) => "protocol".into(),
+        tungstenite::Error::Capacity(_) => "capacity".into(),
+        _ => "other".into(),
+    }
+}
+
+pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
+    let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 3);
+    let url = format!(
+        "ws://{}/ws/{}?ack={}",
+        sh.cfg.authority,
+        sh.cfg.topic,
+        sh.cfg.ack.as_str()
+    );
+    loop {
+        let stream = establish(&sh).await;
+        let open = Open::new(&sh);
+        let hs = tokio::time::timeout(
+            sh.cfg.timeout(),
+            tokio_tungstenite::client_async(url.as_str(), stream),
+        )
+        .await;
+        let ws = match hs {
+            Ok(Ok((ws, _))) => {
+                open.answered();
+                ws
+            }
+            Ok(Err(e)) => {
+                sh.on_conn_error(
+                    Instant::now(),
+                    ErrorKey::new(Phase::Handshake, ws_error_kind(&e)),
+                );
+                drop(open);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(_) => {
+                sh.on_conn_error(Instant::now(), ErrorKey::new(Phase::Handshake, "ETIMEDOUT"));
+                drop(open);
+                continue;
+            }
+        };
+        ws_conn(&sh, ws, &mut rng).await;
+        drop(open);
+    }
+}
+
+async fn ws_conn(sh: &Shared, ws: Ws, rng: &mut fastrand::Rng) {
+    let (mut sink, mut stream) = ws.split();
+    let permits = Semaphore::new(sh.cfg.window);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut pending: VecDeque<Msg> = VecDeque::new();
+    let end = tokio::select! {
+        e = writer(sh, &mut sink, &permits, &tx, rng) => e,
+        e = reader(sh, &mut stream, &permits, &mut rx, &mut pending) => e,
+    };
+    let mut lost: Vec<u64> = pending.iter().map(|m| m.req.seq).collect();
+    while let Ok(m) = rx.try_recv() {
+        lost.push(m.req.seq);
+    }
+    let key = match end {
+        ConnEnd::Error(k) => k,
+        ConnEnd::Closed => ErrorKey::new(Phase::Read, "closed"),
+    };
+    sh.on_aborted(Instant::now(), &lost, key);
+}
+
+async fn writer(
+    sh: &Shared,
+    sink: &mut SplitSink<Ws, Message>,
+    permits: &Semaphore,
+    tx: &mpsc::UnboundedSender<Msg>,
+    rng: &mut fastrand::Rng,
+) -> ConnEnd {
+    let mut no = 0u64;
+    loop {
+        let Ok(p) = permits.acquire().await else {
+            return std::future::pending().await;
+        };
+        p.forget();
+        let Some(c) = sh.next_send(Instant::now()).await else {
+            return std::future::pending().await;
+        };
+        let now = Instant::now();
+        let mut batch = vec![c];
+        if !sh.open_loop() {
+            while let Ok(p) = permits.try_acquire() {
+                let Some(c) = sh.claim() else { break };
+                p.forget();
+                batch.push(c);
+            }
+        }
+        for c in &batch {
+            no += 1;
+            let mut payload = Vec::with_capacity(sh.cfg.payload.max + 32);
+            sh.payload_into(c.seq, rng, &mut payload);
+            let _ = tx.send(Msg {
+                no,
+                req: InFlight {
+                    seq: c.seq,
+                    intended: c.intended,
+                    start: now,
+                },
+            });
+            if let Err(e) = sink.feed(Message::Binary(payload.into())).await {
+                sh.on_sent(now, batch.len() as u64);
+                return ConnEnd::Error(ErrorKey::new(Phase::Write, ws_error_kind(&e)));
+            }
+        }
+        sh.on_sent(now, batch.len() as u64);
+        if let Err(e) = sink.flush().await {
+            return ConnEnd::Error(ErrorKey::new(Phase::Write, ws_error_kind(&e)));
+        }
+    }
+}
+
+async fn reader(
+    sh: &Shared,
+    stream: &mut SplitStream<Ws>,
+    permits: &Semaphore,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    pending: &mut VecDeque<Msg>,
+) -> ConnEnd {
+    let timeout = sh.cfg.timeout();
+    let acked = sh.cfg.collect_acks && sh.cfg.ack == Ack::Kafka;
+    // Highest message number ever taken from the writer.
+    let mut newest = 0u64;
+    loop {
+        if pending.is_empty() {
+            if let Ok(m) = rx.try_recv() {
+                pending.push_back(m);
+            }
+        }
+        let deadline = pending.front().map(|m| m.req.start + timeout);
+        let far = Instant::now() + Duration::from_secs(86_400);
+        tokio::select! {
+            m = stream.next() => match m {
+                None | Some(Ok(Message::Close(_))) => return ConnEnd::Closed,
+                Some(Err(e)) => return ConnEnd::Error(ErrorKey::new(Phase::Read, ws_error_kind(&e))),
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(r) = serde_json::from_str::<Reply>(t.as_str()) else {
+                        return ConnEnd::Error(ErrorKey::new(Phase::Protocol, "bad-ack-frame"));
+                    };
+                    if let Err(code) = resolve(sh, r, permits, rx, pending, &mut newest, acked) {
+                        return ConnEnd::Error(ErrorKey::new(Phase::Protocol, code));
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            m = rx.recv(), if pending.is_empty() => {
+                if let Some(m) = m {
+                    pending.push_back(m);
+                }
+            }
+            () = sleep_until(deadline.unwrap_or(far).into()), if deadline.is_some() => {
+                return ConnEnd::Error(ErrorKey::timeout());
+            }
+        }
+    }
+}
+
+/// Apply one ack/nack frame to the unresolved messages.
+fn resolve(
+    sh: &Shared,
+    r: Reply,
+    permits: &Semaphore,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    pending: &mut VecDeque<Msg>,
+    newest: &mut u64,
+    acked: bool,
+) -> Result<(), &'static str> {
+    let now = Instant::now();
+    let upto = r.ack.or(r.nack).ok_or("ack-frame-without-number")?;
+    while pending.back().is_none_or(|m| m.no < upto) {
+        match rx.try_recv() {
+            Ok(m) => pending.push_back(m),
+            Err(_) => break,
+        }
+    }
+    if upto > pending.back().map_or(0, |m| m.no).max(*newest) {
+        return Err("ack-beyond-sent");
+    }
+    *newest = (*newest).max(pending.back().map_or(0, |m| m.no));
+    if let Some(k) = r.nack {
+        // Nacked messages are resolved now; the cumulative ack covering them skips them.
+        if let Some(i) = pending.iter().position(|m| m.no == k) {
+            let m = pending.remove(i).expect("index from position");
+            sh.on_response(&m.req, now, None, Outcome::Backpressure);
+            permits.add_permits(1);
+        }
+        return Ok(());
+    }
+    while pending.front().is_some_and(|m| m.no <= upto) {
+        let m = pending.pop_front().expect("front exists");
+        sh.on_response(&m.req, now, None, Outcome::Ok { acked });
+        permits.add_permits(1);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_frames_parse() {
+        let a: Reply = serde_json::from_str(r#"{"ack":12}"#).unwrap();
+        assert_eq!(a.ack, Some(12));
+        let n: Reply = serde_json::from_str(r#"{"nack":3,"error":"queue_full"}"#).unwrap();
+        assert_eq!((n.nack, n.error.as_deref()), (Some(3), Some("queue_full")));
+    }
+}

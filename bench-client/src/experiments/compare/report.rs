@@ -1,0 +1,1175 @@
+//! `report.md` of a comparison from a `summary.json` alone, so `bench-client report DIR`
+//! re-renders what `compare` wrote: [`markdown`], and the per-cell figures ([`Cell`],
+//! [`cells`]) the charts share.
+//!
+//! Per cell (scenario × variant): throughput is the median over the repeats with its
+//! spread (min–max); latency percentiles come from the repeats' histograms merged with
+//! `add` (never averaged); ratios divide a variant's median by tokio-multi's median
+//! (same sink) from the same run. A cell without figures shows the error that emptied it.
+//!
+//! Reads the [`Summary`] types and the [`plan`](super::plan) only: must not depend on the
+//! compare run logic (`compare/mod.rs`) nor on the charts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::plan::{Offer, Scenario, Shape, Sink, Step, Variant};
+use super::summary::{Phase, RunRecord, Summary};
+use crate::engine::bound::Bound;
+use crate::engine::stats::{merge, new_hist, HistSummary};
+use crate::reporting::format::{
+    fmt_rate, fmt_ratio, fmt_spread, fmt_us, kib, md, overlap, ratio, Spread,
+};
+
+/// What the report says about one cell (rounds phase only; the search has its own table).
+#[derive(Debug, Clone, Default)]
+pub struct Cell {
+    pub runs: usize,
+    /// Runs that produced figures.
+    pub measured: usize,
+    /// `round N: error` for every run that reported one.
+    pub errors: Vec<String>,
+    pub throughput: Option<Spread>,
+    pub latency: Option<HistSummary>,
+    pub latency_uncorrected: Option<HistSummary>,
+    pub client_errors: u64,
+    pub backpressure: u64,
+    pub censored: u64,
+    pub stalls: usize,
+    pub stall_ms: f64,
+    /// How many runs each binding constraint labelled.
+    pub bounds: BTreeMap<Bound, usize>,
+    /// The offered concurrency of the cell's runs (the search maximum for maxima).
+    pub step: Option<Step>,
+    /// ok/s × mean latency.
+    pub little: Option<Spread>,
+    /// Gateway CPU busy (cores) over the measured phase.
+    pub gateway_cores: Option<Spread>,
+    /// Gateway CPU µs per successful request, measured phase only, and its split.
+    pub cpu_us_per_req: Option<Spread>,
+    pub cpu_us_by_class: BTreeMap<String, Spread>,
+    pub syscalls_per_req: Option<Spread>,
+    pub voluntary_cs_per_req: Option<Spread>,
+    pub involuntary_cs_per_req: Option<Spread>,
+    /// Mean over the runs of (gateway CPU s, ok) for marginal cost.
+    pub cpu_s_and_ok: Option<(f64, f64)>,
+    pub rate: Option<Spread>,
+    pub rate_achieved: Option<Spread>,
+    /// Memory scenarios: bytes per idle connection.
+    pub bytes_per_conn: Option<Spread>,
+    pub idle_open: Option<Spread>,
+    pub idle_rss_before_kib: Option<Spread>,
+    pub idle_rss_after_kib: Option<Spread>,
+}
+
+impl Cell {
+    pub fn of(runs: &[&RunRecord]) -> Cell {
+        let mut c = Cell {
+            runs: runs.len(),
+            ..Cell::default()
+        };
+        let (mut tp, mut cores, mut cpr, mut rate, mut ach, mut little) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut sys, mut vcs, mut ivcs) = (vec![], vec![], vec![]);
+        let mut by_class: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let (mut cpu_sum, mut ok_sum, mut n_cost) = (0.0, 0.0, 0);
+        let (mut bpc, mut open, mut before, mut after) = (vec![], vec![], vec![], vec![]);
+        let mut lat = new_hist();
+        let mut unc = new_hist();
+        let mut any_unc = false;
+        for r in runs {
+            if let Some(e) = &r.error {
+                c.errors.push(format!(
+                    "round {}: {}",
+                    r.round + 1,
+                    e.lines().next().unwrap_or_default()
+                ));
+            }
+            if r.step.is_some() {
+                c.step = r.step;
+            }
+            if let Some(res) = &r.result {
+                c.measured += 1;
+                tp.push(res.totals.ok_per_sec);
+                little.push(res.little_in_flight);
+                *c.bounds.entry(res.binding.bound).or_default() += 1;
+                if let Ok(h) = res.latency.histogram() {
+                    merge(&mut lat, &h);
+                }
+                if let Some(u) = &res.latency_uncorrected {
+                    if let Ok(h) = u.histogram() {
+                        merge(&mut unc, &h);
+                        any_unc = true;
+                    }
+                }
+                c.client_errors += res.totals.errors;
+                c.backpressure += res.totals.backpressure;
+                c.censored += res.totals.censored;
+                c.stalls += res.stalls.len();
+                c.stall_ms += res.stalls.iter().map(|s| s.length_ms).sum::<f64>();
+                if let Some(a) = res.self_check.rate_achieved {
+                    ach.push(a);
+                }
+                if let (Some(t), true) = (&res.target_cost, res.totals.ok > 0) {
+                    let ok = res.totals.ok as f64;
+                    cores.push(t.cores());
+                    cpr.push(t.cpu_s * 1e6 / ok);
+                    for (k, v) in &t.by_class {
+                        by_class
+                            .entry(k.clone())
+                            .or_default()
+                            .push(v.cpu_s * 1e6 / ok);
+                    }
+                    if let Some(n) = t.syscalls {
+                        sys.push(n as f64 / ok);
+                    }
+                    vcs.push(t.voluntary_cs as f64 / ok);
+                    ivcs.push(t.involuntary_cs as f64 / ok);
+                    cpu_sum += t.cpu_s / t.wall_s.max(1e-9);
+                    ok_sum += res.totals.ok_per_sec;
+                    n_cost += 1;
+                }
+                if let Some(x) = r.rate {
+                    rate.push(x);
+                }
+            }
+            if let Some(i) = &r.idle {
+                c.measured += 1;
+                bpc.push(i.bytes_per_conn);
+                open.push(i.open as f64);
+                before.push(i.rss_before_kib as f64);
+                after.push(i.rss_after_kib as f64);
+                c.client_errors += i.errors.values().sum::<u64>();
+            }
+        }
+        c.throughput = Spread::of(&tp);
+        if !lat.is_empty() {
+            c.latency = Some(HistSummary::of(&lat));
+        }
+        if any_unc {
+            c.latency_uncorrected = Some(HistSummary::of(&unc));
+        }
+        c.little = Spread::of(&little);
+        c.gateway_cores = Spread::of(&cores);
+        c.cpu_us_per_req = Spread::of(&cpr);
+        c.cpu_us_by_class = by_class
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, Spread::of(&v)?)))
+            .collect();
+        c.syscalls_per_req = Spread::of(&sys);
+        c.voluntary_cs_per_req = Spread::of(&vcs);
+        c.involuntary_cs_per_req = Spread::of(&ivcs);
+        if n_cost > 0 {
+            c.cpu_s_and_ok = Some((cpu_sum / n_cost as f64, ok_sum / n_cost as f64));
+        }
+        c.rate = Spread::of(&rate);
+        c.rate_achieved = Spread::of(&ach);
+        c.bytes_per_conn = Spread::of(&bpc);
+        c.idle_open = Spread::of(&open);
+        c.idle_rss_before_kib = Spread::of(&before);
+        c.idle_rss_after_kib = Spread::of(&after);
+        c
+    }
+
+    /// The error that left this cell without figures.
+    pub fn empty_reason(&self) -> Option<String> {
+        (self.measured == 0).then(|| {
+            self.errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "no run recorded".to_string())
+        })
+    }
+
+    /// The label most runs got (ties: the first in [`Bound`] order, gateway first).
+    pub fn bound(&self) -> Option<Bound> {
+        let top = self.bounds.values().copied().max()?;
+        self.bounds.iter().find(|(_, &n)| n == top).map(|(&b, _)| b)
+    }
+
+    /// `gateway` or `concurrency 3/5, gateway 2/5`.
+    pub fn bound_text(&self) -> String {
+        match self.bounds.len() {
+            0 => "–".into(),
+            1 => self.bound().map_or("–".into(), |b| b.name().to_string()),
+            _ => {
+                let mut v: Vec<(&Bound, &usize)> = self.bounds.iter().collect();
+                v.sort_by(|a, b| b.1.cmp(a.1));
+                v.iter()
+                    .map(|(b, n)| format!("{} {n}/{}", b.name(), self.measured))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        }
+    }
+}
+
+/// Cells keyed by (scenario id, variant name), from the rounds phase.
+pub fn cells(s: &Summary) -> BTreeMap<(String, String), Cell> {
+    let mut groups: BTreeMap<(String, String), Vec<&RunRecord>> = BTreeMap::new();
+    for r in s.runs.iter().filter(|r| r.phase == Phase::Round) {
+        groups
+            .entry((r.scenario.clone(), r.variant.clone()))
+            .or_default()
+            .push(r);
+    }
+    let mut out = BTreeMap::new();
+    for sc in &s.plan.scenarios {
+        for &vi in &s.plan.variants_for(sc) {
+            let v = s.plan.variants[vi].name();
+            let runs = groups
+                .remove(&(sc.id.clone(), v.clone()))
+                .unwrap_or_default();
+            out.insert((sc.id.clone(), v), Cell::of(&runs));
+        }
+    }
+    out
+}
+
+/// The bare producer's median records/s over the rounds.
+pub fn producer_rate(s: &Summary) -> Option<Spread> {
+    let v: Vec<f64> = s
+        .producer
+        .iter()
+        .filter(|p| p.error.is_none() && p.records_per_sec > 0.0)
+        .map(|p| p.records_per_sec)
+        .collect();
+    Spread::of(&v)
+}
+
+fn failed(reason: &str) -> String {
+    format!("**FAILED**: {}", md(reason))
+}
+
+fn variants_of(s: &Summary, sc: &Scenario) -> Vec<Variant> {
+    s.plan
+        .variants_for(sc)
+        .into_iter()
+        .map(|i| s.plan.variants[i])
+        .collect()
+}
+
+fn offer_of(sc: &Scenario) -> Option<&Offer> {
+    match &sc.shape {
+        Shape::Load { offer, .. } => Some(offer),
+        Shape::Idle { .. } => None,
+    }
+}
+
+fn is_search(sc: &Scenario) -> bool {
+    matches!(offer_of(sc), Some(Offer::Search { .. }))
+}
+
+fn opt<T>(x: Option<T>, f: impl Fn(T) -> String) -> String {
+    x.map_or_else(|| "–".to_string(), f)
+}
+
+fn per_req(x: &Option<Spread>, digits: usize) -> String {
+    opt(x.as_ref(), |s| format!("{:.*}", digits, s.median))
+}
+
+/// `94.1k [92.0k–95.2k]`, plus ` ≈` when the range overlaps the baseline's.
+fn tp_text(c: &Cell, base: Option<&Cell>, v: &Variant) -> String {
+    let Some(t) = c.throughput else {
+        return "–".into();
+    };
+    let mut txt = fmt_spread(&t, fmt_rate);
+    if v.baseline() != *v {
+        if let Some(bt) = base.and_then(|b| b.throughput) {
+            txt.push_str(&format!(
+                " ({})",
+                fmt_ratio(ratio(Some(t.median), Some(bt.median)))
+            ));
+            if t.n > 1 && bt.n > 1 && overlap(&t, &bt) {
+                txt.push_str(" ≈");
+            }
+        }
+    }
+    txt
+}
+
+/// The headline entry of a maximum: its figure only when it is one.
+fn max_text(c: &Cell, base: Option<&Cell>, v: &Variant) -> String {
+    if let Some(reason) = c.empty_reason() {
+        return failed(&reason);
+    }
+    let b = c.bound().map_or("unknown", Bound::name);
+    let mark = if c.errors.is_empty() { "" } else { " ⚠" };
+    match c.bound() {
+        Some(Bound::Concurrency) => format!(
+            "≥ {} *(concurrency)*{mark}",
+            opt(c.throughput, |t| fmt_rate(t.median))
+        ),
+        _ => format!("{} *({b})*{mark}", tp_text(c, base, v)),
+    }
+}
+
+/// The whole `report.md`.
+pub fn markdown(s: &Summary) -> String {
+    let cells = cells(s);
+    let cell = |sc: &str, v: &Variant| cells.get(&(sc.to_string(), v.name()));
+    let m = &s.manifest;
+    let mut o = String::new();
+    let host = m.machine.hostname.as_deref().unwrap_or("?");
+    let _ = writeln!(
+        o,
+        "# Gateway comparison: {} on {host} ({} CPU)\n",
+        m.started_at, m.machine.cpu_count
+    );
+    let _ = writeln!(
+        o,
+        "Written by `bench-client compare`; `bench-client report DIR` re-renders this file and the \
+         charts from `summary.json`, which holds every run's full result and manifest.\n"
+    );
+    let producer = producer_rate(s);
+
+    // ---- headline
+    let _ = writeln!(o, "## Headline\n");
+    let maxima: Vec<&Scenario> = s.plan.scenarios.iter().filter(|sc| is_search(sc)).collect();
+    let cost = s
+        .plan
+        .scenarios
+        .iter()
+        .rfind(|sc| matches!(offer_of(sc), Some(Offer::Common { .. })));
+    let load75 = s
+        .plan
+        .scenarios
+        .iter()
+        .rfind(|sc| matches!(offer_of(sc), Some(Offer::OwnMax { .. })));
+    let idle: Vec<&Scenario> = s
+        .plan
+        .scenarios
+        .iter()
+        .filter(|sc| matches!(sc.shape, Shape::Idle { .. }))
+        .collect();
+    let _ = write!(o, "| gateway |");
+    for sc in &maxima {
+        let _ = write!(o, " {} max ok/s *(bound)* |", sc.id);
+    }
+    if let Some(sc) = cost {
+        let _ = write!(o, " {} gw CPU µs/req | syscalls/req | ctx sw/req |", sc.id);
+    }
+    if let Some(sc) = load75 {
+        let _ = write!(o, " {} p99 |", sc.id);
+    }
+    for sc in &idle {
+        let _ = write!(o, " {} per conn |", sc.id);
+    }
+    let _ = writeln!(o);
+    let ncols = maxima.len() + cost.map_or(0, |_| 3) + load75.map_or(0, |_| 1) + idle.len();
+    let _ = writeln!(o, "|---|{}", "---:|".repeat(ncols));
+    for v in &s.plan.variants {
+        let _ = write!(o, "| {} |", v.name());
+        for sc in &maxima {
+            let txt = match (variants_of(s, sc).contains(v), cell(&sc.id, v)) {
+                (true, Some(c)) => max_text(c, cell(&sc.id, &v.baseline()), v),
+                _ => String::new(),
+            };
+            let _ = write!(o, " {txt} |");
+        }
+        if let Some(sc) = cost {
+            match cell(&sc.id, v).filter(|_| variants_of(s, sc).contains(v)) {
+                Some(c) => {
+                    let _ = write!(
+                        o,
+                        " {} | {} | {} |",
+                        per_req(&c.cpu_us_per_req, 1),
+                        per_req(&c.syscalls_per_req, 2),
+                        opt(
+                            c.voluntary_cs_per_req.zip(c.involuntary_cs_per_req),
+                            |(a, b)| format!("{:.2}", a.median + b.median)
+                        ),
+                    );
+                }
+                None => {
+                    let _ = write!(o, " | | |");
+                }
+            }
+        }
+        if let Some(sc) = load75 {
+            let txt = match cell(&sc.id, v).filter(|_| variants_of(s, sc).contains(v)) {
+                Some(c) => opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                None => String::new(),
+            };
+            let _ = write!(o, " {txt} |");
+        }
+        for sc in &idle {
+            let txt = match cell(&sc.id, v).filter(|_| variants_of(s, sc).contains(v)) {
+                Some(c) => opt(c.bytes_per_conn, |b| kib(b.median)),
+                None => String::new(),
+            };
+            let _ = write!(o, " {txt} |");
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
+        "\nMaxima: median [min–max] of {} round(s) at the point the saturation search found, with \
+         the binding constraint most of those runs had (*gateway*: the gateway's CPU was ≥ 90% busy, \
+         the only label that makes a figure the gateway's maximum; *client*: the load generator was \
+         the limit, so the gateway's maximum is at least that; *concurrency*: the client's \
+         window was full with both CPUs below 90% — shown as ≥). `(1.05×)` = ratio to \
+         tokio-multi with the same sink; `≈`: the two ranges overlap, so the difference is not \
+         established. Cost columns: gateway CPU time, system calls and context switches per \
+         request at the same offered rate for every gateway, measured phase only. `/null` = \
+         `--sink null` (the gateway's own cost). ⚠: a run of that cell reported an error.\n",
+        s.plan.repeats
+    );
+    if let Some(p) = producer {
+        let _ = writeln!(
+            o,
+            "Bare producer (the ceiling of the Kafka path, same configuration and broker, one thread pinned to the gateway's CPU): **{}** records/s.\n",
+            fmt_spread(&p, fmt_rate)
+        );
+    }
+
+    // ---- method
+    let _ = writeln!(o, "## Machine and method\n");
+    let mm = &m.machine;
+    let _ = writeln!(
+        o,
+        "- commit `{}`{}; kernel {}",
+        mm.commit.as_deref().unwrap_or("unknown"),
+        mm.dirty_note(),
+        mm.kernel.as_deref().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        o,
+        "- CPU: {} × {}",
+        mm.cpu_count,
+        mm.cpu_model.as_deref().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        o,
+        "- pinning: {}; gateway `--threads {}`, client {} thread(s)",
+        m.pinning.description, m.gateway_threads, m.client_threads
+    );
+    let _ = writeln!(o, "- Kafka: `{}` (bootstrap {})", m.kafka, m.bootstrap);
+    let _ = writeln!(
+        o,
+        "- every gateway: `{}` plus `--listen 127.0.0.1:0 --sink kafka|null` and its runtime flag",
+        m.gateway_args.join(" ")
+    );
+    if let Some(p) = &m.producer_config {
+        let _ = writeln!(o, "- producer (as logged by the gateway): `{}`", md(p));
+    }
+    if !m.producer_overrides.is_empty() {
+        let _ = writeln!(o, "- `-X` overrides: `{}`", m.producer_overrides.join(" "));
+    }
+    let _ = writeln!(
+        o,
+        "- search: every maximum climbs a ladder of offered concurrency (connections, then pipeline \
+         depth or WebSocket window at the best connection count) with one gateway process, \
+         {} s warmup + {} s per step, until a step adds less than {:.0}% to the best so far",
+        s.plan.search_warmup_s,
+        s.plan.search_duration_s,
+        crate::experiments::compare::plan::MIN_GAIN * 100.0
+    );
+    let _ = writeln!(
+        o,
+        "- rounds: {} round(s) of every cell, each round in an order shuffled with seed {} + round \
+         (recorded), {} s warmup (excluded) + {} s measured, a fresh gateway process per run, \
+         primed with 16 ack=kafka requests once `/readyz` is 200, stopped with SIGTERM (exit \
+         status must be 0); memory cells in the first {} round(s)",
+        s.plan.repeats,
+        s.plan.seed + 1,
+        s.plan.warmup_s,
+        s.plan.duration_s,
+        s.plan.idle_repeats
+    );
+    let _ = writeln!(
+        o,
+        "- throughput: median [min–max] over the rounds; latency: the rounds' HdrHistograms merged \
+         (open loop: from the intended send time, coordinated omission corrected; requests \
+         unanswered at the end are censored into it, never dropped)"
+    );
+    let _ = writeln!(
+        o,
+        "- gateway cost: per-thread CPU time (`/proc/PID/task/*/schedstat`), context switches \
+         (`/proc/PID/task/*/status`) and system calls (a `raw_syscalls:sys_enter` perf counter per \
+         thread) over the measured phase only, divided by the successful requests; threads \
+         grouped as I/O (`io-N`, `tokio-worker`), poll (`kafka-poll`), librdkafka (`rdk:*`), other"
+    );
+    let _ = writeln!(
+        o,
+        "- started {}, finished {}, {:.0} s wall; command: `{}`\n",
+        m.started_at,
+        m.finished_at.as_deref().unwrap_or("(interrupted)"),
+        m.wall_s,
+        mm.args.join(" ")
+    );
+
+    // ---- bare producer
+    if !s.producer.is_empty() {
+        let _ = writeln!(o, "## Bare producer\n");
+        let _ = writeln!(
+            o,
+            "`producer-bench`: the gateways' producer configuration sending 100 B records to the \
+             same broker and topic as fast as it can, from one thread pinned to the gateway's CPUs. \
+             Each gateway's Kafka maximum is also given as a fraction of it.\n"
+        );
+        let _ = writeln!(o, "| round | records/s | CPU µs/record | note |");
+        let _ = writeln!(o, "|---:|---:|---:|---|");
+        for p in &s.producer {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:.2} | {} |",
+                p.round + 1,
+                fmt_rate(p.records_per_sec),
+                p.cpu_us_per_record,
+                p.error.as_deref().map(md).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(o);
+    }
+
+    // ---- per scenario
+    for sc in &s.plan.scenarios {
+        let _ = writeln!(o, "## {}: {}\n", sc.id, sc.title);
+        match offer_of(sc) {
+            Some(Offer::Search { .. }) => {
+                let kafka = variants_of(s, sc).iter().any(|v| v.sink == Sink::Kafka);
+                let _ = writeln!(
+                    o,
+                    "| gateway | max ok/s median [min–max] | bound | at | in flight (Little) | p50 | p99 | p99.9 | p99.99 | gw CPU | gw µs/req | syscalls/req | ctx sw/req | of bare producer | errors | notes |"
+                );
+                let _ = writeln!(o, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+                for v in variants_of(s, sc) {
+                    let Some(c) = cell(&sc.id, &v) else { continue };
+                    let _ = write!(o, "| {} |", v.name());
+                    if let Some(reason) = c.empty_reason() {
+                        let _ = writeln!(o, " {} |{}", failed(&reason), " |".repeat(14));
+                        continue;
+                    }
+                    let base = cell(&sc.id, &v.baseline());
+                    let frac = match (v.sink, kafka, c.throughput, producer) {
+                        (Sink::Kafka, true, Some(t), Some(p)) => {
+                            format!("{:.2}", t.median / p.median)
+                        }
+                        _ => "–".into(),
+                    };
+                    let _ = writeln!(
+                        o,
+                        " {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {frac} | {} | {} |",
+                        tp_text(c, base, &v),
+                        c.bound_text(),
+                        opt(c.step, |st| st.to_string()),
+                        opt(c.little, |l| format!("{:.0}", l.median)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p50_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p999_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p9999_us)),
+                        opt(c.gateway_cores, |x| format!("{:.0}%", x.median * 100.0)),
+                        per_req(&c.cpu_us_per_req, 1),
+                        per_req(&c.syscalls_per_req, 2),
+                        opt(c.voluntary_cs_per_req.zip(c.involuntary_cs_per_req), |(a, b)| format!("{:.2}", a.median + b.median)),
+                        c.client_errors,
+                        notes(c)
+                    );
+                }
+                let _ = writeln!(o, "\nSaturation search (ok/s and binding constraint at each step of offered concurrency, connections × depth):\n");
+                for v in variants_of(s, sc) {
+                    let steps = s.search_steps(&sc.id, &v.name());
+                    let txt: Vec<String> = steps
+                        .iter()
+                        .map(|r| {
+                            let st = opt(r.step, |x| x.to_string());
+                            match (&r.result, &r.error) {
+                                (_, Some(e)) => format!(
+                                    "{st}: failed ({})",
+                                    md(e.lines().next().unwrap_or_default())
+                                ),
+                                (Some(x), None) => format!(
+                                    "{st}: {} ({}, p99 {})",
+                                    fmt_rate(x.totals.ok_per_sec),
+                                    x.binding.bound,
+                                    fmt_us(x.latency.p99_us)
+                                ),
+                                (None, None) => format!("{st}: –"),
+                            }
+                        })
+                        .collect();
+                    let best = s.search_max(&sc.id, &v.name());
+                    let _ = writeln!(
+                        o,
+                        "- **{}**: {} → maximum {}",
+                        v.name(),
+                        if txt.is_empty() {
+                            "not run".to_string()
+                        } else {
+                            txt.join(" → ")
+                        },
+                        opt(best, |b| format!(
+                            "{} at {}",
+                            fmt_rate(b.ok_per_sec),
+                            b.step
+                        ))
+                    );
+                }
+                let _ = writeln!(
+                    o,
+                    "\n![saturation search](saturation-{id}.svg)\n\n![throughput over time](throughput-{id}.svg) ![latency percentiles](latency-{id}.svg)",
+                    id = sc.id
+                );
+            }
+            Some(Offer::OwnMax { .. }) | Some(Offer::Common { .. }) => {
+                let common = matches!(offer_of(sc), Some(Offer::Common { .. }));
+                let _ = writeln!(
+                    o,
+                    "| gateway | target rate | sent/target | ok/s | bound | p50 | p99 | p99.9 | p99.99 | p99 uncorrected | censored | gw CPU | gw µs/req | io / poll / librdkafka µs | syscalls/req | voluntary / involuntary cs/req | errors | notes |"
+                );
+                let _ = writeln!(o, "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+                for v in variants_of(s, sc) {
+                    let Some(c) = cell(&sc.id, &v) else { continue };
+                    let _ = write!(o, "| {} |", v.name());
+                    if let Some(reason) = c.empty_reason() {
+                        let _ = writeln!(o, " {} |{}", failed(&reason), " |".repeat(16));
+                        continue;
+                    }
+                    let class =
+                        |k: &str| opt(c.cpu_us_by_class.get(k), |x| format!("{:.1}", x.median));
+                    let _ = writeln!(
+                        o,
+                        " {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} |",
+                        opt(c.rate, |r| fmt_rate(r.median)),
+                        opt(c.rate_achieved, |r| format!("{:.1}%", r.median * 100.0)),
+                        opt(c.throughput, |t| fmt_rate(t.median)),
+                        c.bound_text(),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p50_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p999_us)),
+                        opt(c.latency.as_ref(), |l| fmt_us(l.p9999_us)),
+                        opt(c.latency_uncorrected.as_ref(), |l| fmt_us(l.p99_us)),
+                        c.censored,
+                        opt(c.gateway_cores, |x| format!("{:.0}%", x.median * 100.0)),
+                        per_req(&c.cpu_us_per_req, 1),
+                        class("io"),
+                        class("poll"),
+                        class("librdkafka"),
+                        per_req(&c.syscalls_per_req, 2),
+                        opt(c.voluntary_cs_per_req.zip(c.involuntary_cs_per_req), |(a, b)| format!("{:.2} / {:.2}", a.median, b.median)),
+                        c.client_errors,
+                        notes(c)
+                    );
+                }
+                if let Some(r) = s
+                    .runs
+                    .iter()
+                    .find(|r| r.scenario == sc.id && r.rate_from.is_some())
+                {
+                    let _ = writeln!(
+                        o,
+                        "\nRate: {}{}.",
+                        r.rate_from.as_deref().unwrap_or_default(),
+                        if common {
+                            " — the same for every variant"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                let _ = writeln!(
+                    o,
+                    "\n![throughput over time](throughput-{id}.svg) ![latency percentiles](latency-{id}.svg)",
+                    id = sc.id
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "| gateway | per connection median [min–max] | vs tokio-multi | open | RSS before | RSS after | errors | notes |"
+                );
+                let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---|");
+                for v in variants_of(s, sc) {
+                    let Some(c) = cell(&sc.id, &v) else { continue };
+                    let _ = write!(o, "| {} |", v.name());
+                    if let Some(reason) = c.empty_reason() {
+                        let _ = writeln!(o, " {} |{}", failed(&reason), " |".repeat(6));
+                        continue;
+                    }
+                    let base = cell(&sc.id, &v.baseline());
+                    let b = c.bytes_per_conn.map(|x| x.median);
+                    let _ = writeln!(
+                        o,
+                        " {} | {} | {} | {} | {} | {} | {} |",
+                        opt(c.bytes_per_conn.as_ref(), |x| fmt_spread(x, kib)),
+                        fmt_ratio(ratio(
+                            b,
+                            base.and_then(|b| b.bytes_per_conn.map(|x| x.median))
+                        )),
+                        opt(c.idle_open, |x| format!("{:.0}", x.median)),
+                        opt(c.idle_rss_before_kib, |x| format!(
+                            "{:.1} MiB",
+                            x.median / 1024.0
+                        )),
+                        opt(c.idle_rss_after_kib, |x| format!(
+                            "{:.1} MiB",
+                            x.median / 1024.0
+                        )),
+                        c.client_errors,
+                        notes(c)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o);
+    }
+    // ---- marginal cost and latency vs load
+    let costs: Vec<&Scenario> = s
+        .plan
+        .scenarios
+        .iter()
+        .filter(|sc| matches!(offer_of(sc), Some(Offer::Common { .. })))
+        .collect();
+    if let [lo, hi] = costs[..] {
+        let _ = writeln!(o, "## Marginal cost\n");
+        let _ = writeln!(
+            o,
+            "Gateway CPU per additional request between {} and {}: (cores at {} − cores at {}) / (ok/s at {} − ok/s at {}), which leaves out what a gateway spends whatever the load (timers, the producer's idle polling).\n",
+            lo.id, hi.id, hi.id, lo.id, hi.id, lo.id
+        );
+        let _ = writeln!(
+            o,
+            "| gateway | marginal gw µs/req | average gw µs/req at {} |",
+            hi.id
+        );
+        let _ = writeln!(o, "|---|---:|---:|");
+        for v in variants_of(s, hi) {
+            let (Some(a), Some(b)) = (cell(&lo.id, &v), cell(&hi.id, &v)) else {
+                continue;
+            };
+            let marginal = match (a.cpu_s_and_ok, b.cpu_s_and_ok) {
+                (Some((ca, oa)), Some((cb, ob))) if ob > oa => {
+                    format!("{:.1}", (cb - ca) * 1e6 / (ob - oa))
+                }
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {marginal} | {} |",
+                v.name(),
+                per_req(&b.cpu_us_per_req, 1)
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if s.plan
+        .scenarios
+        .iter()
+        .any(|sc| matches!(offer_of(sc), Some(Offer::OwnMax { .. })))
+    {
+        let _ = writeln!(
+            o,
+            "## Latency against offered load\n\nOpen-loop p50 / p99 / p99.9 (corrected) at fractions of each gateway's own measured http-max maximum (Kafka).\n\n![latency against offered load](latency-vs-load.svg)\n"
+        );
+    }
+    if !idle.is_empty() {
+        let _ = writeln!(o, "![memory per connection](memory.svg)\n");
+    }
+
+    // ---- errors
+    let mut errs = Vec::new();
+    for r in &s.runs {
+        if let Some(e) = &r.error {
+            errs.push(format!(
+                "- {} {} {} {}: {}",
+                match r.phase {
+                    Phase::Search => "search".to_string(),
+                    Phase::Round => format!("round {}", r.round + 1),
+                },
+                r.scenario,
+                r.variant,
+                opt(r.step, |s| s.to_string()),
+                e.lines().next().unwrap_or_default()
+            ));
+        }
+    }
+    let _ = writeln!(o, "## Failed runs\n");
+    if errs.is_empty() {
+        let _ = writeln!(
+            o,
+            "None: every run produced figures and every gateway exited 0.\n"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "Full messages (with the gateway's last log lines) are in summary.json `runs[].error`.\n"
+        );
+        for e in errs {
+            let _ = writeln!(o, "{e}");
+        }
+        let _ = writeln!(o);
+    }
+
+    // ---- asymmetries
+    let _ = writeln!(o, "## Runtimes and their asymmetries\n");
+    let _ = writeln!(
+        o,
+        "Each gateway's `--version` and its `/metrics` `gateway_info` line (first run).\n"
+    );
+    let mut seen = Vec::new();
+    for v in &s.plan.variants {
+        let Some(d) = m.gateways.get(&v.name()) else {
+            continue;
+        };
+        let key = (v.gateway, &d.version);
+        if v.sink == Sink::Null && seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let _ = writeln!(o, "### {}\n", v.gateway.name());
+        let _ = writeln!(o, "```\n{}\n```\n", d.version);
+        if let Some(i) = &d.info {
+            let _ = writeln!(o, "```\n{i}\n```\n");
+        }
+        if !d.command.is_empty() {
+            let _ = writeln!(o, "command: `{}`\n", d.command.join(" "));
+        }
+    }
+    o
+}
+
+fn notes(c: &Cell) -> String {
+    let mut n = Vec::new();
+    if c.measured < c.runs {
+        n.push(format!("{}/{} runs have figures", c.measured, c.runs));
+    }
+    if let Some(t) = &c.throughput {
+        if t.n > 1 && t.relative_range() > 0.2 {
+            n.push(format!("spread {:.0}%", t.relative_range() * 100.0));
+        }
+    }
+    if c.stalls > 0 {
+        n.push(format!("{} stall(s), {:.0} ms", c.stalls, c.stall_ms));
+    }
+    if c.backpressure > 0 {
+        n.push(format!("{} backpressure (503/nack)", c.backpressure));
+    }
+    for e in &c.errors {
+        n.push(format!("⚠ {}", md(e)));
+    }
+    n.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::engine::manifest::Manifest;
+    use crate::engine::result::{RunResult, SelfCheck, Totals};
+    use crate::engine::stats::record_ns;
+    use crate::engine::timeline::Timeline;
+    use crate::engine::RunConfig;
+    use crate::experiments::compare::plan::{self, Selection};
+    use crate::experiments::compare::summary::{CompareManifest, GatewayDesc, GatewayStats};
+    use crate::experiments::idle::IdleResult;
+    use crate::lab::GatewayKind;
+    use crate::lab::Pinning;
+
+    fn result(ok_per_sec: f64, lat_ms: u64) -> RunResult {
+        let mut h = new_hist();
+        for i in 0..1000 {
+            record_ns(&mut h, lat_ms * 1_000_000 + i * 1000);
+        }
+        let mut timeline = Timeline::default().per_second(0, 2_000_000_000, 1);
+        for t in &mut timeline {
+            t.ok = ok_per_sec as u64;
+        }
+        RunResult {
+            schema_version: 1,
+            run_id: "0123456789".into(),
+            started_at_unix_ms: 0,
+            config: RunConfig::new("http://127.0.0.1:1").unwrap(),
+            manifest: Manifest::collect(),
+            open_loop: false,
+            measured_s: 2.0,
+            totals: Totals {
+                sent: 2 * ok_per_sec as u64,
+                completed: 2 * ok_per_sec as u64,
+                ok: 2 * ok_per_sec as u64,
+                backpressure: 0,
+                errors: 0,
+                in_flight_at_end: 0,
+                censored: 0,
+                connects: 4,
+                connect_errors: 0,
+                ok_per_sec,
+                completed_per_sec: ok_per_sec,
+                sent_per_sec: ok_per_sec,
+            },
+            latency: HistSummary::of(&h),
+            latency_uncorrected: None,
+            connect_latency: HistSummary::of(&new_hist()),
+            errors: vec![],
+            http_status: BTreeMap::new(),
+            timeline,
+            stalls: vec![],
+            server_accept_queue: None,
+            self_check: SelfCheck {
+                threads: 1,
+                cpu_seconds: 0.5,
+                cpu_util: 0.25,
+                schedule_lag: None,
+                runtime_lag: HistSummary::of(&new_hist()),
+                rate_achieved: None,
+                generator_bound: false,
+                reasons: vec![],
+            },
+            latency_backpressure: None,
+            little_in_flight: 0.0,
+            window: None,
+            target_cost: None,
+            broker_cost: None,
+            cpu_busy: BTreeMap::new(),
+            binding: crate::engine::bound::Binding {
+                bound: crate::engine::bound::Bound::Unknown,
+                reasons: vec![],
+            },
+            acked: 0,
+            acked_ids: vec![],
+            intervals: vec![],
+        }
+    }
+
+    /// Every slot of the quick matrix filled, except compio/null http-max (failed).
+    pub(crate) fn synthetic() -> Summary {
+        let plan = plan::plan(&Selection {
+            gateways: GatewayKind::ALL.to_vec(),
+            sinks: vec![Sink::Kafka, Sink::Null],
+            scenarios: vec![],
+            quick: true,
+            repeats: Some(3),
+            warmup_s: None,
+            duration_s: None,
+            idle_conns: 100,
+            seed: 7,
+        })
+        .unwrap();
+        let mut runs = Vec::new();
+        // The search: two steps per ladder, the second better (and the maximum).
+        for (si, vi) in plan.search_slots() {
+            let v = plan.variants[vi];
+            let sc = &plan.scenarios[si];
+            let k = (vi + 1) as f64;
+            for (i, conns) in [64usize, 256].into_iter().enumerate() {
+                runs.push(RunRecord {
+                    phase: Phase::Search,
+                    round: 0,
+                    scenario: sc.id.clone(),
+                    variant: v.name(),
+                    step: Some(Step {
+                        connections: conns,
+                        depth: 1,
+                    }),
+                    rate: None,
+                    rate_from: None,
+                    result: Some(result(10_000.0 * k * (i + 1) as f64, k as u64)),
+                    idle: None,
+                    gateway: None,
+                    gateway_info: None,
+                    gateway_version: None,
+                    error: None,
+                    wall_s: 1.0,
+                });
+            }
+        }
+        for sl in plan.slots() {
+            let v = plan.variants[sl.variant];
+            let sc = &plan.scenarios[sl.scenario];
+            let mut r = RunRecord {
+                phase: Phase::Round,
+                step: None,
+                round: sl.round,
+                scenario: sc.id.clone(),
+                variant: v.name(),
+                rate: None,
+                rate_from: None,
+                result: None,
+                idle: None,
+                gateway: Some(GatewayStats {
+                    pid: 1,
+                    cpu_s: Some(1.0),
+                    rss_kib: Some(10_000),
+                    hwm_kib: Some(12_000),
+                    wall_s: 2.0,
+                }),
+                gateway_info: Some("gateway_info{runtime=\"x\"} 1".into()),
+                gateway_version: Some("gateway-x 0.1.0".into()),
+                error: None,
+                wall_s: 3.0,
+            };
+            let k = (sl.variant + 1) as f64;
+            match sc.shape {
+                Shape::Load { .. } => {
+                    if v.gateway == GatewayKind::Compio
+                        && v.sink == Sink::Null
+                        && sc.id == "http-max"
+                    {
+                        r.error = Some("gateway exited with exit status: 1 after SIGTERM".into());
+                    } else {
+                        let mut res = result(10_000.0 * k + sl.round as f64 * 100.0, k as u64);
+                        res.binding.bound = crate::engine::bound::Bound::Gateway;
+                        res.target_cost = Some(crate::engine::cost::ProcessCost {
+                            pid: 1,
+                            wall_s: 2.0,
+                            cpu_s: 1.0,
+                            voluntary_cs: 100,
+                            involuntary_cs: 10,
+                            syscalls: Some(1000),
+                            by_class: BTreeMap::new(),
+                        });
+                        r.result = Some(res);
+                        if !matches!(
+                            sc.shape,
+                            Shape::Load {
+                                offer: Offer::Search { .. },
+                                ..
+                            }
+                        ) {
+                            r.rate = Some(5000.0);
+                        }
+                        r.step = Some(Step {
+                            connections: 256,
+                            depth: 1,
+                        });
+                    }
+                }
+                Shape::Idle { ws, connections } => {
+                    r.idle = Some(IdleResult {
+                        ws,
+                        requested: connections,
+                        open: connections,
+                        answered: connections,
+                        rss_before_kib: 10_000,
+                        rss_after_kib: 10_000 + 10 * connections as u64 * k as u64,
+                        bytes_per_conn: 10.0 * 1024.0 * k,
+                        setup_s: 0.1,
+                        errors: BTreeMap::new(),
+                    })
+                }
+            }
+            runs.push(r);
+        }
+        let gateways = plan
+            .variants
+            .iter()
+            .map(|v| {
+                (
+                    v.name(),
+                    GatewayDesc {
+                        binary: v.gateway.bin().into(),
+                        version: format!("{} 0.1.0\nasymmetries: test", v.gateway.bin()),
+                        info: Some("gateway_info{runtime=\"x\"} 1".into()),
+                        command: vec![v.gateway.bin().into()],
+                    },
+                )
+            })
+            .collect();
+        Summary {
+            summary_version: crate::experiments::compare::SUMMARY_VERSION,
+            manifest: CompareManifest {
+                started_at: "2026-01-01 00:00:00 UTC".into(),
+                finished_at: None,
+                wall_s: 1.0,
+                machine: Manifest::collect(),
+                pinning: Pinning::parse("auto", 2).unwrap(),
+                gateway_threads: 1,
+                client_threads: 1,
+                gateway_args: vec!["--threads".into(), "1".into()],
+                kafka: "kafka-mock".into(),
+                bootstrap: "127.0.0.1:9092".into(),
+                producer_overrides: vec![],
+                producer_config: Some("producer configuration conf=[]".into()),
+                topic: "bench".into(),
+                gateways,
+                client_nofile: 1024,
+            },
+            plan,
+            runs,
+            producer: vec![],
+        }
+    }
+
+    #[test]
+    fn cells_aggregate_repeats() {
+        let s = synthetic();
+        let c = cells(&s);
+        let v = s.plan.variants[1].name();
+        let cell = &c[&("http-max".to_string(), v)];
+        assert_eq!(cell.measured, 3);
+        let t = cell.throughput.unwrap();
+        assert_eq!((t.min, t.median, t.max), (20_000.0, 20_100.0, 20_200.0));
+        // Merged, not averaged: all 3000 samples.
+        assert_eq!(cell.latency.as_ref().unwrap().count, 3000);
+        let failed = &c[&("http-max".to_string(), "compio/null".to_string())];
+        assert!(failed.empty_reason().unwrap().contains("exit status: 1"));
+    }
+
+    #[test]
+    fn report_has_every_cell_and_valid_charts() {
+        let s = synthetic();
+        let md = markdown(&s);
+        for sc in &s.plan.scenarios {
+            let section = md
+                .split(&format!("## {}: ", sc.id))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no section for {}", sc.id));
+            let section = section.split("\n## ").next().unwrap();
+            for &vi in &s.plan.variants_for(sc) {
+                let name = s.plan.variants[vi].name();
+                let row = section
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| {name} |")))
+                    .unwrap_or_else(|| panic!("no row {name} in {}", sc.id));
+                // Filled: a figure, or the error that emptied it.
+                let first = row.split('|').nth(2).unwrap().trim();
+                assert!(!first.is_empty() && first != "–", "{row}");
+                let cols = row.matches(" |").count();
+                let header = section
+                    .lines()
+                    .find(|l| l.starts_with("| gateway |"))
+                    .unwrap();
+                assert_eq!(cols, header.matches(" |").count(), "{row}");
+            }
+        }
+        assert!(md.contains("**FAILED**: round 1: gateway exited with exit status: 1"));
+        assert!(md.contains("asymmetries: test"));
+        // (2 × 10000 + 100) / (10000 + 100) of tokio-multi's throughput, labelled.
+        assert!(
+            md.contains("20.1k [20.0k–20.2k] (1.99×) *(gateway)*"),
+            "{md}"
+        );
+        // The search is reported step by step with its maximum.
+        assert!(
+            md.contains("- **tokio-per-core**: 64x1: 20.0k (unknown, p99 2.99 ms) → 256x1: 40.0k"),
+            "{md}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("compare-report-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        s.write(&dir).unwrap();
+        super::super::report_dir(&dir).unwrap();
+        assert_eq!(Summary::read(&dir).unwrap(), s);
+        assert!(std::fs::read_to_string(dir.join("report.md")).unwrap() == md);
+        let mut svgs = vec!["memory.svg".to_string()];
+        for sc in &s.plan.scenarios {
+            if matches!(sc.shape, Shape::Load { .. }) {
+                svgs.push(format!("throughput-{}.svg", sc.id));
+                svgs.push(format!("latency-{}.svg", sc.id));
+            }
+            if sc.search().is_some() {
+                svgs.push(format!("saturation-{}.svg", sc.id));
+            }
+        }
+        svgs.push("latency-vs-load.svg".into());
+        for f in svgs {
+            let t = std::fs::read_to_string(dir.join(&f)).unwrap();
+            assert!(
+                t.starts_with("<svg") && t.trim_end().ends_with("</svg>"),
+                "{f}"
+            );
+            assert!(t.contains("tokio-multi"), "{f} has no legend");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

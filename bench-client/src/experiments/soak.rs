@@ -1,0 +1,963 @@
+//! `soak`: run each gateway for a bounded time (default 10 min) at a fraction of its
+//! measured maximum throughput, with connection churn, and watch its resources.
+//!
+//! Per gateway: start `kafka-mock` (unless `--brokers`) and the gateway on port 0, probe
+//! the maximum briefly (closed loop), then drive an open loop at `--fraction` of it while
+//! every keep-alive connection is closed and reopened after `--reconnect-after` requests.
+//! A sampler thread reads the gateway's RSS, fd count, threads and CPU from /proc every
+//! second. The report: RSS and fds over time and their growth (last-window average minus
+//! first-window average, and a least-squares slope per hour), throughput over time, errors
+//! and stalls; `soak.json`, `soak.md` and SVG charts overlaying every gateway soaked.
+//!
+//! Entry points: [`cli_main`], [`run_soak`]. Depends on the engine, the lab and the
+//! reporting; no other module depends on it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
+use crate::engine::manifest::Manifest;
+use crate::engine::result::RunResult;
+use crate::engine::stats::HistSummary;
+use crate::lab::{
+    self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock, ProcSample, Sampler,
+};
+use crate::reporting::charts::line_chart;
+use crate::reporting::outcome;
+
+/// Version of the `soak.json` layout.
+pub const SOAK_SCHEMA_VERSION: u32 = 1;
+
+/// The window averaged at each end for the growth figure (shorter runs use a third).
+const GROWTH_WINDOW_S: f64 = 60.0;
+
+/// Soak one gateway (or all in turn) at a fraction of its maximum, with connection churn.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SoakArgs {
+    /// Gateway: tokio-multi, tokio-per-core, uring, compio, a comma-separated list, or all.
+    #[arg(long, default_value = "all")]
+    pub gateway: GatewaySet,
+    /// Soak time per gateway (after the probe and warmup), e.g. 10m, 2m, 90s.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub duration: Duration,
+    /// Kafka bootstrap servers; default: a fresh kafka-mock per gateway.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Load as a fraction of the probed maximum throughput.
+    #[arg(long, default_value_t = 0.8)]
+    pub fraction: f64,
+    /// Fixed open-loop rate (requests/s) instead of probing the maximum.
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// Closed-loop probe of the maximum throughput.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub probe: Duration,
+    /// Connection churn: each keep-alive connection is closed and reopened after this
+    /// many requests.
+    #[arg(long, default_value_t = 1000)]
+    pub reconnect_after: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Requests in flight per connection (probe and soak).
+    #[arg(long, default_value_t = 8)]
+    pub pipeline: usize,
+    /// Record value size in bytes, or a range LOW..HIGH.
+    #[arg(long, default_value = "100")]
+    pub payload: PayloadSize,
+    /// Ack mode requested from the gateway.
+    #[arg(long, value_enum, default_value_t = Ack::Kafka)]
+    pub ack: Ack,
+    /// Kafka topic.
+    #[arg(long, default_value = "soak")]
+    pub topic: String,
+    /// Client worker threads (default: half the CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Gateway I/O threads (default: the gateway's own default, the core count).
+    #[arg(long)]
+    pub gateway_threads: Option<usize>,
+    /// Extra gateway argument, repeatable (e.g. --gateway-arg=-X --gateway-arg=linger.ms=5).
+    #[arg(long, allow_hyphen_values = true)]
+    pub gateway_arg: Vec<String>,
+    /// Directory of the gateway and kafka-mock binaries (default: next to bench-client).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Sampling period of the gateway's RSS and fds.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub sample_every: Duration,
+    /// Exit non-zero when a gateway's RSS grew by more than this (MiB, last minus first
+    /// window average).
+    #[arg(long, value_name = "MIB")]
+    pub fail_on_growth: Option<f64>,
+    /// Output directory (default: results/<date>-soak).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl SoakArgs {
+    /// Defaults as on the command line, for programmatic use (tests).
+    pub fn new(gateway: &str) -> anyhow::Result<Self> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: SoakArgs,
+        }
+        Ok(P::try_parse_from(["soak", "--gateway", gateway])?.a)
+    }
+}
+
+/// Growth of a series over a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Growth {
+    /// Length of the windows averaged at the start and at the end, seconds.
+    pub window_s: f64,
+    pub first_avg: f64,
+    pub last_avg: f64,
+    /// `last_avg - first_avg`.
+    pub growth: f64,
+    /// Least-squares slope over every sample, units per hour.
+    pub slope_per_hour: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Growth of `points` (`(seconds, value)`, in time order): averages over the first and
+/// the last `window_s` (at most a third of the span each), and the fitted slope.
+pub fn growth(points: &[(f64, f64)], window_s: f64) -> Option<Growth> {
+    let (first, last) = (points.first()?, points.last()?);
+    let span = last.0 - first.0;
+    if points.len() < 2 || span <= 0.0 {
+        return None;
+    }
+    let w = window_s.min(span / 3.0);
+    let avg = |sel: &dyn Fn(f64) -> bool| {
+        let v: Vec<f64> = points.iter().filter(|p| sel(p.0)).map(|p| p.1).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let first_avg = avg(&|t| t <= first.0 + w);
+    let last_avg = avg(&|t| t >= last.0 - w);
+    Some(Growth {
+        window_s: w,
+        first_avg,
+        last_avg,
+        growth: last_avg - first_avg,
+        slope_per_hour: slope(points) * 3600.0,
+        min: points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
+        max: points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+/// Least-squares slope of `y` over `x` (0 when `x` does not vary).
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        0.0
+    } else {
+        sxy / sxx
+    }
+}
+
+/// One gateway's soak.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewaySoak {
+    pub gateway: String,
+    /// First line of `<binary> --version`.
+    pub version: Option<String>,
+    /// Closed-loop maximum (ok/s) the rate was derived from; `None` with `--rate`.
+    pub probe_ok_per_sec: Option<f64>,
+    pub probe_latency: Option<HistSummary>,
+    /// Open-loop rate of the soak (requests/s).
+    pub rate: f64,
+    /// Gateway samples; `t_s` counts from the start of the soak run (its warmup included).
+    pub samples: Vec<ProcSample>,
+    /// Growth of the RSS in MiB over the measured phase (samples after warmup).
+    pub rss_mib: Option<Growth>,
+    /// Growth of the open fd count over the measured phase.
+    pub fds: Option<Growth>,
+    /// The soak run (per-second timeline, errors, stalls, latency).
+    pub run: RunResult,
+    /// `/metrics` at the end (histogram buckets left out).
+    pub metrics_end: BTreeMap<String, f64>,
+    /// How the gateway ended on SIGTERM after the run.
+    pub exit: Option<ExitInfo>,
+    /// Why this gateway failed the soak (empty: passed).
+    pub failures: Vec<String>,
+}
+
+impl GatewaySoak {
+    fn rss_points(&self) -> Vec<(f64, f64)> {
+        self.samples
+            .iter()
+            .map(|s| (s.t_s, s.rss_kib as f64 / 1024.0))
+            .collect()
+    }
+    fn fd_points(&self) -> Vec<(f64, f64)> {
+        self.samples.iter().map(|s| (s.t_s, s.fds as f64)).collect()
+    }
+    /// The points of the measured phase (after warmup): growth is judged under load only,
+    /// not from the idle first sample.
+    fn measured(&self, pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+        let from = self.run.config.warmup_s;
+        pts.into_iter().filter(|p| p.0 >= from).collect()
+    }
+    fn compute_growth(&mut self) {
+        self.rss_mib = growth(&self.measured(self.rss_points()), GROWTH_WINDOW_S);
+        self.fds = growth(&self.measured(self.fd_points()), GROWTH_WINDOW_S);
+    }
+    /// ok/s per second, on the samples' clock (seconds since the soak run started).
+    fn ok_points(&self) -> Vec<(f64, f64)> {
+        let w = self.run.config.warmup_s;
+        self.run
+            .timeline
+            .iter()
+            .map(|s| (w + s.second as f64 + 0.5, s.ok as f64))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakReport {
+    pub schema_version: u32,
+    pub started_at_unix_ms: u64,
+    pub duration_s: f64,
+    pub fraction: f64,
+    pub reconnect_after: u64,
+    pub fail_on_growth_mib: Option<f64>,
+    pub manifest: Manifest,
+    pub gateways: Vec<GatewaySoak>,
+    /// Gateways that could not be soaked at all: `(gateway, error)`.
+    pub not_run: Vec<(String, String)>,
+    pub passed: bool,
+}
+
+fn say(quiet: bool, msg: impl AsRef<str>) {
+    if !quiet {
+        eprintln!("soak: {}", msg.as_ref());
+    }
+}
+
+/// Soak every gateway of `a.gateway` in turn.
+pub fn run_soak(a: &SoakArgs) -> anyhow::Result<SoakReport> {
+    if !(a.fraction > 0.0 && a.fraction <= 2.0) {
+        bail!("--fraction must be in (0, 2]");
+    }
+    if a.reconnect_after == 0 {
+        bail!("--reconnect-after must be at least 1");
+    }
+    if a.duration < Duration::from_secs(3) {
+        bail!("--duration must be at least 3s");
+    }
+    let bin_dir = match &a.bin_dir {
+        Some(d) => d.clone(),
+        None => lab::default_bin_dir()?,
+    };
+    // Fail fast on missing binaries rather than after soaking the first gateway.
+    for k in &a.gateway.0 {
+        lab::locate(&bin_dir, k.bin())?;
+    }
+    if a.brokers.is_none() {
+        lab::locate(&bin_dir, "kafka-mock")?;
+    }
+    let started_at_unix_ms = lab::now_unix_ms();
+    let (gateways, not_run) = lab::each_gateway(
+        &a.gateway.0,
+        "not soaked",
+        |k| soak_one(k, a, &bin_dir),
+        one_line,
+        |l| say(a.quiet, l),
+    );
+    let passed = not_run.is_empty() && gateways.iter().all(|g| g.failures.is_empty());
+    Ok(SoakReport {
+        schema_version: SOAK_SCHEMA_VERSION,
+        started_at_unix_ms,
+        duration_s: a.duration.as_secs_f64(),
+        fraction: a.fraction,
+        reconnect_after: a.reconnect_after,
+        fail_on_growth_mib: a.fail_on_growth,
+        manifest: Manifest::collect(),
+        gateways,
+        not_run,
+        passed,
+    })
+}
+
+fn load_config(a: &SoakArgs, target: &str) -> anyhow::Result<RunConfig> {
+    let mut c = RunConfig::new(target)?;
+    c.mode = Mode::Http;
+    c.connections = a.connections.max(1);
+    c.pipeline = a.pipeline.max(1);
+    c.payload = a.payload;
+    c.ack = a.ack;
+    c.topic = a.topic.clone();
+    if let Some(t) = a.threads {
+        c.threads = t.max(1);
+    }
+    c.warmup_s = 1.0;
+    c.progress = !a.quiet;
+    Ok(c)
+}
+
+fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<GatewaySoak> {
+    let name = kind.name();
+    let kafka = match &a.brokers {
+        Some(_) => None,
+        None => Some(KafkaMock::start(bin_dir, &[&a.topic], true, &[])?),
+    };
+    let brokers = match (&a.brokers, &kafka) {
+        (Some(b), _) => b.clone(),
+        (None, Some(k)) => k.bootstrap.clone(),
+        (None, None) => unreachable!("kafka-mock started without --brokers"),
+    };
+    let mut gw = Gateway::start(&GatewaySpec {
+        brokers: Some(brokers),
+        threads: a.gateway_threads,
+        args: a.gateway_arg.clone(),
+        ..GatewaySpec::new(kind, bin_dir)?
+    })?;
+    let version = Manifest::target_version_of(&gw.bin);
+
+    let (rate, probe_ok_per_sec, probe_latency) = match a.rate {
+        Some(r) => (r, None, None),
+        None => {
+            say(
+                a.quiet,
+                format!(
+                    "{name}: probing the maximum for {:?} (closed loop)",
+                    a.probe
+                ),
+            );
+            let mut c = load_config(a, &gw.target())?;
+            c.duration_s = Some(a.probe.as_secs_f64());
+            let p = crate::engine::run_blocking(c)?;
+            if p.totals.ok_per_sec <= 0.0 {
+                bail!(
+                    "{name}: the probe got no successful response ({} errors, {} backpressure)",
+                    p.totals.errors,
+                    p.totals.backpressure
+                );
+            }
+            (
+                a.fraction * p.totals.ok_per_sec,
+                Some(p.totals.ok_per_sec),
+                Some(p.latency),
+            )
+        }
+    };
+    say(
+        a.quiet,
+        format!(
+            "{name}: soaking {:?} at {rate:.0} req/s, {} connections reconnecting every {} requests",
+            a.duration, a.connections, a.reconnect_after
+        ),
+    );
+    let mut c = load_config(a, &gw.target())?;
+    c.rate = Some(rate);
+    c.reconnect_after = Some(a.reconnect_after);
+    c.duration_s = Some(a.duration.as_secs_f64());
+    let sampler = Sampler::start(gw.proc.pid(), Some(gw.addr), a.sample_every);
+    let run = crate::engine::run_blocking(c);
+    let samples = sampler.stop();
+    let mut run = run?;
+    run.manifest.target_version = version.clone();
+
+    let mut failures = Vec::new();
+    let metrics_end = lab::final_metrics(&gw, "soak", &mut failures);
+    let exit = gw.terminate(Duration::from_secs(30)).ok();
+    drop(kafka);
+
+    let mut g = GatewaySoak {
+        gateway: name.to_string(),
+        version,
+        probe_ok_per_sec,
+        probe_latency,
+        rate,
+        samples,
+        rss_mib: None,
+        fds: None,
+        run,
+        metrics_end,
+        exit,
+        failures,
+    };
+    g.compute_growth();
+    judge(&mut g, a.fail_on_growth, a.sample_every);
+    Ok(g)
+}
+
+/// Fills `failures`: stalls, RSS growth over the limit, missing samples, unclean exit.
+fn judge(g: &mut GatewaySoak, fail_on_growth: Option<f64>, period: Duration) {
+    if !g.run.stalls.is_empty() {
+        let worst = g.run.stalls.iter().map(|s| s.length_ms).fold(0.0, f64::max);
+        g.failures.push(format!(
+            "{} stall(s), longest {:.0} ms",
+            g.run.stalls.len(),
+            worst
+        ));
+    }
+    if let (Some(limit), Some(r)) = (fail_on_growth, &g.rss_mib) {
+        if r.growth > limit {
+            g.failures
+                .push(format!("RSS grew {:.1} MiB (limit {limit} MiB)", r.growth));
+        }
+    }
+    // The sampler stops early only when the process is gone.
+    let expected = g.run.measured_s + g.run.config.warmup_s;
+    let covered = g.samples.last().map_or(0.0, |s| s.t_s) + period.as_secs_f64();
+    if covered + 2.0 * period.as_secs_f64() < expected {
+        g.failures.push(format!(
+            "gateway samples stop at {covered:.0} s of {expected:.0} s: the process died"
+        ));
+    }
+    match &g.exit {
+        Some(e) if e.clean => {}
+        Some(e) => g.failures.push(format!(
+            "gateway did not exit cleanly on SIGTERM (code {:?} after {:.1} s)",
+            e.code, e.after_s
+        )),
+        None => g.failures.push("could not stop the gateway".into()),
+    }
+}
+
+fn one_line(g: &GatewaySoak) -> String {
+    let t = &g.run.totals;
+    let rss = g.rss_mib.as_ref().map_or("-".into(), |r| {
+        format!(
+            "RSS {:.1} -> {:.1} MiB ({:+.1} MiB, {:+.1} MiB/h)",
+            r.first_avg, r.last_avg, r.growth, r.slope_per_hour
+        )
+    });
+    let fds = g.fds.as_ref().map_or("-".into(), |f| {
+        format!(
+            "fds {:.0} -> {:.0} ({:+.1})",
+            f.first_avg, f.last_avg, f.growth
+        )
+    });
+    format!(
+        "{}: {:.0} ok/s of {:.0} req/s, {} errors, {} backpressure, {} stall(s); {rss}; {fds}; {}",
+        g.gateway,
+        t.ok_per_sec,
+        g.rate,
+        t.errors,
+        t.backpressure,
+        g.run.stalls.len(),
+        outcome::verdict(&g.failures)
+    )
+}
+
+/// `bench-client soak`: run, write the outputs, print the summary; the exit code is 0 when
+/// every gateway passed, 1 otherwise.
+pub fn cli_main(a: &SoakArgs) -> anyhow::Result<u8> {
+    let r = run_soak(a)?;
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| lab::default_out_dir("soak"));
+    let files = write_soak(&r, &dir)?;
+    Ok(outcome::print_outcome(
+        "soak",
+        r.gateways.iter().map(one_line),
+        "not soaked",
+        &r.not_run,
+        r.passed,
+        &files,
+    ))
+}
+
+/// Writes `soak.json`, `soak.md`, `soak-rss.svg`, `soak-fds.svg`, `soak-throughput.svg`.
+pub fn write_soak(r: &SoakReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = vec![("soak.json", serde_json::to_string_pretty(r)? + "\n")];
+    files.extend(soak_charts(r)?);
+    files.push(("soak.md", soak_markdown(r)));
+    outcome::write_files(dir, &files)
+}
+
+/// The three charts, every gateway overlaid: `(file name, SVG)`.
+pub fn soak_charts(r: &SoakReport) -> anyhow::Result<Vec<(&'static str, String)>> {
+    // Minutes, unless every run is short.
+    let longest = r
+        .gateways
+        .iter()
+        .filter_map(|g| g.samples.last())
+        .map(|s| s.t_s)
+        .fold(0.0, f64::max);
+    let (div, unit) = if longest >= 180.0 {
+        (60.0, "minutes")
+    } else {
+        (1.0, "seconds")
+    };
+    let mins = |pts: Vec<(f64, f64)>| pts.into_iter().map(|(t, v)| (t / div, v)).collect();
+    let series = |f: &dyn Fn(&GatewaySoak) -> Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>)> {
+        r.gateways
+            .iter()
+            .map(|g| (g.gateway.clone(), mins(f(g))))
+            .collect()
+    };
+    Ok(vec![
+        (
+            "soak-rss.svg",
+            line_chart(
+                "Gateway RSS during the soak",
+                unit,
+                "RSS (MiB)",
+                &series(&|g| g.rss_points()),
+                &[],
+                false,
+            )?,
+        ),
+        (
+            "soak-fds.svg",
+            line_chart(
+                "Gateway open file descriptors during the soak",
+                unit,
+                "open fds",
+                &series(&|g| g.fd_points()),
+                &[],
+                false,
+            )?,
+        ),
+        (
+            "soak-throughput.svg",
+            line_chart(
+                "Throughput during the soak (ok/s, per second)",
+                unit,
+                "ok/s",
+                &series(&|g| g.ok_points()),
+                &[],
+                false,
+            )?,
+        ),
+    ])
+}
+
+fn fmt_growth(g: &Option<Growth>, unit: &str, digits: usize) -> (String, String, String) {
+    match g {
+        Some(g) => (
+            format!("{:.d$} -> {:.d$}", g.first_avg, g.last_avg, d = digits),
+            format!("{:+.d$} {unit}", g.growth, d = digits),
+            format!("{:+.d$} {unit}/h", g.slope_per_hour, d = digits),
+        ),
+        None => ("-".into(), "-".into(), "-".into()),
+    }
+}
+
+/// Per-bucket averages of `(t, v)` points: `bucket index -> (sum, n)`.
+fn bucketed(points: &[(f64, f64)], bucket_s: f64) -> BTreeMap<u64, (f64, u32)> {
+    let mut m: BTreeMap<u64, (f64, u32)> = BTreeMap::new();
+    for &(t, v) in points {
+        let e = m.entry((t / bucket_s).floor().max(0.0) as u64).or_default();
+        e.0 += v;
+        e.1 += 1;
+    }
+    m
+}
+
+/// The human report.
+pub fn soak_markdown(r: &SoakReport) -> String {
+    let mut s = String::new();
+    let m = &r.manifest;
+    let _ = writeln!(s, "# Soak: {} per gateway\n", human_duration(r.duration_s));
+    let _ = writeln!(
+        s,
+        "Each gateway in turn, against its own fresh kafka-mock (unless `--brokers`): a short \
+         closed-loop probe of the maximum throughput, then an open loop at {:.0}% of it for \
+         {}, HTTP keep-alive with connection churn (every connection is closed by the client \
+         and reopened after {} requests). The gateway's RSS (VmRSS) and open fds (/proc/PID/fd) \
+         are sampled every second. Growth = average of the last window minus average of the \
+         first window of the measured phase (after the 1 s warmup; window: a minute, or a \
+         third of the run if shorter); slope = least-squares fit over every sample of the \
+         measured phase, per hour.\n",
+        r.fraction * 100.0,
+        human_duration(r.duration_s),
+        r.reconnect_after
+    );
+    let _ = writeln!(
+        s,
+        "Machine: {} x {}, kernel {}; commit {}{}.\n",
+        m.cpu_count,
+        m.cpu_model.as_deref().unwrap_or("?"),
+        m.kernel.as_deref().unwrap_or("?"),
+        m.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)]),
+        m.dirty_note()
+    );
+    let _ = writeln!(
+        s,
+        "Verdict: **{}**{}\n",
+        if r.passed { "PASS" } else { "FAIL" },
+        r.fail_on_growth_mib
+            .map_or(String::new(), |l| format!(" (RSS growth limit {l} MiB)"))
+    );
+    let _ = writeln!(
+        s,
+        "| gateway | probe max ok/s | soak rate | ok/s | p99 | p99.9 | RSS MiB first -> last | RSS growth | RSS slope | fds first -> last | fd growth | fd slope | errors | 503 | connects | stalls | SIGTERM exit | verdict |"
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(18));
+    for g in &r.gateways {
+        let t = &g.run.totals;
+        let (rf, rg, rs) = fmt_growth(&g.rss_mib, "MiB", 1);
+        let (ff, fg, fs) = fmt_growth(&g.fds, "", 1);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {rf} | {rg} | {rs} | {ff} | {fg} | {fs} | {} | {} | {} | {} | {} | {} |",
+            g.gateway,
+            g.probe_ok_per_sec.map_or("-".into(), |p| format!("{p:.0}")),
+            g.rate,
+            t.ok_per_sec,
+            g.run.latency.p99_us / 1000.0,
+            g.run.latency.p999_us / 1000.0,
+            t.errors,
+            t.backpressure,
+            t.connects,
+            g.run.stalls.len(),
+            g.exit.as_ref().map_or("-".into(), |e| if e.clean {
+                format!("0 in {:.1} s", e.after_s)
+            } else {
+                format!("{:?} in {:.1} s", e.code, e.after_s)
+            }),
+            if g.failures.is_empty() { "pass".to_string() } else { format!("FAIL: {}", g.failures.join("; ")) }
+        );
+    }
+    for (gw, e) in &r.not_run {
+        let _ = writeln!(s, "\n**{gw} was not soaked**: {e}");
+    }
+    let _ = writeln!(
+        s,
+        "\n![RSS over time](soak-rss.svg)\n\n![open fds over time](soak-fds.svg)\n\n![throughput over time](soak-throughput.svg)\n"
+    );
+    for g in &r.gateways {
+        let _ = writeln!(s, "## {}\n", g.gateway);
+        if let Some(v) = &g.version {
+            let _ = write!(s, "`{v}`: ");
+        }
+        let c = &g.run.config;
+        let _ = writeln!(
+            s,
+            "{} connections x pipeline {}, {} B payload, ack={}, open loop at {:.0} req/s, reconnect after {} requests; client: {} thread(s), CPU {:.0}%{}.\n",
+            c.connections,
+            c.pipeline,
+            c.payload.max,
+            c.ack.as_str(),
+            g.rate,
+            c.reconnect_after.unwrap_or(0),
+            c.threads,
+            g.run.self_check.cpu_util * 100.0,
+            if g.run.self_check.generator_bound {
+                format!(", GENERATOR-BOUND: {}", g.run.self_check.reasons.join("; "))
+            } else {
+                String::new()
+            }
+        );
+        let span = g.samples.last().map_or(0.0, |x| x.t_s);
+        let bucket_s = if span >= 180.0 { 60.0 } else { 10.0 };
+        let rss = bucketed(&g.rss_points(), bucket_s);
+        let fds = bucketed(&g.fd_points(), bucket_s);
+        let ok = bucketed(&g.ok_points(), bucket_s);
+        let _ = writeln!(
+            s,
+            "| from (s) | RSS MiB (avg) | fds (avg) | ok/s (avg) | errors | 503 | connects |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+        for (b, (rsum, rn)) in &rss {
+            let (lo, hi) = (*b as f64 * bucket_s, (*b + 1) as f64 * bucket_s);
+            let w = g.run.config.warmup_s;
+            let secs = g
+                .run
+                .timeline
+                .iter()
+                .filter(|x| (w + x.second as f64) >= lo && (w + x.second as f64) < hi);
+            let (mut errs, mut bp, mut conns) = (0, 0, 0);
+            for x in secs {
+                errs += x.errors;
+                bp += x.backpressure;
+                conns += x.connects;
+            }
+            let avg = |m: &BTreeMap<u64, (f64, u32)>| {
+                m.get(b)
+                    .map_or("-".into(), |(s, n)| format!("{:.1}", s / f64::from(*n)))
+            };
+            let _ = writeln!(
+                s,
+                "| {lo:.0} | {:.1} | {} | {} | {errs} | {bp} | {conns} |",
+                rsum / f64::from(*rn),
+                avg(&fds),
+                avg(&ok),
+            );
+        }
+        if !g.run.errors.is_empty() {
+            let list: Vec<String> = g
+                .run
+                .errors
+                .iter()
+                .map(|e| format!("{} {}: {}", e.phase, e.kind, e.count))
+                .collect();
+            let _ = writeln!(s, "\nErrors: {}.", list.join(", "));
+        }
+        if g.run.stalls.is_empty() {
+            let _ = writeln!(s, "\nNo stalls.");
+        } else {
+            let _ = writeln!(s, "\nStalls:");
+            for st in &g.run.stalls {
+                let _ = writeln!(
+                    s,
+                    "- at {:.3} s for {:.0} ms, class {}, {} outstanding, {} pending connects",
+                    st.start_ms / 1000.0,
+                    st.length_ms,
+                    st.class,
+                    st.outstanding,
+                    st.pending_connects
+                );
+            }
+        }
+        if !g.failures.is_empty() {
+            let _ = writeln!(s, "\nFailed: {}.", g.failures.join("; "));
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "Data: `soak.json` (per gateway: every sample, the full run result with its per-second timeline; schema in bench-client/SCHEMA.md). Command: `{}`.",
+        m.args.join(" ")
+    );
+    s
+}
+
+fn human_duration(s: f64) -> String {
+    if s >= 120.0 && (s % 60.0).abs() < 0.5 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::engine::result::{SelfCheck, Totals};
+    use crate::engine::stats::new_hist;
+    use crate::engine::timeline::SecondStats;
+
+    #[test]
+    fn growth_of_a_line() {
+        // 1 MiB per minute for 10 minutes, sampled every second.
+        let pts: Vec<(f64, f64)> = (0..=600)
+            .map(|t| (t as f64, 100.0 + t as f64 / 60.0))
+            .collect();
+        let g = growth(&pts, 60.0).unwrap();
+        assert_eq!(g.window_s, 60.0);
+        assert!((g.slope_per_hour - 60.0).abs() < 1e-6, "{g:?}");
+        // First minute averages 100.5, last minute 109.5.
+        assert!((g.first_avg - 100.5).abs() < 1e-9, "{g:?}");
+        assert!((g.last_avg - 109.5).abs() < 1e-9, "{g:?}");
+        assert!((g.growth - 9.0).abs() < 1e-9);
+        assert_eq!((g.min, g.max), (100.0, 110.0));
+    }
+
+    #[test]
+    fn growth_of_flat_and_short_series() {
+        let flat: Vec<(f64, f64)> = (0..30).map(|t| (t as f64, 42.0)).collect();
+        let g = growth(&flat, 60.0).unwrap();
+        // A 29 s run: windows of a third of it.
+        assert!((g.window_s - 29.0 / 3.0).abs() < 1e-9);
+        assert_eq!((g.growth, g.slope_per_hour), (0.0, 0.0));
+        // A step in the middle shows as growth; noise around a level does not.
+        let step: Vec<(f64, f64)> = (0..90)
+            .map(|t| (t as f64, if t < 45 { 10.0 } else { 20.0 } + (t % 2) as f64))
+            .collect();
+        let g = growth(&step, 60.0).unwrap();
+        assert!((g.growth - 10.0).abs() < 0.1, "{g:?}");
+        assert!(g.slope_per_hour > 0.0);
+        assert!(growth(&[(1.0, 1.0)], 60.0).is_none());
+        assert!(growth(&[], 60.0).is_none());
+        assert_eq!(slope(&[(1.0, 5.0), (1.0, 7.0)]), 0.0);
+    }
+
+    /// A run result with a synthetic timeline of `secs` seconds at `ok` per second.
+    pub(crate) fn synthetic_run(secs: u64, ok: impl Fn(u64) -> u64) -> RunResult {
+        let h = HistSummary::of(&new_hist());
+        let timeline: Vec<SecondStats> = (0..secs)
+            .map(|i| SecondStats {
+                second: i,
+                sent: ok(i),
+                completed: ok(i),
+                ok: ok(i),
+                errors: 0,
+                backpressure: u64::from(i == 3),
+                connects: 2,
+                connect_errors: 0,
+                open_connections: 16,
+                cpu_util: 0.2,
+            })
+            .collect();
+        let total: u64 = timeline.iter().map(|s| s.ok).sum();
+        let mut config = RunConfig::new("http://127.0.0.1:1").unwrap();
+        config.rate = Some(1000.0);
+        config.reconnect_after = Some(100);
+        RunResult {
+            schema_version: crate::engine::result::SCHEMA_VERSION,
+            run_id: "0123456789".into(),
+            started_at_unix_ms: 0,
+            config,
+            manifest: Manifest::collect(),
+            open_loop: true,
+            measured_s: secs as f64,
+            totals: Totals {
+                sent: total,
+                completed: total,
+                ok: total,
+                backpressure: 1,
+                errors: 0,
+                in_flight_at_end: 0,
+                censored: 0,
+                connects: 2 * secs,
+                connect_errors: 0,
+                ok_per_sec: total as f64 / secs as f64,
+                completed_per_sec: total as f64 / secs as f64,
+                sent_per_sec: total as f64 / secs as f64,
+            },
+            latency: h.clone(),
+            latency_uncorrected: Some(h.clone()),
+            connect_latency: h.clone(),
+            errors: vec![],
+            http_status: BTreeMap::from([(200, total), (503, 1)]),
+            timeline,
+            stalls: vec![],
+            server_accept_queue: None,
+            self_check: SelfCheck {
+                threads: 1,
+                cpu_seconds: 1.0,
+                cpu_util: 0.2,
+                schedule_lag: Some(h.clone()),
+                runtime_lag: h,
+                rate_achieved: Some(1.0),
+                generator_bound: false,
+                reasons: vec![],
+            },
+            latency_backpressure: None,
+            little_in_flight: 0.0,
+            window: None,
+            target_cost: None,
+            broker_cost: None,
+            cpu_busy: BTreeMap::new(),
+            binding: crate::engine::bound::Binding {
+                bound: crate::engine::bound::Bound::Unknown,
+                reasons: vec![],
+            },
+            acked: 0,
+            acked_ids: vec![],
+            intervals: vec![],
+        }
+    }
+
+    fn synthetic_gateway(name: &str, leak_kib_per_s: u64) -> GatewaySoak {
+        let samples: Vec<ProcSample> = (0..=240)
+            .map(|t| ProcSample {
+                t_s: t as f64,
+                rss_kib: 20_000 + t * leak_kib_per_s + (t % 7) * 30,
+                fds: 40 + t % 3,
+                threads: 8,
+                cpu_s: t as f64 * 0.5,
+                connections_open: Some(17.0),
+                records_inflight: Some(3.0),
+            })
+            .collect();
+        let mut g = GatewaySoak {
+            gateway: name.into(),
+            version: Some(format!("{name} 0.1.0")),
+            probe_ok_per_sec: Some(1250.0),
+            probe_latency: None,
+            rate: 1000.0,
+            samples,
+            rss_mib: None,
+            fds: None,
+            run: synthetic_run(239, |i| 1000 - (i % 5)),
+            metrics_end: BTreeMap::new(),
+            exit: Some(ExitInfo {
+                clean: true,
+                code: Some(0),
+                after_s: 0.2,
+            }),
+            failures: vec![],
+        };
+        g.compute_growth();
+        judge(&mut g, Some(5.0), Duration::from_secs(1));
+        g
+    }
+
+    #[test]
+    fn renders_a_report_from_synthetic_samples() {
+        let flat = synthetic_gateway("tokio-multi", 0);
+        assert!(flat.failures.is_empty(), "{:?}", flat.failures);
+        // 40 KiB/s for 4 minutes: about 7 MiB between the first and the last minute.
+        let leaky = synthetic_gateway("uring", 40);
+        let g = leaky.rss_mib.as_ref().unwrap();
+        assert!(
+            (g.slope_per_hour - 40.0 * 3600.0 / 1024.0).abs() < 1.0,
+            "{g:?}"
+        );
+        assert!(
+            leaky.failures.iter().any(|f| f.contains("RSS grew")),
+            "{:?}",
+            leaky.failures
+        );
+        let r = SoakReport {
+            schema_version: SOAK_SCHEMA_VERSION,
+            started_at_unix_ms: 0,
+            duration_s: 239.0,
+            fraction: 0.8,
+            reconnect_after: 100,
+            fail_on_growth_mib: Some(5.0),
+            manifest: Manifest::collect(),
+            gateways: vec![flat, leaky],
+            not_run: vec![("compio".into(), "binary missing".into())],
+            passed: false,
+        };
+        let charts = soak_charts(&r).unwrap();
+        assert_eq!(charts.len(), 3);
+        for (name, svg) in &charts {
+            assert!(
+                svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+                "{name}"
+            );
+            assert!(
+                svg.contains("tokio-multi") && svg.contains("uring"),
+                "{name}: legend"
+            );
+            assert!(
+                svg.contains("<polyline") || svg.contains("<path"),
+                "{name}: no line"
+            );
+        }
+        let md = soak_markdown(&r);
+        assert!(
+            md.contains("| tokio-multi |") && md.contains("FAIL: RSS grew"),
+            "{md}"
+        );
+        assert!(md.contains("compio was not soaked"));
+        assert!(md.contains("soak-rss.svg"));
+        // Minute buckets: a 4-minute run has rows for minutes 0..=4.
+        assert!(md.contains("| 180 |"), "{md}");
+        // The JSON round-trips.
+        let back: SoakReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.gateways.len(), 2);
+        let dir = std::env::temp_dir().join(format!("soak-render-{}", std::process::id()));
+        let files = write_soak(&r, &dir).unwrap();
+        assert_eq!(files.len(), 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
