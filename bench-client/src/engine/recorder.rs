@@ -230,11 +230,15 @@ pub(crate) struct Shared {
     pub limit: AtomicU64,
     /// Open loop: nanoseconds between scheduled sends.
     interval_ns: Option<f64>,
-    /// Open loop: one permit per scheduled send whose time has come, released by the
-    /// [`pacer`] thread (tokio's 1 ms timer wheel would add up to ~2 ms of send lag).
+    /// Open loop: one permit per scheduled send whose time has come, counted by the
+    /// [`Shared::pacer`] thread (tokio's 1 ms timer wheel would add up to ~2 ms of send
+    /// lag) and released by [`Shared::pacer_relay`] on the runtime.
     pub sched: Option<tokio::sync::Semaphore>,
     /// Set when the run is over (stops the pacer).
     pub stop: std::sync::atomic::AtomicBool,
+    /// Open loop: requests due so far, published by the pacer thread for the relay task.
+    pacer_due: AtomicU64,
+    pacer_wake: tokio::sync::Notify,
     /// Open loop: one bit per sequence number, set when the request got its outcome
     /// within the run (what is left unset at the end is censored).
     resolved_bits: Vec<AtomicU64>,
@@ -267,6 +271,8 @@ impl Shared {
             interval_ns: cfg.rate.map(|r| 1e9 / r),
             sched: cfg.rate.map(|_| tokio::sync::Semaphore::new(0)),
             stop: std::sync::atomic::AtomicBool::new(false),
+            pacer_due: AtomicU64::new(0),
+            pacer_wake: tokio::sync::Notify::new(),
             resolved_bits: (0..resolved_words(&cfg))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -388,15 +394,18 @@ impl Shared {
         tokio::time::sleep_until(at.into()).await;
     }
 
-    /// Open loop: release the send permits of every scheduled time that has come, from a
-    /// plain thread, in batches at most [`PACER_BATCH_NS`] apart, until [`Shared::stop`].
+    /// Open loop: count the scheduled times that have come, from a plain thread with a
+    /// 1 us timer slack, in batches at most [`PACER_BATCH_NS`] apart, until
+    /// [`Shared::stop`]; each batch is one wake of [`Shared::pacer_relay`], which releases
+    /// the send permits on the client's runtime.
     ///
     /// Batching is what lets one client core keep a 100k/s schedule: a wake-up per request
-    /// (a context switch away from the runtime's thread each time) costs more than the
-    /// request. A request released late by the batching is still timed from its intended
-    /// time (`seq × interval`), so the delay shows in the corrected latency, never hidden.
+    /// from another thread (a context switch, the runtime's injection queue and an unpark
+    /// each time) costs more than the request. A request released late by the batching is
+    /// still timed from its intended time (`seq × interval`), so the delay shows in the
+    /// corrected latency, never hidden.
     pub(crate) fn pacer(&self) {
-        let (Some(iv), Some(sem)) = (self.interval_ns, &self.sched) else {
+        let Some(iv) = self.interval_ns else {
             return;
         };
         // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
@@ -408,10 +417,28 @@ impl Shared {
             let now = self.ns(Instant::now());
             let due = due_by(now, iv);
             if due > released {
-                sem.add_permits((due - released) as usize);
                 released = due;
+                self.pacer_due.store(due, Relaxed);
+                self.pacer_wake.notify_one();
             }
             std::thread::sleep(Duration::from_nanos(pacer_sleep_ns(now, released, iv)));
+        }
+        // Let the relay see the stop.
+        self.pacer_wake.notify_one();
+    }
+
+    /// Open loop, a task on the client's runtime: turns the pacer's due count into send
+    /// permits, so the connection tasks are woken from their own runtime (local wakes).
+    pub(crate) async fn pacer_relay(&self) {
+        let Some(sem) = &self.sched else { return };
+        let mut granted = 0u64;
+        while !self.stop.load(Relaxed) {
+            self.pacer_wake.notified().await;
+            let due = self.pacer_due.load(Relaxed);
+            if due > granted {
+                sem.add_permits((due - granted) as usize);
+                granted = due;
+            }
         }
     }
 

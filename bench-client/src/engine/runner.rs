@@ -77,6 +77,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
 
     let mut tasks = JoinSet::new();
     tasks.spawn(monitor(sh.clone(), progress.clone()));
+    if sh.open_loop() {
+        let sh = sh.clone();
+        tasks.spawn(async move { sh.pacer_relay().await });
+    }
     for i in 0..cfg.connections as u64 {
         let sh = sh.clone();
         match cfg.mode {
