@@ -15,7 +15,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use crate::config::{AckMode, Config, Fault};
 use crate::http::{self, Decoder, HttpError, Request, Route};
 use crate::metrics::Metrics;
-use crate::publish::{Delivery, DeliveryError, DeliveryRx, DeliveryTx, Record, Sink, Ticket};
+use crate::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
+use crate::route::{expand_seq, ReplyTo};
 use crate::ws::{WsRead, WsSession};
 
 /// Stop reading a connection whose unwritten output grew past this (slow reader).
@@ -39,7 +40,10 @@ impl Shared {
 
 pub struct Conn {
     shared: Arc<Shared>,
-    tx: DeliveryTx,
+    /// Where this connection's delivery reports go (`route`).
+    reply: ReplyTo,
+    /// Records handed to the sink with `reply` (each gets exactly one report).
+    routed: u64,
     mode: Mode,
     output: Vec<u8>,
     last_activity: Instant,
@@ -104,14 +108,14 @@ struct WsState {
 }
 
 impl Conn {
-    /// A new connection and the receiver its delivery reports arrive on; the adapter awaits
-    /// the receiver and passes each report to `on_delivery`.
-    pub fn new(shared: Arc<Shared>, now: Instant) -> (Conn, DeliveryRx) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// A new connection whose records' reports go to `reply` (its slot in the I/O thread's
+    /// mailbox, see `route`); the driver passes each report that arrives to `on_delivery`.
+    pub fn new(shared: Arc<Shared>, reply: ReplyTo, now: Instant) -> Conn {
         let decoder = Decoder::new(shared.config.limits);
-        let conn = Conn {
+        Conn {
             shared,
-            tx,
+            reply,
+            routed: 0,
             mode: Mode::Http(HttpState {
                 decoder,
                 input: Vec::new(),
@@ -125,8 +129,12 @@ impl Conn {
             shutting_down: false,
             peer_eof: false,
             done: false,
-        };
-        (conn, rx)
+        }
+    }
+
+    /// Records handed to the sink that will be reported to this connection.
+    pub fn routed(&self) -> u64 {
+        self.routed
     }
 
     /// True while the adapter should read the socket (false = TCP backpressure).
@@ -252,8 +260,8 @@ impl Conn {
         match &mut self.mode {
             Mode::Http(h) => {
                 let front = h.next_seq - h.slots.len() as u64;
-                let Some(slot) = d
-                    .seq
+                // Reports carry the low bits of the sequence number (`route::SEQ_MASK`).
+                let Some(slot) = expand_seq(d.seq, front)
                     .checked_sub(front)
                     .and_then(|i| h.slots.get_mut(i as usize))
                 else {
@@ -315,7 +323,8 @@ impl Conn {
                 }
             }
             Mode::Ws(w) => {
-                let Some(i) = d.seq.checked_sub(w.resolved + 1) else {
+                let seq = expand_seq(d.seq, w.resolved + 1);
+                let Some(i) = seq.checked_sub(w.resolved + 1) else {
                     return;
                 };
                 if let Some(flag) = w.pending.get_mut(i as usize) {
@@ -323,7 +332,7 @@ impl Conn {
                     if let Err(e) = d.result {
                         w.session.send_text(format!(
                             "{{\"nack\":{},\"error\":\"{}\"}}",
-                            d.seq,
+                            seq,
                             e.code()
                         ));
                     }
@@ -426,7 +435,13 @@ impl Conn {
                 }
                 Mode::Ws(w) => {
                     if !self.done {
-                        self.done |= process_ws(w, &self.shared, &self.tx, self.shutting_down);
+                        self.done |= process_ws(
+                            w,
+                            &self.shared,
+                            self.reply,
+                            &mut self.routed,
+                            self.shutting_down,
+                        );
                     }
                 }
             }
@@ -481,7 +496,7 @@ impl Conn {
                         h.close_after = true;
                         continue;
                     }
-                    handle_request(h, shared, &self.tx, req, now);
+                    handle_request(h, shared, self.reply, &mut self.routed, req, now);
                 }
             }
         }
@@ -574,10 +589,17 @@ fn ready_json(h: &mut HttpState, metrics: &Metrics, status: u16, body: &str, kee
     push_slot(h, keep_alive, SlotState::Ready(out));
 }
 
-fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
+fn handle_request(
+    h: &mut HttpState,
+    shared: &Shared,
+    reply: ReplyTo,
+    routed: &mut u64,
+    req: Request,
+    now: Instant,
+) {
     let first = h.slots.len();
     let http10 = req.http10;
-    answer_request(h, shared, tx, req, now);
+    answer_request(h, shared, reply, routed, req, now);
     if http10 {
         for slot in h.slots.iter_mut().skip(first) {
             slot.announce_keep_alive = true;
@@ -585,7 +607,14 @@ fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
     }
 }
 
-fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
+fn answer_request(
+    h: &mut HttpState,
+    shared: &Shared,
+    reply: ReplyTo,
+    routed: &mut u64,
+    req: Request,
+    now: Instant,
+) {
     let cfg = &shared.config;
     let keep_alive = req.keep_alive && !cfg.has_fault(Fault::OneRequestPerConnection);
     if !keep_alive {
@@ -656,12 +685,17 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
                     headers: &req.headers,
                 };
                 let ticket = Ticket {
-                    tx: (ack == AckMode::Kafka).then(|| tx.clone()),
+                    reply: (ack == AckMode::Kafka).then_some(reply),
                     seq,
                     start: now,
                 };
                 match shared.sink.send(&record, ticket) {
-                    Ok(()) => sent += 1,
+                    Ok(()) => {
+                        sent += 1;
+                        if ticket.reply.is_some() {
+                            *routed += 1;
+                        }
+                    }
                     Err(e) => {
                         error = Some(e);
                         break;
@@ -713,7 +747,13 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
 
 /// Reads messages while the in-flight window allows, publishes them, and queues acks.
 /// Returns true when the connection is finished.
-fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: bool) -> bool {
+fn process_ws(
+    w: &mut WsState,
+    shared: &Shared,
+    reply: ReplyTo,
+    routed: &mut u64,
+    shutting_down: bool,
+) -> bool {
     let cfg = &shared.config;
     let mut finished = false;
     advance_resolved(w);
@@ -738,11 +778,14 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
                     headers: &[],
                 };
                 let ticket = Ticket {
-                    tx: (w.ack == AckMode::Kafka).then(|| tx.clone()),
+                    reply: (w.ack == AckMode::Kafka).then_some(reply),
                     seq,
                     start: Instant::now(),
                 };
                 let result = shared.sink.send(&record, ticket);
+                if result.is_ok() && ticket.reply.is_some() {
+                    *routed += 1;
+                }
                 if cfg.has_fault(Fault::BlockingProduce) {
                     let _ = shared.sink.flush(std::time::Duration::from_secs(30));
                 }
