@@ -111,7 +111,7 @@ impl Conn {
     /// A new connection whose records' reports go to `reply` (its slot in the I/O thread's
     /// mailbox, see `route`); the driver passes each report that arrives to `on_delivery`.
     pub fn new(shared: Arc<Shared>, reply: ReplyTo, now: Instant) -> Conn {
-        let decoder = Decoder::new(shared.config.limits);
+        let decoder = Decoder::new(shared.config.limits).borrow_bodies();
         Conn {
             shared,
             reply,
@@ -236,7 +236,8 @@ impl Conn {
         }
         self.last_activity = now;
         match &mut self.mode {
-            Mode::Http(h) => h.input.extend_from_slice(data),
+            // Parsed straight from `data` (see `process_http`).
+            Mode::Http(_) => return self.process_with(now, data),
             Mode::Ws(w) => {
                 w.ping_sent = false;
                 w.session.feed(data);
@@ -391,9 +392,15 @@ impl Conn {
 
     /// Parses what can be parsed, publishes, and moves finished answers to the output.
     fn process(&mut self, now: Instant) {
+        self.process_with(now, &[])
+    }
+
+    /// `process`, with bytes just read that are not yet in the HTTP input buffer.
+    fn process_with(&mut self, now: Instant, mut fresh: &[u8]) {
         loop {
             if let Mode::Http(_) = self.mode {
-                if let Some(upgrade) = self.process_http(now) {
+                let upgrade = self.process_http(now, std::mem::take(&mut fresh));
+                if let Some(upgrade) = upgrade {
                     self.upgrade(upgrade);
                 }
             }
@@ -450,22 +457,34 @@ impl Conn {
     }
 
     /// Decodes and handles pipelined requests. Returns an accepted WebSocket upgrade.
-    fn process_http(&mut self, now: Instant) -> Option<(String, Request, Vec<u8>)> {
+    fn process_http(&mut self, now: Instant, fresh: &[u8]) -> Option<(String, Request, Vec<u8>)> {
         let Mode::Http(h) = &mut self.mode else {
             return None;
         };
+        // Nothing buffered (the usual case): parse straight from the bytes just read, so a
+        // request that arrived whole is never copied into `input`; only a tail that does
+        // not complete a request is kept.
+        let direct = h.input.is_empty();
+        // Out of `h` while parsing, so request bodies can be borrowed from it.
+        let mut buffered = std::mem::take(&mut h.input);
+        if !direct {
+            buffered.extend_from_slice(fresh);
+        }
+        let src: &[u8] = if direct { fresh } else { &buffered };
+        let src_len = src.len();
         let shared = &self.shared;
         let max_pipeline = shared.config.limits.max_pipeline;
         let mut pos = 0;
         let mut upgrade = None;
         let mut completed = false;
         while !h.close_after && !self.done && h.slots.len() < max_pipeline {
-            match h.decoder.decode(&h.input[pos..]) {
+            let at = pos;
+            match h.decoder.decode(&src[at..]) {
                 Err(e) => {
                     shared.metrics.request(e.status());
                     push_error(h, &e, false);
                     h.close_after = true;
-                    pos = h.input.len();
+                    pos = src_len;
                 }
                 Ok((n, None)) => {
                     pos += n;
@@ -485,8 +504,8 @@ impl Conn {
                     if let Ok(Route::WebSocket { accept, .. }) = &req.route {
                         if h.slots.is_empty() && !self.shutting_down {
                             let accept = accept.clone();
-                            let leftover = h.input[pos..].to_vec();
-                            pos = h.input.len();
+                            let leftover = src[pos..].to_vec();
+                            pos = src_len;
                             upgrade = Some((accept, req, leftover));
                             break;
                         }
@@ -496,11 +515,17 @@ impl Conn {
                         h.close_after = true;
                         continue;
                     }
-                    handle_request(h, shared, self.reply, &mut self.routed, req, now);
+                    let input = &src[at..];
+                    handle_request(h, shared, self.reply, &mut self.routed, req, input, now);
                 }
             }
         }
-        h.input.drain(..pos);
+        if direct {
+            buffered.extend_from_slice(&fresh[pos..]);
+        } else {
+            buffered.drain(..pos);
+        }
+        h.input = buffered;
         let held_back = h.slots.len() >= max_pipeline;
         if self.peer_eof && !held_back && upgrade.is_none() {
             // Everything complete was parsed; the rest is a request that will never finish.
@@ -595,11 +620,12 @@ fn handle_request(
     reply: ReplyTo,
     routed: &mut u64,
     req: Request,
+    input: &[u8],
     now: Instant,
 ) {
     let first = h.slots.len();
     let http10 = req.http10;
-    answer_request(h, shared, reply, routed, req, now);
+    answer_request(h, shared, reply, routed, req, input, now);
     if http10 {
         for slot in h.slots.iter_mut().skip(first) {
             slot.announce_keep_alive = true;
@@ -613,9 +639,15 @@ fn answer_request(
     reply: ReplyTo,
     routed: &mut u64,
     req: Request,
+    input: &[u8],
     now: Instant,
 ) {
     let cfg = &shared.config;
+    // The body as decoded: in `input` (the read buffer) when it arrived whole.
+    let body: &[u8] = match &req.body_at {
+        Some(r) => &input[r.clone()],
+        None => &req.body,
+    };
     let keep_alive = req.keep_alive && !cfg.has_fault(Fault::OneRequestPerConnection);
     if !keep_alive {
         h.close_after = true;
@@ -660,14 +692,17 @@ fn answer_request(
         Route::WebSocket { .. } => unreachable!("upgrades are handled by the caller"),
         Route::Publish { topic, batch } => {
             let ack = req.query.ack.unwrap_or(cfg.default_ack);
-            let values: Vec<&[u8]> = if batch {
-                req.body
+            let lines: Vec<&[u8]>;
+            let values: &[&[u8]] = if batch {
+                lines = body
                     .split(|&b| b == b'\n')
                     .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
                     .filter(|l| !l.is_empty())
-                    .collect()
+                    .collect();
+                &lines
             } else {
-                vec![req.body.as_slice()]
+                // One record: no allocation for the list.
+                std::slice::from_ref(&body)
             };
             if values.is_empty() {
                 ready_json(h, &shared.metrics, 400, "empty_batch", keep_alive);
@@ -676,7 +711,7 @@ fn answer_request(
             let seq = h.next_seq;
             let mut sent = 0;
             let mut error = None;
-            for value in &values {
+            for value in values {
                 let record = Record {
                     topic: &topic,
                     key: req.query.key.as_deref(),
