@@ -32,6 +32,11 @@ struct Args {
     /// Record value size in bytes.
     #[arg(long, default_value_t = 100)]
     payload: usize,
+    /// Send at most this many records per second (paced every millisecond) instead of
+    /// as fast as possible: the producer's cost per record depends on how full its
+    /// batches get, so compare it with a gateway at the gateway's own rate.
+    #[arg(long)]
+    rate: Option<u64>,
     /// librdkafka property override `key=value` (as the gateways' `-X`); repeatable.
     #[arg(short = 'X', value_parser = parse_kv)]
     producer_props: Vec<(String, String)>,
@@ -109,7 +114,22 @@ fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < args.duration {
-        for _ in 0..256 {
+        let burst = match args.rate {
+            None => 256,
+            Some(rate) => {
+                // Catch up with the schedule, one millisecond at a time.
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                if due <= sent {
+                    // (BaseProducer::poll spins out the last partial millisecond of a
+                    // timeout; sleep instead.)
+                    std::thread::sleep(Duration::from_millis(1));
+                    producer.poll(Duration::ZERO);
+                    continue;
+                }
+                due - sent
+            }
+        };
+        for _ in 0..burst {
             match producer.send(BaseRecord::<[u8], [u8]>::to(&args.topic).payload(&value[..])) {
                 Ok(()) => sent += 1,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -134,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         "cpu_s": cpu_s,
         "cpu_us_per_record": cpu_s * 1e6 / records.max(1) as f64,
         "payload": args.payload,
+        "rate": args.rate,
         "producer_config": conf.iter().filter(|(k, _)| k != "bootstrap.servers")
             .map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     });
