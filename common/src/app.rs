@@ -101,6 +101,7 @@ impl Gateway {
             shared,
             shutdown: Shutdown::default(),
             drain: Arc::new(Drain::default()),
+            mailbox: None,
         };
         let signals = spawn_signal_thread(ctx.shutdown.clone())?;
         tracing::info!(?labels, "gateway starting");

@@ -15,7 +15,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use crate::config::{AckMode, Config, Fault};
 use crate::http::{self, Decoder, HttpError, Request, Route};
 use crate::metrics::Metrics;
-use crate::publish::{Delivery, DeliveryError, DeliveryRx, DeliveryTx, Record, Sink, Ticket};
+use crate::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
+use crate::route::{expand_seq, ReplyTo};
 use crate::ws::{WsRead, WsSession};
 
 /// Stop reading a connection whose unwritten output grew past this (slow reader).
@@ -39,7 +40,10 @@ impl Shared {
 
 pub struct Conn {
     shared: Arc<Shared>,
-    tx: DeliveryTx,
+    /// Where this connection's delivery reports go (`route`).
+    reply: ReplyTo,
+    /// Records handed to the sink with `reply` (each gets exactly one report).
+    routed: u64,
     mode: Mode,
     output: Vec<u8>,
     last_activity: Instant,
@@ -111,14 +115,14 @@ struct WsState {
 }
 
 impl Conn {
-    /// A new connection and the receiver its delivery reports arrive on; the adapter awaits
-    /// the receiver and passes each report to `on_delivery`.
-    pub fn new(shared: Arc<Shared>, now: Instant) -> (Conn, DeliveryRx) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let decoder = Decoder::new(shared.config.limits);
-        let conn = Conn {
+    /// A new connection whose records' reports go to `reply` (its slot in the I/O thread's
+    /// mailbox, see `route`); the driver passes each report that arrives to `on_delivery`.
+    pub fn new(shared: Arc<Shared>, reply: ReplyTo, now: Instant) -> Conn {
+        let decoder = Decoder::new(shared.config.limits).borrow_bodies();
+        Conn {
             shared,
-            tx,
+            reply,
+            routed: 0,
             mode: Mode::Http(HttpState {
                 decoder,
                 input: Vec::new(),
@@ -133,8 +137,12 @@ impl Conn {
             shutting_down: false,
             peer_eof: false,
             done: false,
-        };
-        (conn, rx)
+        }
+    }
+
+    /// Records handed to the sink that will be reported to this connection.
+    pub fn routed(&self) -> u64 {
+        self.routed
     }
 
     /// True while the adapter should read the socket (false = TCP backpressure).
@@ -236,7 +244,8 @@ impl Conn {
         }
         self.last_activity = now;
         match &mut self.mode {
-            Mode::Http(h) => h.input.extend_from_slice(data),
+            // Parsed straight from `data` (see `process_http`).
+            Mode::Http(_) => return self.process_with(now, data),
             Mode::Ws(w) => {
                 w.ping_sent = false;
                 w.session.feed(data);
@@ -260,8 +269,8 @@ impl Conn {
         match &mut self.mode {
             Mode::Http(h) => {
                 let front = h.next_seq - h.slots.len() as u64;
-                let Some(slot) = d
-                    .seq
+                // Reports carry the low bits of the sequence number (`route::SEQ_MASK`).
+                let Some(slot) = expand_seq(d.seq, front)
                     .checked_sub(front)
                     .and_then(|i| h.slots.get_mut(i as usize))
                 else {
@@ -323,7 +332,8 @@ impl Conn {
                 }
             }
             Mode::Ws(w) => {
-                let Some(i) = d.seq.checked_sub(w.resolved + 1) else {
+                let seq = expand_seq(d.seq, w.resolved + 1);
+                let Some(i) = seq.checked_sub(w.resolved + 1) else {
                     return;
                 };
                 if let Some(flag) = w.pending.get_mut(i as usize) {
@@ -336,7 +346,7 @@ impl Conn {
                     if let Err(e) = d.result {
                         w.session.send_text(format!(
                             "{{\"nack\":{},\"error\":\"{}\"}}",
-                            d.seq,
+                            seq,
                             e.code()
                         ));
                     }
@@ -397,9 +407,15 @@ impl Conn {
 
     /// Parses what can be parsed, publishes, and moves finished answers to the output.
     fn process(&mut self, now: Instant) {
+        self.process_with(now, &[])
+    }
+
+    /// `process`, with bytes just read that are not yet in the HTTP input buffer.
+    fn process_with(&mut self, now: Instant, mut fresh: &[u8]) {
         loop {
             if let Mode::Http(_) = self.mode {
-                if let Some(upgrade) = self.process_http(now) {
+                let upgrade = self.process_http(now, std::mem::take(&mut fresh));
+                if let Some(upgrade) = upgrade {
                     self.upgrade(upgrade);
                 }
             }
@@ -453,7 +469,13 @@ impl Conn {
                 }
                 Mode::Ws(w) => {
                     if !self.done {
-                        self.done |= process_ws(w, &self.shared, &self.tx, self.shutting_down);
+                        self.done |= process_ws(
+                            w,
+                            &self.shared,
+                            self.reply,
+                            &mut self.routed,
+                            self.shutting_down,
+                        );
                     }
                 }
             }
@@ -462,23 +484,35 @@ impl Conn {
     }
 
     /// Decodes and handles pipelined requests. Returns an accepted WebSocket upgrade.
-    fn process_http(&mut self, now: Instant) -> Option<(String, Request, Vec<u8>)> {
+    fn process_http(&mut self, now: Instant, fresh: &[u8]) -> Option<(String, Request, Vec<u8>)> {
         let Mode::Http(h) = &mut self.mode else {
             return None;
         };
+        // Nothing buffered (the usual case): parse straight from the bytes just read, so a
+        // request that arrived whole is never copied into `input`; only a tail that does
+        // not complete a request is kept.
+        let direct = h.input.is_empty();
+        // Out of `h` while parsing, so request bodies can be borrowed from it.
+        let mut buffered = std::mem::take(&mut h.input);
+        if !direct {
+            buffered.extend_from_slice(fresh);
+        }
+        let src: &[u8] = if direct { fresh } else { &buffered };
+        let src_len = src.len();
         let shared = &self.shared;
         let max_pipeline = shared.config.limits.max_pipeline;
         let mut pos = 0;
         let mut upgrade = None;
         let mut completed = false;
         while !h.close_after && !self.done && h.slots.len() < max_pipeline {
-            match h.decoder.decode(&h.input[pos..]) {
+            let at = pos;
+            match h.decoder.decode(&src[at..]) {
                 Err(e) => {
                     h.current = ("other", now);
                     shared.metrics.request(e.status());
                     push_error(h, &e, false);
                     h.close_after = true;
-                    pos = h.input.len();
+                    pos = src_len;
                 }
                 Ok((n, None)) => {
                     pos += n;
@@ -499,8 +533,8 @@ impl Conn {
                     if let Ok(Route::WebSocket { accept, .. }) = &req.route {
                         if h.slots.is_empty() && !self.shutting_down {
                             let accept = accept.clone();
-                            let leftover = h.input[pos..].to_vec();
-                            pos = h.input.len();
+                            let leftover = src[pos..].to_vec();
+                            pos = src_len;
                             upgrade = Some((accept, req, leftover));
                             break;
                         }
@@ -510,11 +544,17 @@ impl Conn {
                         h.close_after = true;
                         continue;
                     }
-                    handle_request(h, shared, &self.tx, req, now);
+                    let input = &src[at..];
+                    handle_request(h, shared, self.reply, &mut self.routed, req, input, now);
                 }
             }
         }
-        h.input.drain(..pos);
+        if direct {
+            buffered.extend_from_slice(&fresh[pos..]);
+        } else {
+            buffered.drain(..pos);
+        }
+        h.input = buffered;
         let held_back = h.slots.len() >= max_pipeline;
         if self.peer_eof && !held_back && upgrade.is_none() {
             // Everything complete was parsed; the rest is a request that will never finish.
@@ -622,10 +662,18 @@ fn ready_json(h: &mut HttpState, metrics: &Metrics, status: u16, body: &str, kee
     push_slot(h, keep_alive, SlotState::Ready(out));
 }
 
-fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
+fn handle_request(
+    h: &mut HttpState,
+    shared: &Shared,
+    reply: ReplyTo,
+    routed: &mut u64,
+    req: Request,
+    input: &[u8],
+    now: Instant,
+) {
     let first = h.slots.len();
     let http10 = req.http10;
-    answer_request(h, shared, tx, req, now);
+    answer_request(h, shared, reply, routed, req, input, now);
     if http10 {
         for slot in h.slots.iter_mut().skip(first) {
             slot.announce_keep_alive = true;
@@ -633,8 +681,21 @@ fn handle_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
     }
 }
 
-fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Request, now: Instant) {
+fn answer_request(
+    h: &mut HttpState,
+    shared: &Shared,
+    reply: ReplyTo,
+    routed: &mut u64,
+    req: Request,
+    input: &[u8],
+    now: Instant,
+) {
     let cfg = &shared.config;
+    // The body as decoded: in `input` (the read buffer) when it arrived whole.
+    let body: &[u8] = match &req.body_at {
+        Some(r) => &input[r.clone()],
+        None => &req.body,
+    };
     let keep_alive = req.keep_alive && !cfg.has_fault(Fault::OneRequestPerConnection);
     if !keep_alive {
         h.close_after = true;
@@ -683,14 +744,17 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
         }
         Route::Publish { topic, batch } => {
             let ack = req.query.ack.unwrap_or(cfg.default_ack);
-            let values: Vec<&[u8]> = if batch {
-                req.body
+            let lines: Vec<&[u8]>;
+            let values: &[&[u8]] = if batch {
+                lines = body
                     .split(|&b| b == b'\n')
                     .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
                     .filter(|l| !l.is_empty())
-                    .collect()
+                    .collect();
+                &lines
             } else {
-                vec![req.body.as_slice()]
+                // One record: no allocation for the list.
+                std::slice::from_ref(&body)
             };
             if values.is_empty() {
                 ready_json(h, &shared.metrics, 400, "empty_batch", keep_alive);
@@ -699,7 +763,7 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
             let seq = h.next_seq;
             let mut sent = 0;
             let mut error = None;
-            for value in &values {
+            for value in values {
                 let record = Record {
                     topic: &topic,
                     key: req.query.key.as_deref(),
@@ -708,12 +772,17 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
                     headers: &req.headers,
                 };
                 let ticket = Ticket {
-                    tx: (ack == AckMode::Kafka).then(|| tx.clone()),
+                    reply: (ack == AckMode::Kafka).then_some(reply),
                     seq,
                     start: now,
                 };
                 match shared.sink.send(&record, ticket) {
-                    Ok(()) => sent += 1,
+                    Ok(()) => {
+                        sent += 1;
+                        if ticket.reply.is_some() {
+                            *routed += 1;
+                        }
+                    }
                     Err(e) => {
                         error = Some(e);
                         break;
@@ -765,7 +834,13 @@ fn answer_request(h: &mut HttpState, shared: &Shared, tx: &DeliveryTx, req: Requ
 
 /// Reads messages while the in-flight window allows, publishes them, and queues acks.
 /// Returns true when the connection is finished.
-fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: bool) -> bool {
+fn process_ws(
+    w: &mut WsState,
+    shared: &Shared,
+    reply: ReplyTo,
+    routed: &mut u64,
+    shutting_down: bool,
+) -> bool {
     let cfg = &shared.config;
     let mut finished = false;
     advance_resolved(w);
@@ -790,7 +865,7 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
                     headers: &[],
                 };
                 let ticket = Ticket {
-                    tx: (w.ack == AckMode::Kafka).then(|| tx.clone()),
+                    reply: (w.ack == AckMode::Kafka).then_some(reply),
                     seq,
                     start: Instant::now(),
                 };
@@ -799,6 +874,9 @@ fn process_ws(w: &mut WsState, shared: &Shared, tx: &DeliveryTx, shutting_down: 
                 } else {
                     Err(KAFKA_UNAVAILABLE)
                 };
+                if result.is_ok() && ticket.reply.is_some() {
+                    *routed += 1;
+                }
                 if cfg.has_fault(Fault::BlockingProduce) {
                     let _ = shared.sink.flush(std::time::Duration::from_secs(30));
                 }

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::config::Fault;
 use crate::conn::{Conn, Shared};
-use crate::publish::Delivery;
+use crate::route::{router, Mailbox};
 
 /// Bytes asked for per read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -216,15 +216,30 @@ impl AcceptPolicy {
     }
 }
 
-/// What every connection task gets: the shared state, the shutdown signal, the drain.
+/// What every connection task gets: the shared state, the shutdown signal, the drain, and
+/// its I/O thread's delivery mailbox.
 #[derive(Clone)]
 pub struct ConnCtx {
     pub shared: Arc<Shared>,
     pub shutdown: Shutdown,
     pub drain: Arc<Drain>,
+    /// Set by `for_io_thread`; `serve_conn` needs it.
+    pub mailbox: Option<Arc<Mailbox>>,
 }
 
 impl ConnCtx {
+    /// The context for one I/O thread (one runtime): a new delivery mailbox, and the task
+    /// that dispatches its reports to the connections, which the adapter spawns on that
+    /// runtime before accepting. It runs until the runtime is dropped.
+    pub fn for_io_thread(&self) -> (ConnCtx, impl Future<Output = ()> + Send + 'static) {
+        let mailbox = router().new_mailbox();
+        let ctx = ConnCtx {
+            mailbox: Some(mailbox.clone()),
+            ..self.clone()
+        };
+        (ctx, mailbox.run())
+    }
+
     /// Admits a freshly accepted socket: enforces `--max-connections` (over it: `None`, the
     /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it.
     pub fn admit<S: std::os::fd::AsFd>(&self, sock: &S) -> Option<ConnGuard> {
@@ -254,16 +269,22 @@ impl ConnCtx {
 }
 
 enum Wake {
-    Delivery(Option<Delivery>),
+    Delivery,
     Output,
     Timer,
     Shutdown,
 }
 
 /// Serves one connection until it is finished; then closes the socket.
+///
+/// `ctx` must come from `ConnCtx::for_io_thread` on this runtime.
 pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guard: ConnGuard) {
-    let (conn, mut rx) = Conn::new(ctx.shared.clone(), Instant::now());
-    let conn = Mutex::new(conn);
+    let mailbox = ctx
+        .mailbox
+        .as_ref()
+        .expect("serve_conn needs a ConnCtx from for_io_thread");
+    let mut port = mailbox.register();
+    let conn = Mutex::new(Conn::new(ctx.shared.clone(), port.reply(), Instant::now()));
     let out_ready = Notify::new();
     let read_ready = Notify::new();
     let closed = AtomicBool::new(false);
@@ -316,11 +337,16 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
 
     let writer = async {
         let mut shutdown_seen = false;
+        let mut inbox = Vec::new();
         loop {
+            port.take(&mut inbox);
             let (out, finished, deadline) = {
                 let mut c = conn.lock().unwrap();
-                while let Ok(d) = rx.try_recv() {
-                    c.on_delivery(d, Instant::now());
+                if !inbox.is_empty() {
+                    let now = Instant::now();
+                    for d in inbox.drain(..) {
+                        c.on_delivery(d, now);
+                    }
                 }
                 (c.take_output(), c.is_finished(), c.deadline())
             };
@@ -337,7 +363,8 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 break;
             }
             let wake = {
-                let mut recv = pin!(rx.recv());
+                let port = &port;
+                let inbox = &mut inbox;
                 let mut notified = pin!(out_ready.notified());
                 let mut sleep = pin!(async {
                     match deadline {
@@ -352,8 +379,8 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                     ctx.shutdown.wait().await
                 });
                 std::future::poll_fn(|cx| {
-                    if let Poll::Ready(d) = recv.as_mut().poll(cx) {
-                        return Poll::Ready(Wake::Delivery(d));
+                    if port.poll_take(cx, inbox).is_ready() {
+                        return Poll::Ready(Wake::Delivery);
                     }
                     if notified.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(Wake::Output);
@@ -371,8 +398,14 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
             let now = Instant::now();
             let mut c = conn.lock().unwrap();
             match wake {
-                Wake::Delivery(Some(d)) => c.on_delivery(d, now),
-                Wake::Delivery(None) | Wake::Output => {}
+                Wake::Delivery => {
+                    // Every report that arrived, then one write with every answer (and one
+                    // cumulative WebSocket ack).
+                    for d in inbox.drain(..) {
+                        c.on_delivery(d, now);
+                    }
+                }
+                Wake::Output => {}
                 Wake::Timer => c.on_timer(now),
                 Wake::Shutdown => {
                     shutdown_seen = true;
@@ -386,5 +419,8 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
     };
 
     futures_util::future::join(reader, writer).await;
+    // Reports still to come for this connection are dropped; its slot is reused once
+    // they all came.
+    port.close(conn.lock().unwrap().routed());
     drop(guard);
 }

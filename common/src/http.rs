@@ -97,7 +97,12 @@ pub struct Request {
     pub keep_alive: bool,
     /// An HTTP/1.0 request: persistence must be announced (`connection: keep-alive`).
     pub http10: bool,
+    /// The body, unless `body_at` says where it is instead.
     pub body: Vec<u8>,
+    /// With `Decoder::borrow_bodies`: a Content-Length body that was whole in the input
+    /// given to the `decode` call that returned the request is not copied; this is its
+    /// range in that input (and `body` is empty).
+    pub body_at: Option<std::ops::Range<usize>>,
 }
 
 #[derive(Debug)]
@@ -127,6 +132,7 @@ pub struct Decoder {
     /// slowly arriving head: linear, not quadratic, in its length).
     scanned: usize,
     expect_continue: bool,
+    borrow_bodies: bool,
 }
 
 impl Decoder {
@@ -136,7 +142,14 @@ impl Decoder {
             state: State::Head,
             scanned: 0,
             expect_continue: false,
+            borrow_bodies: false,
         }
+    }
+
+    /// Bodies that arrive whole are left in the input (`Request::body_at`), not copied.
+    pub fn borrow_bodies(mut self) -> Decoder {
+        self.borrow_bodies = true;
+        self
     }
 
     /// True while a request has been started but not finished (a body is being read).
@@ -162,7 +175,7 @@ impl Decoder {
                 }
             }
         }
-        let n = self.decode_body(&input[consumed..])?;
+        let n = self.decode_body(input, consumed)?;
         consumed += n;
         let done = matches!(
             self.state,
@@ -318,11 +331,15 @@ impl Decoder {
             keep_alive,
             http10: version == 0,
             body: Vec::new(),
+            body_at: None,
         };
         Ok(Some((head_len, req, framing)))
     }
 
-    fn decode_body(&mut self, input: &[u8]) -> Result<usize, HttpError> {
+    /// Decodes body bytes from `input[base..]`; returns how many it consumed.
+    fn decode_body(&mut self, input: &[u8], base: usize) -> Result<usize, HttpError> {
+        let borrow = self.borrow_bodies;
+        let input = &input[base..];
         let max_body = self.limits.max_body;
         let max_head = self.limits.max_head;
         let State::Body { req, framing } = &mut self.state else {
@@ -338,7 +355,16 @@ impl Decoder {
                     if take == 0 {
                         return Ok(pos);
                     }
-                    req.body.extend_from_slice(&rest[..take]);
+                    if borrow
+                        && take == n
+                        && req.body.is_empty()
+                        && matches!(*framing, Framing::Length(_))
+                    {
+                        // All of it is here: the caller reads it from its own buffer.
+                        req.body_at = Some(base + pos..base + pos + take);
+                    } else {
+                        req.body.extend_from_slice(&rest[..take]);
+                    }
                     pos += take;
                     *framing = match *framing {
                         Framing::Length(_) => Framing::Length(n - take),
@@ -849,5 +875,32 @@ mod tests {
         assert!(!d.take_expect_continue());
         let (_, r) = d.decode(b"hi").unwrap();
         assert_eq!(r.unwrap().body, b"hi");
+    }
+
+    #[test]
+    fn borrowed_bodies_are_not_copied_when_whole() {
+        let mut d = Decoder::new(limits()).borrow_bodies();
+        let input = b"xxPOST /topics/a HTTP/1.1\r\ncontent-length: 5\r\n\r\nhelloPOST";
+        let (n, r) = d.decode(&input[2..]).unwrap();
+        let r = r.unwrap();
+        assert!(r.body.is_empty());
+        let at = r.body_at.clone().unwrap();
+        assert_eq!(&input[2..][at], b"hello");
+        assert_eq!(n, input.len() - 2 - 4);
+        // A body that arrives in pieces is collected as before.
+        let (n, r) = d
+            .decode(b"POST /topics/a HTTP/1.1\r\ncontent-length: 5\r\n\r\nhel")
+            .unwrap();
+        assert!(r.is_none() && n > 0);
+        let (_, r) = d.decode(b"lo").unwrap();
+        let r = r.unwrap();
+        assert_eq!((r.body.as_slice(), r.body_at), (&b"hello"[..], None));
+        // A body whose head came earlier but which arrives whole is borrowed too.
+        let (_, r) = d
+            .decode(b"POST /topics/a HTTP/1.1\r\ncontent-length: 2\r\n\r\n")
+            .unwrap();
+        assert!(r.is_none());
+        let (_, r) = d.decode(b"hi").unwrap();
+        assert_eq!(r.unwrap().body_at, Some(0..2));
     }
 }

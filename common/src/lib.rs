@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod publish;
+pub mod route;
 pub mod sys;
 pub mod telemetry;
 pub mod ws;

@@ -3,10 +3,12 @@
 //!
 //! I/O threads only call `Sink::send`, which never blocks: a full producer queue is an
 //! immediate `DeliveryError::QueueFull` (503/nack). The outcome of every record travels
-//! back to its connection as a `Delivery` on that connection's own unbounded channel,
-//! carried in the record's delivery opaque (`Ticket`), so the poll thread never takes a
-//! lock and never waits on a connection. The channel is bounded in practice by the
-//! connection's in-flight limits (`--max-pipeline`, `--ws-max-inflight`).
+//! back to its connection through `route`: the record's delivery opaque is a plain integer
+//! (`Ticket::token`: I/O thread mailbox, connection slot, generation, sequence), and the
+//! poll thread hands a whole poll batch of reports to each I/O thread at once (one wake per
+//! I/O thread per batch), so it never takes a lock and never waits on a connection. What
+//! is in flight is bounded by the connections' limits (`--max-pipeline`,
+//! `--ws-max-inflight`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +20,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
+use rdkafka_sys as rdsys;
 
 use crate::metrics::Metrics;
-
-pub type DeliveryTx = tokio::sync::mpsc::UnboundedSender<Delivery>;
-pub type DeliveryRx = tokio::sync::mpsc::UnboundedReceiver<Delivery>;
+use crate::route::{router, Batcher, ReplyTo, NO_REPLY};
 
 /// The outcome of one record, addressed to the connection that sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,31 +80,20 @@ impl DeliveryError {
     }
 }
 
-/// Rides along with a record through the producer and comes back in its delivery report.
-#[derive(Debug)]
+/// What the connection knows about a record it hands over: where its outcome goes and
+/// when it started. `Copy`: what travels through the producer is only `token()`.
+#[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     /// Where to report; `None` for fire-and-forget records (only metrics see the outcome).
-    pub tx: Option<DeliveryTx>,
+    pub reply: Option<ReplyTo>,
     pub seq: u64,
     pub start: Instant,
 }
 
 impl Ticket {
-    fn resolve(self, metrics: &Metrics, result: Result<(i32, i64), DeliveryError>) {
-        metrics.records_inflight.fetch_sub(1, Ordering::Relaxed);
-        if result.is_ok() {
-            metrics.records_delivered.fetch_add(1, Ordering::Relaxed);
-            metrics.delivery_latency(self.start.elapsed());
-        } else {
-            metrics.records_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(tx) = self.tx {
-            // The connection may be gone (client hung up): nobody to tell, nothing acked.
-            let _ = tx.send(Delivery {
-                seq: self.seq,
-                result,
-            });
-        }
+    /// The record's delivery opaque.
+    pub fn token(&self) -> u64 {
+        self.reply.map_or(NO_REPLY, |r| r.token(self.seq))
     }
 }
 
@@ -154,7 +144,16 @@ impl Sink for NullSink {
             .records_inflight
             .fetch_add(1, Ordering::Relaxed);
         let offset = self.offset.fetch_add(1, Ordering::Relaxed);
-        ticket.resolve(&self.metrics, Ok((record.partition.unwrap_or(0), offset)));
+        self.metrics
+            .records_inflight
+            .fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .records_delivered
+            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.delivery_latency(ticket.start.elapsed());
+        if ticket.reply.is_some() {
+            router().deliver_now(ticket.token(), Ok((record.partition.unwrap_or(0), offset)));
+        }
         Ok(())
     }
     fn queue_depth(&self) -> u64 {
@@ -237,15 +236,77 @@ impl ClientContext for ProducerCtx {
 }
 
 impl ProducerContext for ProducerCtx {
-    type DeliveryOpaque = Box<Ticket>;
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
-        let outcome = match result {
-            Ok(msg) => Ok((msg.partition(), msg.offset())),
-            Err((err, _)) => Err(DeliveryError::from_kafka(err)),
+    /// Only reached when another thread polls the producer's queue (`flush` at shutdown,
+    /// the `blocking-produce` fault); the poll thread reads delivery reports itself, in
+    /// batches (`KafkaSink::poll_loop`).
+    fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
+        let mut tally = Tally::default();
+        let mut batcher = Batcher::default();
+        let (outcome, msg) = match result {
+            Ok(msg) => (Ok((msg.partition(), msg.offset())), msg),
+            Err((err, msg)) => (Err(DeliveryError::from_kafka(err)), msg),
         };
-        ticket.resolve(&self.metrics, outcome);
+        // SAFETY: the message is valid for the duration of the callback.
+        let latency = unsafe { rdsys::rd_kafka_message_latency(msg.ptr()) };
+        tally.add(&self.metrics, outcome.is_ok(), latency);
+        tally.commit(&self.metrics);
+        batcher.push(token as u64, outcome);
+        batcher.flush();
     }
+}
+
+/// Metrics of one poll batch, added to the shared counters once per batch.
+#[derive(Default)]
+struct Tally {
+    records: usize,
+    delivered: u64,
+    failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, metrics: &Metrics, ok: bool, latency_us: i64) {
+        self.records += 1;
+        if ok {
+            self.delivered += 1;
+            metrics.delivery_latency(Duration::from_micros(latency_us.max(0) as u64));
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    fn commit(&mut self, metrics: &Metrics) {
+        if self.records == 0 {
+            return;
+        }
+        metrics
+            .records_inflight
+            .fetch_sub(self.records as i64, Ordering::Relaxed);
+        metrics
+            .records_delivered
+            .fetch_add(self.delivered, Ordering::Relaxed);
+        metrics
+            .records_failed
+            .fetch_add(self.failed, Ordering::Relaxed);
+        *self = Tally::default();
+    }
+}
+
+/// The poll thread's knobs (environment, for measurements): how long one poll waits for
+/// the first event, and how many reports at most are collected before they are handed to
+/// the I/O threads.
+fn poll_settings() -> (i32, usize) {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (
+        env("GATEWAY_POLL_WAIT_MS", 50) as i32,
+        env("GATEWAY_POLL_BATCH", 4096).max(1),
+    )
 }
 
 /// The Kafka sink: one BaseProducer, one poll thread, one readiness probe thread.
@@ -282,11 +343,7 @@ impl KafkaSink {
             let sink = sink.clone();
             std::thread::Builder::new()
                 .name("kafka-poll".into())
-                .spawn(move || {
-                    while !sink.stop.load(Ordering::Acquire) {
-                        sink.producer.poll(Duration::from_millis(50));
-                    }
-                })?
+                .spawn(move || sink.poll_loop())?
         };
         let probe = {
             let sink = sink.clone();
@@ -318,12 +375,96 @@ impl KafkaSink {
         sink.threads.lock().unwrap().extend([poll, probe]);
         Ok(sink)
     }
+
+    /// The poll thread: reads delivery reports off the producer's main queue an event
+    /// (a produce response's worth of records) at a time, keeps reading while more are
+    /// ready (up to the batch limit), then hands each I/O thread its share at once.
+    fn poll_loop(&self) {
+        let (wait_ms, max_batch) = poll_settings();
+        tracing::debug!(wait_ms, max_batch, "kafka poll thread");
+        let rk = self.producer.client().native_ptr();
+        // SAFETY: a new reference to the main queue, where BaseProducer has librdkafka put
+        // delivery reports and errors; released below, while the producer (owned by `self`)
+        // is alive.
+        let queue = unsafe { rdsys::rd_kafka_queue_get_main(rk) };
+        let mut batcher = Batcher::default();
+        let mut tally = Tally::default();
+        while !self.stop.load(Ordering::Acquire) {
+            let mut timeout = wait_ms;
+            loop {
+                // SAFETY: `queue` is valid until destroyed below.
+                let ev = unsafe { rdsys::rd_kafka_queue_poll(queue, timeout) };
+                if ev.is_null() {
+                    break;
+                }
+                // SAFETY: `ev` is a live event, destroyed right after.
+                unsafe {
+                    self.handle_event(ev, &mut batcher, &mut tally);
+                    rdsys::rd_kafka_event_destroy(ev);
+                }
+                if tally.records >= max_batch {
+                    break;
+                }
+                timeout = 0;
+            }
+            tally.commit(&self.metrics);
+            batcher.flush();
+        }
+        // SAFETY: the reference taken above, no longer used.
+        unsafe { rdsys::rd_kafka_queue_destroy(queue) };
+    }
+
+    /// # Safety
+    /// `ev` must be a live event from the producer's queue.
+    unsafe fn handle_event(
+        &self,
+        ev: *mut rdsys::rd_kafka_event_t,
+        batcher: &mut Batcher,
+        tally: &mut Tally,
+    ) {
+        // SAFETY (whole function): `ev` is live, so are the messages it yields.
+        match unsafe { rdsys::rd_kafka_event_type(ev) } {
+            rdsys::RD_KAFKA_EVENT_DR => loop {
+                let msg = unsafe { rdsys::rd_kafka_event_message_next(ev) };
+                if msg.is_null() {
+                    break;
+                }
+                let m = unsafe { &*msg };
+                let outcome = if m.err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    Ok((m.partition, m.offset))
+                } else {
+                    Err(DeliveryError::from_kafka(&KafkaError::MessageProduction(
+                        m.err.into(),
+                    )))
+                };
+                let latency = unsafe { rdsys::rd_kafka_message_latency(msg) };
+                tally.add(&self.metrics, outcome.is_ok(), latency);
+                // The opaque is the record's token (`Ticket::token`), put there by `send`.
+                batcher.push(m._private as usize as u64, outcome);
+            },
+            rdsys::RD_KAFKA_EVENT_ERROR => {
+                let code = unsafe { rdsys::rd_kafka_event_error(ev) };
+                let reason = unsafe { rdsys::rd_kafka_event_error_string(ev) };
+                let reason = if reason.is_null() {
+                    String::new()
+                } else {
+                    unsafe { std::ffi::CStr::from_ptr(reason) }
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                self.producer
+                    .context()
+                    .error(KafkaError::Global(code.into()), &reason);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Sink for KafkaSink {
     fn send(&self, record: &Record<'_>, ticket: Ticket) -> Result<(), DeliveryError> {
-        let mut rec: BaseRecord<'_, [u8], [u8], Box<Ticket>> =
-            BaseRecord::with_opaque_to(record.topic, Box::new(ticket)).payload(record.value);
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(record.topic, ticket.token() as usize).payload(record.value);
         if let Some(key) = record.key {
             rec = rec.key(key);
         }
@@ -349,8 +490,7 @@ impl Sink for KafkaSink {
                 Ok(())
             }
             Err((err, _rec)) => {
-                // The ticket comes back with the record and is dropped unreported: the
-                // caller answers from the returned error.
+                // No report will follow: the caller answers from the returned error.
                 self.metrics
                     .records_inflight
                     .fetch_sub(1, Ordering::Relaxed);

@@ -53,8 +53,9 @@ impl Write for MemStream {
 /// What the next call to `WsSession::read` produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WsRead {
-    /// A complete data message (text or binary): one record value.
-    Message(Vec<u8>),
+    /// A complete data message (text or binary): one record value, as tungstenite
+    /// assembled it (not copied again).
+    Message(tungstenite::Bytes),
     /// A control frame was handled (ping answered, pong noted); keep reading.
     Control,
     /// Not enough bytes for a whole message yet.
@@ -123,8 +124,8 @@ impl WsSession {
 
     pub fn read(&mut self) -> WsRead {
         match self.ws.read() {
-            Ok(Message::Text(t)) => WsRead::Message(t.as_bytes().to_vec()),
-            Ok(Message::Binary(b)) => WsRead::Message(b.to_vec()),
+            Ok(Message::Text(t)) => WsRead::Message(t.into()),
+            Ok(Message::Binary(b)) => WsRead::Message(b),
             Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => WsRead::Control,
             Ok(Message::Close(frame)) => {
                 self.closing = true;
@@ -241,7 +242,7 @@ mod tests {
             for part in [&bytes[..split], &bytes[split..]] {
                 s.feed(part);
                 while let WsRead::Message(m) = s.read() {
-                    got.push(m);
+                    got.push(m.to_vec());
                 }
             }
             assert_eq!(

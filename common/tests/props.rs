@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use common::config::{AckMode, Config, Limits};
 use common::conn::Conn;
 use common::http::{Decoder, HttpError, Request, Route};
+use common::route::ReplyTo;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use support::*;
@@ -678,7 +679,7 @@ const SMALL_BOUND: i64 = 128 * 1024;
 fn small_conn(ack: AckMode, sink: Arc<CountingSink>) -> Conn {
     let mut c = config(ack);
     c.limits = small_limits();
-    Conn::new(shared_with(c, sink), Instant::now()).0
+    Conn::new(shared_with(c, sink), ReplyTo::detached(), Instant::now())
 }
 
 fn small_ws_conn(ack: AckMode, sink: Arc<CountingSink>) -> Conn {
@@ -726,7 +727,7 @@ proptest! {
 fn endless(name: &str, websocket: bool, ack: AckMode, stream: &[u8], drain: bool) -> (usize, i64) {
     let sink = Arc::new(CountingSink::default());
     let shared = shared_with(config(ack), sink);
-    let mut conn = Conn::new(shared, Instant::now()).0;
+    let mut conn = Conn::new(shared, ReplyTo::detached(), Instant::now());
     if websocket {
         conn.on_data(&upgrade_request("/ws/t"), Instant::now());
         drop(conn.take_output());

@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
         info: Vec::new(),
     });
     let now = Instant::now();
-    let (mut conn, mut rx) = Conn::new(shared, now);
+    static MAILBOX: std::sync::OnceLock<Arc<common::route::Mailbox>> = std::sync::OnceLock::new();
+    let mailbox = MAILBOX.get_or_init(|| common::route::router().new_mailbox());
+    let mut port = mailbox.register();
+    let mut conn = Conn::new(shared, port.reply(), now);
+    let mut got = Vec::new();
     if mode & 1 == 1 {
         conn.on_data(UPGRADE, now);
     }
@@ -53,7 +57,8 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         conn.on_data(piece, now);
-        while let Ok(d) = rx.try_recv() {
+        port.take(&mut got);
+        for d in got.drain(..) {
             conn.on_delivery(d, now);
         }
         let _ = conn.take_output();
@@ -61,4 +66,5 @@ fuzz_target!(|data: &[u8]| {
     conn.on_timer(now + Duration::from_secs(3600));
     conn.on_eof(now);
     let _ = conn.take_output();
+    port.close(conn.routed());
 });

@@ -13,6 +13,8 @@ use futures_util::StreamExt;
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
+    let (ctx, deliveries) = ctx.for_io_thread();
+    compio::runtime::spawn(deliveries).detach();
     match TcpListener::from_std(listener) {
         Ok(listener) => {
             // An in-flight accept is never cancelled (a connection the kernel already

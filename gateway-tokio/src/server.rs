@@ -8,6 +8,8 @@ use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
+    let (ctx, deliveries) = ctx.for_io_thread();
+    tokio::spawn(deliveries);
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {

@@ -114,6 +114,8 @@ impl RingConfig {
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
+    let (ctx, deliveries) = ctx.for_io_thread();
+    tokio_uring::spawn(deliveries);
     let listener = Rc::new(TcpListener::from_std(listener));
     // An in-flight tokio-uring accept must never be dropped (it is not cancelled and the fd
     // it later accepts would leak), so shutdown cannot be a `select!` arm: instead

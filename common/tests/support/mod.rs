@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::config::{AckMode, Config, Limits, SinkKind};
 use common::conn::{Conn, Shared};
 use common::metrics::Metrics;
-use common::publish::{Delivery, DeliveryError, DeliveryRx, Record, Sink, Ticket};
+use common::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
+use common::route::ReplyTo;
 
 /// One record as the sink saw it (owned copy of `Record`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,13 +72,13 @@ impl ManualSink {
         self.records().into_iter().map(|s| s.value).collect()
     }
 
-    /// `(ticket.seq, ticket.tx.is_some())` of every record, in send order.
+    /// `(ticket.seq, ticket.reply.is_some())` of every record, in send order.
     pub fn tickets(&self) -> Vec<(u64, bool)> {
         self.sent
             .lock()
             .unwrap()
             .iter()
-            .map(|(_, t)| (t.seq, t.tx.is_some()))
+            .map(|(_, t)| (t.seq, t.reply.is_some()))
             .collect()
     }
 
@@ -163,7 +164,6 @@ pub fn shared_with(config: Config, sink: Arc<dyn Sink>) -> Arc<Shared> {
 /// One connection driven by hand, with a fake clock (`start + t`).
 pub struct Harness {
     pub conn: Conn,
-    pub rx: DeliveryRx,
     pub sink: Arc<ManualSink>,
     pub shared: Arc<Shared>,
     pub start: Instant,
@@ -174,10 +174,9 @@ impl Harness {
         let sink = Arc::new(ManualSink::default());
         let shared = shared_with(config, sink.clone());
         let start = Instant::now();
-        let (conn, rx) = Conn::new(shared.clone(), start);
+        let conn = Conn::new(shared.clone(), ReplyTo::detached(), start);
         Harness {
             conn,
-            rx,
             sink,
             shared,
             start,
