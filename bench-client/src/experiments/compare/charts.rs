@@ -382,7 +382,7 @@ fn latency_vs_load_chart(s: &Summary, path: &Path) -> anyhow::Result<()> {
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("% of the gateway's own maximum")
+            .x_desc("% of the gateway's own maximum without pipelining")
             .y_label_formatter(&|y| format!("{y:.2}"))
             .draw()
             .map_err(err)?;

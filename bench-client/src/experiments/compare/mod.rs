@@ -659,12 +659,14 @@ fn decide(
         }
         Offer::OwnMax { pct } => {
             let own = v.with_sink(Sink::Kafka).name();
-            let m = summary.search_max(MAX_SCENARIO, &own).with_context(|| {
-                format!("no {MAX_SCENARIO} maximum of {own} to derive the rate from")
-            })?;
+            let m = summary
+                .search_max_unpipelined(MAX_SCENARIO, &own)
+                .with_context(|| {
+                    format!("no {MAX_SCENARIO} maximum of {own} to derive the rate from")
+                })?;
             let rate = m.ok_per_sec * f64::from(*pct) / 100.0;
             rec.rate_from = Some(format!(
-                "{pct}% of {own}'s {MAX_SCENARIO} search maximum ({:.0}/s at {})",
+                "{pct}% of {own}'s {MAX_SCENARIO} search maximum without pipelining ({:.0}/s at {})",
                 m.ok_per_sec, m.step
             ));
             let conns = m.step.in_flight().clamp(256, 2048);
@@ -681,7 +683,7 @@ fn decide(
                 format!("no {MAX_SCENARIO} maximum (Kafka sink) to derive the common rate from")
             })?;
             rec.rate_from = Some(format!(
-                "{pct}% of the smallest {MAX_SCENARIO} search maximum with Kafka ({from}: {min:.0}/s)"
+                "{pct}% of the smallest {MAX_SCENARIO} search maximum without pipelining with Kafka ({from}: {min:.0}/s)"
             ));
             (
                 Step {
@@ -706,7 +708,9 @@ fn common_max(summary: &Summary) -> Option<(f64, String)> {
         .filter(|v| v.sink == Sink::Kafka)
         .filter_map(|v| {
             Some((
-                summary.search_max(MAX_SCENARIO, &v.name())?.ok_per_sec,
+                summary
+                    .search_max_unpipelined(MAX_SCENARIO, &v.name())?
+                    .ok_per_sec,
                 v.name(),
             ))
         })

@@ -118,7 +118,8 @@ pub enum Offer {
         depth: usize,
         depths: Vec<usize>,
     },
-    /// Open loop at `pct`% of the variant's own measured maximum of [`MAX_SCENARIO`]
+    /// Open loop at `pct`% of the variant's own measured maximum of [`MAX_SCENARIO`] without
+    /// pipelining (an open loop sends one request per free connection)
     /// (same gateway, Kafka sink), over as many connections as that maximum had in flight
     /// (at least 256).
     OwnMax { pct: u32 },
@@ -253,7 +254,7 @@ pub fn all_scenarios(idle_conns: usize, quick: bool) -> Vec<Scenario> {
     for pct in [25, 50, 75, 90] {
         v.push(load(
             &format!("http-load-{pct}"),
-            &format!("HTTP keep-alive, open loop at {pct}% of the gateway's own http-max maximum (Kafka), 100 B"),
+            &format!("HTTP keep-alive, open loop at {pct}% of the gateway's own http-max maximum without pipelining (Kafka), 100 B"),
             Mode::Http,
             100,
             Offer::OwnMax { pct },
@@ -263,7 +264,7 @@ pub fn all_scenarios(idle_conns: usize, quick: bool) -> Vec<Scenario> {
     for (id, pct) in [("cost-low", 30), ("cost-high", 60)] {
         v.push(load(
             id,
-            &format!("HTTP keep-alive, open loop at {pct}% of the smallest http-max maximum (Kafka) of all gateways, the same rate for every variant, 256 connections, 100 B"),
+            &format!("HTTP keep-alive, open loop at {pct}% of the smallest http-max maximum without pipelining (Kafka) of all gateways, the same rate for every variant, 256 connections, 100 B"),
             Mode::Http,
             100,
             Offer::Common { pct, connections: 256 },

@@ -760,7 +760,7 @@ pub fn markdown(s: &Summary) -> String {
     {
         let _ = writeln!(
             o,
-            "## Latency against offered load\n\nOpen-loop p50 / p99 / p99.9 (corrected) at fractions of each gateway's own measured http-max maximum (Kafka).\n\n![latency against offered load](latency-vs-load.svg)\n"
+            "## Latency against offered load\n\nOpen-loop p50 / p99 / p99.9 (corrected) at fractions of each gateway's own measured http-max maximum without pipelining (Kafka): an open loop sends one request per free connection.\n\n![latency against offered load](latency-vs-load.svg)\n"
         );
     }
     if !idle.is_empty() {

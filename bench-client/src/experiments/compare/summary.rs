@@ -149,6 +149,17 @@ impl Summary {
     pub fn search_max(&self, scenario: &str, variant: &str) -> Option<StepOutcome> {
         best_step(&outcomes(&self.search_steps(scenario, variant)))
     }
+
+    /// The best search step with one request in flight per connection (no pipelining):
+    /// what an open loop, which sends one request per free connection, can be compared
+    /// with. Open-loop and cost rates derive from it.
+    pub fn search_max_unpipelined(&self, scenario: &str, variant: &str) -> Option<StepOutcome> {
+        let steps: Vec<StepOutcome> = outcomes(&self.search_steps(scenario, variant))
+            .into_iter()
+            .filter(|s| s.step.depth == 1)
+            .collect();
+        best_step(&steps)
+    }
 }
 
 /// Search steps as the search logic sees them (a failed step counts as 0 ok/s).
