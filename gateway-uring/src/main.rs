@@ -19,7 +19,9 @@ use common::{Gateway, GatewayArgs, RuntimeInfo};
         env!("CARGO_PKG_VERSION"),
         "\nruntime: tokio-uring 0.5 (io_uring completions, one ring + current-thread runtime per thread)",
         "\nasymmetries:",
-        "\n  - no multishot accept in tokio-uring 0.5: one accept SQE per connection",
+        "\n  - no multishot accept in tokio-uring 0.5: one accept SQE per connection, with",
+        "\n    16 of them in flight (one at a time starved under a connection burst: each",
+        "\n    accept waited a whole ring turn behind the busy connections)",
         "\n  - no provided/registered buffers: every read owns a Vec (16 KiB)",
         "\n  - completions are reaped by polling the ring fd from tokio's epoll, so no DEFER_TASKRUN",
         "\n  - ring flags COOP_TASKRUN and SINGLE_ISSUER only where the kernel accepts them",
@@ -51,7 +53,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             ("ring_entries".into(), ring.entries.to_string()),
             ("cq_entries".into(), ring.cq_entries.to_string()),
             ("ring_flags".into(), ring.flags_label()),
-            ("accept".into(), "oneshot".into()),
+            (
+                "accept".into(),
+                format!("oneshot x{}", server::ACCEPTS_IN_FLIGHT),
+            ),
         ],
     };
     let gateway = Gateway::start(&args.gateway, info)?;
