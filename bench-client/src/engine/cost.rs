@@ -321,10 +321,6 @@ impl ProcessCost {
             0.0
         }
     }
-
-    pub fn class_cpu_s(&self, c: ThreadClass) -> f64 {
-        self.by_class.get(c.name()).map_or(0.0, |x| x.cpu_s)
-    }
 }
 
 /// Per-CPU busy fractions over an interval.

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::cell::cells;
 use super::plan::{Offer, Scenario, Shape, Sink};
-use super::report::cells;
 use super::summary::{Phase, RunRecord, Summary};
 use crate::engine::stats::{merge, new_hist, Hist};
 use crate::reporting::charts::{color, err, legend, no_data, si, SIZE};

@@ -17,6 +17,7 @@
 //! `summary.rs` (the result types), `report.rs` (markdown), `charts.rs` (SVG). Only this
 //! file runs anything; the other four never depend on it.
 
+pub mod cell;
 pub mod charts;
 pub mod plan;
 pub mod report;
