@@ -409,12 +409,20 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
                 .collect(),
         }
     } else {
+        // Every shard sees the same gateway and broker: the most binding label any shard
+        // measured holds for the whole load.
+        let order = [
+            Bound::Gateway,
+            Bound::Broker,
+            Bound::Concurrency,
+            Bound::OfferedLoad,
+            Bound::Unknown,
+        ];
         Binding {
-            bound: if bounds.len() == 1 {
-                first.binding.bound
-            } else {
-                Bound::Unknown
-            },
+            bound: order
+                .into_iter()
+                .find(|b| bounds.contains(b))
+                .unwrap_or(Bound::Unknown),
             reasons: rs
                 .iter()
                 .zip(&labels)
