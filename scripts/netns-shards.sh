@@ -12,7 +12,8 @@
 # Then it runs SHARDS `bench-client run --start-at T --shard I/N` (one per client
 # namespace, common start), merges them with `bench-client merge`, and checks: merged
 # totals.ok = sum of the shards' ok, merged latency.count = sum of counts, merged p50
-# between the shards' p50s, every shard did work, N shards listed in the manifest.
+# between the shards' p50s, every shard did work, N shards listed in the manifest, and
+# `bench-client verify` finds every acknowledged id of every shard in kafka-mock exactly once.
 #
 # Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) and iproute2; where namespaces cannot be made
 # it prints SKIP and exits 0. Load: a few seconds, inside the namespaces only.
@@ -110,6 +111,7 @@ for k in $(seq 0 $((SHARDS - 1))); do
   ip netns exec "$P-c$k" "$BIN_DIR/bench-client" run --target "http://$GW_ADDR:8080" \
     --start-at "$START_AT" --shard "$k/$SHARDS" --duration "$DURATION" --warmup "${WARMUP_MS}ms" \
     --connections 4 --threads 1 --ack kafka --json "$WORK/shard-$k.json" --quiet \
+    --acked-file "$WORK/shard-$k.acked" \
     >"$WORK/client-$k.log" 2>&1 &
   CLIENTS+=($!)
   PIDS+=($!)
@@ -119,6 +121,12 @@ for k in "${!CLIENTS[@]}"; do
 done
 
 "$BIN_DIR/bench-client" merge "$WORK"/shard-*.json --json "$WORK/merged.json"
+
+# Every id the shards saw acknowledged is in Kafka once: the shards' ids never collided.
+cat "$WORK"/shard-*.acked > "$WORK/all.acked"
+ip netns exec "$GW" "$BIN_DIR/bench-client" verify --brokers "$(head -n1 "$WORK/bootstrap")" \
+  --topic bench --acked-file "$WORK/all.acked" --timeout 30s --json "$WORK/verify.json" \
+  || fail "verify: acknowledged records missing from Kafka"
 
 python3 - "$WORK" "$SHARDS" <<'PY'
 import json, sys, glob, os
@@ -137,9 +145,13 @@ assert m["latency"]["count"] == cnt, f"merged count {m['latency']['count']} != s
 assert min(p50s) <= m["latency"]["p50_us"] <= max(p50s), f"merged p50 {m['latency']['p50_us']} outside {p50s}"
 assert len(m["manifest"]["shards"]) == n
 assert sorted(e["shard"] for e in m["manifest"]["shards"]) == [f"{k}/{n}" for k in range(n)]
+v = json.load(open(os.path.join(work, "verify.json")))
+lines = sum(1 for f in glob.glob(os.path.join(work, "shard-*.acked")) for l in open(f) if l.strip())
+assert v["acked"] == lines > 0, f"verify saw {v['acked']} distinct ids of {lines} acked lines (collision?)"
+assert v["missing"] == 0 and v["duplicates"] == 0, v
 starts = [s["measured_start_unix_ms"] for s in shards]
 assert max(starts) - min(starts) < 100, f"shards started {max(starts)-min(starts):.1f} ms apart"
 print(f"netns-shards: PASS: {n} shards, ok {ok} = merged, latency count {cnt} = merged, "
       f"merged p50 {m['latency']['p50_us']:.0f} us within shards' {min(p50s):.0f}..{max(p50s):.0f} us, "
-      f"starts within {max(starts)-min(starts):.1f} ms")
+      f"starts within {max(starts)-min(starts):.1f} ms; verify: {v['found']} of {lines} acked ids in Kafka, 0 missing, 0 duplicates")
 PY

@@ -116,7 +116,7 @@ fn three_shards_merge_to_sums() {
                     "--target",
                     &target,
                     "--ack",
-                    "none",
+                    "kafka",
                     "--connections",
                     "2",
                 ])
