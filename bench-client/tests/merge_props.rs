@@ -152,3 +152,73 @@ fn refuses_other_scenarios_and_the_same_shard_twice() {
     assert!(w.contains("missing shard(s): 2/3"), "{w}");
     assert_eq!(m.result.binding.bound, Bound::Client);
 }
+
+fn row(second: u64, ok: u64) -> bench_client::engine::timeline::SecondStats {
+    bench_client::engine::timeline::SecondStats {
+        second,
+        sent: ok,
+        completed: ok,
+        ok,
+        errors: 0,
+        backpressure: 0,
+        connects: 0,
+        connect_errors: 0,
+        open_connections: 2,
+        cpu_util: 0.5,
+    }
+}
+
+#[test]
+fn timeline_on_wall_clock_seconds_and_stalls_keep_their_shard() {
+    let manifest = Manifest::collect();
+    let mut h = new_hist();
+    record_ns(&mut h, 1000);
+    let mut a = result_of(&h, 0, 2, &manifest);
+    let mut b = result_of(&h, 1, 2, &manifest);
+    a.timeline = vec![row(0, 10), row(1, 20), row(2, 30)];
+    // b started measuring 2 s (minus 10 ms) later: its second 0 is a's second 2.
+    b.measured_start_unix_ms = a.measured_start_unix_ms + 1990.0;
+    b.timeline = vec![row(0, 1), row(1, 2)];
+    let stall_json = serde_json::json!({
+        "start_ms": 500.0, "length_ms": 700.0, "class": "service", "outstanding": 3,
+        "pending_connects": 0, "connect_refused": 0, "connect_timeouts": 0,
+        "connect_exhaustion": 0, "max_client_lag_ms": 0.0, "client_cpu_util": 0.1,
+        "ongoing_at_end": false, "server_accept_queue": null
+    });
+    b.stalls = vec![serde_json::from_value(stall_json).unwrap()];
+    let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+    let oks: Vec<u64> = m.result.timeline.iter().map(|r| r.ok).collect();
+    assert_eq!(oks, vec![10, 20, 31, 2]);
+    let secs: Vec<u64> = m.result.timeline.iter().map(|r| r.second).collect();
+    assert_eq!(secs, vec![0, 1, 2, 3]);
+    assert_eq!(m.result.timeline[2].open_connections, 4);
+    assert_eq!(m.result.timeline[3].open_connections, 2);
+    assert_eq!(m.result.stalls.len(), 1);
+    assert_eq!(m.result.stalls[0].shard.as_deref(), Some("1/2"));
+    assert!((m.result.stalls[0].start_ms - 2490.0).abs() < 1e-6);
+    // 1.99 s apart: more than the 1 s tolerance.
+    assert!(m.warnings.iter().any(|w| w.contains("windows differ")));
+}
+
+#[test]
+fn start_at_and_shard_parse() {
+    use bench_client::engine::config::parse_start_at;
+    assert_eq!(
+        parse_start_at("2026-12-02T18:00:00Z").unwrap(),
+        1_796_234_400_000
+    );
+    assert_eq!(
+        parse_start_at("2026-12-02T19:00:00.250+01:00").unwrap(),
+        1_796_234_400_250
+    );
+    assert_eq!(parse_start_at("1796234400000").unwrap(), 1_796_234_400_000);
+    assert!(parse_start_at("1796234400")
+        .unwrap_err()
+        .contains("seconds"));
+    assert!(parse_start_at("tomorrow").is_err());
+    let s: Shard = "2/3".parse().unwrap();
+    assert_eq!((s.index, s.count), (2, 3));
+    assert!("3/3".parse::<Shard>().is_err());
+    assert!("1/0".parse::<Shard>().is_err());
+    assert!("x".parse::<Shard>().is_err());
+}

@@ -191,7 +191,9 @@ mod tests {
         c.connections = 10;
         c.rate = Some(3000.0);
         c.threads = 4;
-        let parts: Vec<RunConfig> = (0..3).map(|k| shard_config(&c, k, 3, 1)).collect();
+        let parts: Vec<RunConfig> = (0..3)
+            .map(|k| shard_config(&c, k, 3, 1_800_000_000_000))
+            .collect();
         assert_eq!(parts.iter().map(|p| p.connections).sum::<usize>(), 10);
         assert!(parts
             .iter()
