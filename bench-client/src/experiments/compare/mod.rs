@@ -335,6 +335,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
             topic: a.topic.clone(),
             gateways: gateways_desc,
             client_nofile: nofile,
+            client_procs: usize::from(a.client_procs),
         },
         plan: plan.clone(),
         runs: Vec::new(),
