@@ -37,9 +37,11 @@ enum Cmd {
     /// Re-render report.md and the charts of DIR from its summary.json (or stall-lab.md from
     /// stall-lab.json).
     Report {
-        /// A directory written by `compare`.
+        /// A directory written by `compare`, or a run result file (`run --json`, `merge --json`).
         dir: std::path::PathBuf,
     },
+    /// Merge the result files of the shards of one run (`run --start-at T --shard I/N`).
+    Merge(bench_client::engine::merge::MergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,7 +97,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Report { dir } => {
-            if dir.join("stall-lab.json").exists() {
+            if dir.is_file() {
+                let r = result::read_json(&dir)?;
+                let shards = bench_client::engine::merge::shards_summary(&r);
+                print!("{}{shards}", result::summary(&r));
+            } else if dir.join("stall-lab.json").exists() {
                 bench_client::experiments::stall_lab::rerender(&dir)?;
                 eprintln!("wrote {}", dir.join("stall-lab.md").display());
             } else {
@@ -119,6 +125,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::Chaos(a) => Ok(ExitCode::from(bench_client::experiments::chaos::cli_main(
             &a,
         )?)),
+        Cmd::Merge(a) => {
+            bench_client::engine::merge::cli_main(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Verify(a) => {
             let r = verify::verify(&a)?;
             if let Some(p) = &a.json {

@@ -223,6 +223,70 @@ pub struct RunArgs {
     /// No progress line and no summary (the JSON file is still written).
     #[arg(long, short)]
     pub quiet: bool,
+    // --- sharded runs (issue 15) ---
+    /// Start the measured phase at this wall-clock instant (unix milliseconds or RFC 3339,
+    /// e.g. 2026-12-02T18:00:00Z), the warmup just before it, so shards on several hosts
+    /// measure the same window. A start closer than the warmup shortens the warmup; a start
+    /// already past is an error.
+    #[arg(long, value_name = "UNIX_MS|RFC3339", value_parser = parse_start_at)]
+    pub start_at: Option<u64>,
+    /// This process is shard I of N (0-based): labels the result and interleaves the record
+    /// ids (`<run_id>-<seq x N + I>`, run id derived from --start-at) so shards never collide.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+}
+
+/// `--shard I/N`: this process is shard `index` (0-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected I/N (e.g. 0/3), got {s:?}"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|e| format!("bad shard index {i:?}: {e}"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|e| format!("bad shard count {n:?}: {e}"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index is 0-based and must be below the count"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// `--start-at`: unix milliseconds, or an RFC 3339 date-time.
+pub fn parse_start_at(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<u64>() {
+        if ms < 1_000_000_000_000 {
+            return Err(format!(
+                "--start-at {s}: expected unix milliseconds (13 digits), this looks like seconds"
+            ));
+        }
+        return Ok(ms);
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| {
+        format!("--start-at {s:?}: neither unix milliseconds nor RFC 3339 ({e}); e.g. 2026-12-02T18:00:00Z")
+    })?;
+    u64::try_from(t.timestamp_millis()).map_err(|_| format!("--start-at {s:?} is before 1970"))
 }
 
 /// A validated scenario. Times are in seconds so the JSON reads naturally.
@@ -269,6 +333,13 @@ pub struct RunConfig {
     /// Count the target's system calls.
     #[serde(default)]
     pub count_syscalls: bool,
+    // --- sharded runs (issue 15) ---
+    /// `--start-at`: wall-clock start of the measured phase, unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at_unix_ms: Option<u64>,
+    /// `--shard I/N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 fn yes() -> bool {
@@ -347,6 +418,8 @@ impl RunConfig {
             target_pid: a.target_pid,
             broker_pid: a.broker_pid,
             count_syscalls: !a.no_syscalls,
+            start_at_unix_ms: a.start_at,
+            shard: a.shard,
         })
     }
 

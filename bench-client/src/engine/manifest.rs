@@ -28,6 +28,33 @@ pub struct Manifest {
     /// `--version` of the target binary when `--target-bin` was given.
     pub target_version: Option<String>,
     pub bench_client_version: String,
+    /// Merged results (`bench-client merge`): every shard's manifest and self-check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardEntry>,
+}
+
+/// One shard of a merged result: where it ran and how the client fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// `I/N` from `--shard`, or the position among the merged files (`#k`).
+    pub shard: String,
+    /// The file it was read from.
+    pub file: String,
+    pub run_id: String,
+    pub hostname: Option<String>,
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+    pub affinity: Vec<usize>,
+    pub target: String,
+    pub connections: usize,
+    pub threads: usize,
+    pub measured_start_unix_ms: f64,
+    pub measured_s: f64,
+    pub ok: u64,
+    pub p50_us: f64,
+    /// What bound this shard (`binding.bound`).
+    pub bound: crate::engine::bound::Bound,
+    pub self_check: crate::engine::result::SelfCheck,
 }
 
 impl Manifest {
@@ -68,6 +95,7 @@ impl Manifest {
             args: std::env::args().collect(),
             target_version: None,
             bench_client_version: env!("CARGO_PKG_VERSION").to_string(),
+            shards: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod cost;
 pub mod errors;
 mod http;
 pub mod manifest;
+pub mod merge;
 pub mod procnet;
 mod recorder;
 pub mod result;

@@ -359,9 +359,17 @@ impl Shared {
         Some(Claim { seq, intended })
     }
 
-    /// The id of request `seq`: `<run id>-<seq>`.
+    /// The id of request `seq`: `<run id>-<seq>`; shard I of N uses `seq × N + I`, so the
+    /// shards of one run (same run id) never share an id.
     pub(crate) fn id(&self, seq: u64) -> String {
-        format!("{}-{}", self.run_id, seq)
+        format!("{}-{}", self.run_id, self.id_seq(seq))
+    }
+
+    fn id_seq(&self, seq: u64) -> u64 {
+        match self.cfg.shard {
+            Some(s) => seq * u64::from(s.count) + u64::from(s.index),
+            None => seq,
+        }
     }
 
     /// Append the record value of `seq` (`<id>` then `.` padding up to the size) to `buf`.
@@ -374,7 +382,7 @@ impl Shared {
         };
         let start = buf.len();
         use std::io::Write as _;
-        let _ = write!(buf, "{}-{}", self.run_id, seq);
+        let _ = write!(buf, "{}-{}", self.run_id, self.id_seq(seq));
         let idlen = buf.len() - start;
         if size > idlen {
             buf.extend_from_slice(&self.padding[..size - idlen]);

@@ -128,6 +128,11 @@ pub struct RunResult {
     /// Requests acknowledged with ack=kafka, warmup included (counted only when
     /// `--acked-file` is used, else 0).
     pub acked: u64,
+    /// Wall clock at the start of the measured phase (unix ms, sub-ms precision): second
+    /// `k` of `timeline` starts `k` s after it. 0 in older files (then
+    /// `started_at_unix_ms + warmup`).
+    #[serde(default)]
+    pub measured_start_unix_ms: f64,
     /// The acknowledged ids (not serialized: they go to `--acked-file`).
     #[serde(skip)]
     pub acked_ids: Vec<String>,
@@ -393,6 +398,7 @@ pub(crate) fn build_result(
         cpu_busy: costs.cpu_busy,
         binding,
         acked: acked_ids.len() as u64,
+        measured_start_unix_ms: started_at_unix_ms as f64 + cfg.warmup_s * 1e3,
         acked_ids,
         intervals: iv,
     }

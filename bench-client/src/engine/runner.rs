@@ -31,14 +31,23 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         .with_context(|| format!("resolving {}", cfg.authority))?
         .next()
         .with_context(|| format!("{} resolves to no address", cfg.authority))?;
-    let started_at_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let mut cfg = cfg;
     // Bucket-aligned warmup: the per-second series and the histograms then cover exactly
     // the same events.
     cfg.warmup_s = align(cfg.warmup()).as_secs_f64();
-    let sh = Arc::new(Shared::new(cfg.clone(), addr, new_run_id()));
+    if let Some(at) = cfg.start_at_unix_ms {
+        cfg.warmup_s = wait_for_start(at, cfg.warmup()).await?.as_secs_f64();
+    }
+    let run_id = match (cfg.shard, cfg.start_at_unix_ms) {
+        // Every shard of one run gets the same id prefix (its seqs are interleaved).
+        (Some(_), Some(at)) => shared_run_id(at),
+        _ => new_run_id(),
+    };
+    let started_at_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let sh = Arc::new(Shared::new(cfg.clone(), addr, run_id));
+    let t_start_unix_ns = unix_now_ns();
     if let Some(d) = cfg.duration_s {
         // Known in advance: events after the end are never measured, even before the
         // tasks are aborted.
@@ -133,7 +142,66 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     }
     sh.censor_at_end();
     let recorders = sh.registry.drain();
-    Ok(build_result(&sh, recorders, started_at_unix_ms, costs))
+    let mut r = build_result(&sh, recorders, started_at_unix_ms, costs);
+    r.measured_start_unix_ms = (t_start_unix_ns + sh.measure_start_ns) as f64 / 1e6;
+    Ok(r)
+}
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `--start-at`: sleep until the warmup must begin so that the measured phase starts at
+/// `at_ms`; returns the warmup to use (shortened, bucket-aligned, when the start is
+/// closer than `warmup`). A start already past is an error.
+async fn wait_for_start(at_ms: u64, warmup: Duration) -> anyhow::Result<Duration> {
+    let now = unix_now_ns();
+    let at = at_ms.saturating_mul(1_000_000);
+    if now >= at {
+        anyhow::bail!(
+            "--start-at {at_ms} is already {:.3} s in the past (warmup {:.3} s): give every shard a start far enough ahead to launch them all",
+            (now - at) as f64 / 1e9,
+            warmup.as_secs_f64()
+        );
+    }
+    let left = at - now;
+    let warm = warmup.as_nanos() as u64;
+    let warm = if left > warm {
+        warm
+    } else {
+        let w = left / BUCKET_NS * BUCKET_NS;
+        tracing::warn!(
+            "--start-at is {:.3} s away: warmup shortened from {:.3} s to {:.3} s",
+            left as f64 / 1e9,
+            warm as f64 / 1e9,
+            w as f64 / 1e9
+        );
+        w
+    };
+    // Sleep on the wall clock: re-read it after a coarse sleep for the last milliseconds.
+    let coarse = Duration::from_nanos((left - warm).saturating_sub(2_000_000));
+    tokio::time::sleep(coarse).await;
+    let begin = at - warm;
+    loop {
+        let now = unix_now_ns();
+        if now >= begin {
+            break;
+        }
+        std::thread::sleep(Duration::from_nanos((begin - now).min(200_000)));
+    }
+    Ok(Duration::from_nanos(warm))
+}
+
+/// The run id every shard of one `--start-at` derives alike (10 hex digits).
+fn shared_run_id(at_ms: u64) -> String {
+    // splitmix64 of the start instant: runs started at different instants differ.
+    let mut z = at_ms.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    format!("{:010x}", z & 0xff_ffff_ffff)
 }
 
 /// The measured-phase probes of the processes a run was told about.

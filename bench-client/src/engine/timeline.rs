@@ -308,6 +308,9 @@ pub struct Stall {
     /// when the target does not listen on this host (or was not sampled).
     #[serde(default)]
     pub server_accept_queue: Option<u64>,
+    /// Merged results: the shard (`I/N`) whose client saw this stall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// Inputs of the detector besides the timeline.
@@ -498,6 +501,7 @@ fn describe(tl: &Timeline, p: &StallParams, s: u64, e: u64, ongoing: bool) -> St
         client_cpu_util: cpu_util,
         ongoing_at_end: ongoing,
         server_accept_queue,
+        shard: None,
     }
 }
 

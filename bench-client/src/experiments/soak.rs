@@ -859,6 +859,7 @@ pub(crate) mod tests {
                 reasons: vec![],
             },
             acked: 0,
+            measured_start_unix_ms: 0.0,
             acked_ids: vec![],
             intervals: vec![],
         }

@@ -20,6 +20,7 @@
 pub mod cell;
 pub mod charts;
 pub mod plan;
+pub mod procs;
 pub mod report;
 pub mod summary;
 
@@ -111,6 +112,11 @@ pub struct CompareArgs {
     /// Print the plan (cells, runs, estimated time) and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Client processes per load run: N `bench-client run` shards with a common start,
+    /// each pinned to one client CPU (round robin) with its share of the connections,
+    /// rate and client threads, merged exactly (`bench-client merge`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub client_procs: u16,
 }
 
 /// Write `report.md` and the charts of `s` into `dir`.
@@ -329,6 +335,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
             topic: a.topic.clone(),
             gateways: gateways_desc,
             client_nofile: nofile,
+            client_procs: usize::from(a.client_procs),
         },
         plan: plan.clone(),
         runs: Vec::new(),
@@ -343,6 +350,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         bins: &bins,
         pinning: &pinning,
         broker_pid: kafka.as_ref().map(|k| k.proc.pid()),
+        client_procs: usize::from(a.client_procs),
     };
     let has_kafka_sink = plan.variants.iter().any(|v| v.sink == Sink::Kafka);
     let producer_bin = lab::locate(&bin_dir, "producer-bench").ok();
@@ -462,6 +470,8 @@ struct RunCtx<'a> {
     bins: &'a BTreeMap<&'static str, PathBuf>,
     pinning: &'a Pinning,
     broker_pid: Option<u32>,
+    /// `--client-procs`.
+    client_procs: usize,
 }
 
 fn new_record(
@@ -736,7 +746,12 @@ fn one_run(
                 c.target = format!("http://{}", g.addr);
                 c.authority = g.addr.to_string();
                 c.target_pid = Some(pid);
-                let mut r = crate::engine::run_blocking(c)?;
+                let mut r = if ctx.client_procs > 1 {
+                    let exe = std::env::current_exe().context("locating bench-client")?;
+                    procs::run_sharded(&exe, &c, ctx.client_procs, &ctx.pinning.client)?
+                } else {
+                    crate::engine::run_blocking(c)?
+                };
                 r.manifest.target_version.clone_from(&rec.gateway_version);
                 rec.result = Some(r);
             }

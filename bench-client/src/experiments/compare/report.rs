@@ -220,8 +220,18 @@ pub fn markdown(s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "- pinning: {}; gateway `--threads {}`, client {} thread(s)",
-        m.pinning.description, m.gateway_threads, m.client_threads
+        "- pinning: {}; gateway `--threads {}`, client {} thread(s){}",
+        m.pinning.description,
+        m.gateway_threads,
+        m.client_threads,
+        if m.client_procs > 1 {
+            format!(
+                " in {} pinned client processes per run, merged (`--client-procs {}`)",
+                m.client_procs, m.client_procs
+            )
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(o, "- Kafka: `{}` (bootstrap {})", m.kafka, m.bootstrap);
     let _ = writeln!(
@@ -710,6 +720,7 @@ mod tests {
                 reasons: vec![],
             },
             acked: 0,
+            measured_start_unix_ms: 0.0,
             acked_ids: vec![],
             intervals: vec![],
         }
@@ -859,6 +870,7 @@ mod tests {
                 pinning: Pinning::parse("auto", 2).unwrap(),
                 gateway_threads: 1,
                 client_threads: 1,
+                client_procs: 1,
                 gateway_args: vec!["--threads".into(), "1".into()],
                 kafka: "kafka-mock".into(),
                 bootstrap: "127.0.0.1:9092".into(),

@@ -58,6 +58,13 @@ pub struct CompareManifest {
     pub gateways: BTreeMap<String, GatewayDesc>,
     /// Client RLIMIT_NOFILE after raising it.
     pub client_nofile: u64,
+    /// `--client-procs`: client processes per load run, merged (1 in older files).
+    #[serde(default = "one")]
+    pub client_procs: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Gateway-side figures of one run (from /proc, around the measured work).
