@@ -16,7 +16,8 @@
 //! detected offline on a 10 ms timeline ([`engine::timeline::detect_stalls`]) and
 //! classified.
 //!
-//! This crate talks to gateways only over sockets: it depends on no other workspace crate.
+//! This crate talks to gateways only over sockets: the only workspace crate it depends on is
+//! `duration-grammar` (no dependencies; the duration grammar it shares with the gateways).
 
 pub mod engine;
 pub mod experiments;

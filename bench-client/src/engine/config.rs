@@ -100,29 +100,9 @@ impl FromStr for BindRange {
     }
 }
 
-/// Parse `500ms`, `2s`, `1.5s`, `3m`, `250us`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (examples: 500ms, 10s, 2m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" => v / 1e6,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        u => return Err(format!("bad duration unit {u:?} in {s:?}")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// The one duration grammar of the workspace (`1h30m`, `250ms`, `2s`, bare number =
+/// seconds), shared with the gateways' flags: the `duration-grammar` crate.
+pub use duration_grammar::parse_duration;
 
 fn default_threads() -> usize {
     // Leave the rest of the machine to the system under test.
