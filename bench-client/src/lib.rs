@@ -28,5 +28,5 @@ pub use engine::config::{Ack, Mode, PayloadSize, RunArgs, RunConfig};
 pub use engine::result::{RunResult, SelfCheck, Totals};
 pub use engine::stats::HistSummary;
 pub use engine::timeline::{Stall, StallClass};
-pub use engine::{run, run_blocking};
+pub use engine::{run, run_blocking, run_blocking_until, run_until};
 pub use experiments::verify::{VerifyArgs, VerifyResult};

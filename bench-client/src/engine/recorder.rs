@@ -252,16 +252,33 @@ pub(crate) struct Shared {
     padding: Vec<u8>,
 }
 
+/// The query of every request: `ack=A`, then `&key=K` (percent-encoded) with `--key`.
+pub(crate) fn query(cfg: &RunConfig) -> String {
+    let mut q = format!("ack={}", cfg.ack.as_str());
+    if let Some(k) = &cfg.key {
+        q.push_str("&key=");
+        q.extend(percent_encoding::utf8_percent_encode(
+            k,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+    }
+    q
+}
+
 impl Shared {
     pub(crate) fn new(cfg: RunConfig, addr: SocketAddr, run_id: String) -> Self {
         let t_start = Instant::now();
-        let request_head = format!(
-            "POST /topics/{}?ack={} HTTP/1.1\r\nHost: {}\r\nContent-Length: ",
+        let mut head = format!(
+            "POST /topics/{}?{} HTTP/1.1\r\nHost: {}\r\n",
             cfg.topic,
-            cfg.ack.as_str(),
+            query(&cfg),
             cfg.authority
-        )
-        .into_bytes();
+        );
+        for (n, v) in &cfg.headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("Content-Length: ");
+        let request_head = head.into_bytes();
         Shared {
             measure_start_ns: cfg.warmup().as_nanos() as u64,
             end_ns: AtomicU64::new(u64::MAX),
@@ -354,7 +371,12 @@ impl Shared {
     }
 
     /// Append the record value of `seq` (`<id>` then `.` padding up to the size) to `buf`.
+    /// With `--body-file`, append that file's content instead.
     pub(crate) fn payload_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
+        if let Some(b) = &self.cfg.body {
+            buf.extend_from_slice(b);
+            return;
+        }
         let p = self.cfg.payload;
         let size = if p.min == p.max {
             p.min

@@ -815,6 +815,7 @@ pub(crate) mod tests {
             config,
             manifest: Manifest::collect(),
             open_loop: true,
+            interrupted: false,
             measured_s: secs as f64,
             totals: Totals {
                 sent: total,
@@ -827,6 +828,7 @@ pub(crate) mod tests {
                 connects: 2 * secs,
                 connect_errors: 0,
                 ok_per_sec: total as f64 / secs as f64,
+                ok_bytes_per_sec: 0.0,
                 completed_per_sec: total as f64 / secs as f64,
                 sent_per_sec: total as f64 / secs as f64,
             },
