@@ -94,5 +94,4 @@ mod tests {
             assert!(parse_duration(s).is_ok(), "{s}");
         }
     }
-
 }

@@ -329,7 +329,9 @@ impl RunConfig {
     pub fn from_args(a: &RunArgs) -> anyhow::Result<Self> {
         let url = match (&a.url, &a.target) {
             (Some(u), None) | (None, Some(u)) => u.as_str(),
-            (Some(_), Some(_)) => bail!("give the URL either as an argument or as --target, not both"),
+            (Some(_), Some(_)) => {
+                bail!("give the URL either as an argument or as --target, not both")
+            }
             (None, None) => bail!(
                 "no URL: give one, e.g. `bench-client run http://127.0.0.1:8080/topics/bench`"
             ),
@@ -485,7 +487,9 @@ impl Target {
             bail!("URL {url:?}: {auth:?} is not HOST:PORT");
         }
         if path.contains(['?', '#']) {
-            bail!("URL {url:?}: a query or fragment is not supported; use --ack, --key (-k) and -H");
+            bail!(
+                "URL {url:?}: a query or fragment is not supported; use --ack, --key (-k) and -H"
+            );
         }
         let has_port = match auth.rfind(']') {
             Some(i) => auth[i..].contains(':'),
@@ -560,8 +564,7 @@ fn check_topic(t: &str) -> anyhow::Result<()> {
         && t.len() <= 249
         && t != "."
         && t != ".."
-        && t
-            .bytes()
+        && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if !ok {
         bail!("topic {t:?} is not a plain topic name (1-249 of A-Z a-z 0-9 . _ -)");
@@ -583,7 +586,13 @@ pub fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
     if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         bail!("-H {h:?}: the value holds a control character (line break?)");
     }
-    let reserved = ["host", "content-length", "transfer-encoding", "connection", "upgrade"];
+    let reserved = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+    ];
     if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
         bail!("-H {h:?}: {name} is set by bench-client itself");
     }
@@ -614,9 +623,77 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         let b: BindRange = "127.0.0.2:40000-40010".parse().unwrap();
         assert_eq!((b.low, b.high), (40000, 40010));
-        assert_eq!(authority_of("http://h:81/x").unwrap(), "h:81");
+        assert_eq!(authority_of("http://h:81").unwrap(), "h:81");
         assert_eq!(authority_of("http://h").unwrap(), "h:80");
-        assert!(authority_of("ws://h:1").is_err());
+        assert!(authority_of("https://h:1").is_err());
+        assert!(authority_of("h:1").is_err());
+    }
+
+    #[test]
+    fn url_path_picks_mode_and_topic() {
+        let t = |u: &str, m: Option<Mode>, topic: Option<&str>| Target::parse(u, m, topic);
+        let ok = |u: &str, m, topic| {
+            let x = t(u, m, topic).unwrap();
+            (x.authority, x.mode, x.topic)
+        };
+        let s = String::from;
+        assert_eq!(
+            ok("http://h:1/topics/x", None, None),
+            (s("h:1"), Mode::Http, s("x"))
+        );
+        assert_eq!(
+            ok("http://h:1/ws/y/", None, None),
+            (s("h:1"), Mode::Ws, s("y"))
+        );
+        assert_eq!(
+            ok("ws://h:1/ws/y", None, None),
+            (s("h:1"), Mode::Ws, s("y"))
+        );
+        assert_eq!(
+            ok("http://h:1", None, None),
+            (s("h:1"), Mode::Http, s("bench"))
+        );
+        assert_eq!(
+            ok("http://h:1/", Some(Mode::Ws), Some("t")),
+            (s("h:1"), Mode::Ws, s("t"))
+        );
+        assert_eq!(
+            ok("http://h:1/topics/x", Some(Mode::HttpClose), Some("x")).1,
+            Mode::HttpClose
+        );
+        for (u, m, topic) in [
+            ("http://h:1/topics/x", Some(Mode::Ws), None),
+            ("http://h:1/ws/x", Some(Mode::Http), None),
+            ("http://h:1/topics/x", None, Some("y")),
+            ("http://h:1/topics/", None, None),
+            ("http://h:1/topics/x/batch", None, None),
+            ("http://h:1/other", None, None),
+            ("http://h:1/topics/x?key=1", None, None),
+            ("ws://h:1/topics/x", None, None),
+            ("http:///topics/x", None, None),
+            ("http://h h:1/topics/x", None, None),
+        ] {
+            assert!(t(u, m, topic).is_err(), "{u} {m:?} {topic:?} accepted");
+        }
+    }
+
+    #[test]
+    fn headers_as_curl_takes_them() {
+        assert_eq!(
+            parse_header("kafka-header-foo:  bar baz ").unwrap(),
+            ("kafka-header-foo".into(), "bar baz".into())
+        );
+        assert_eq!(parse_header("X-A:").unwrap(), ("X-A".into(), String::new()));
+        for bad in [
+            "nocolon",
+            ": v",
+            "a b: v",
+            "x: a\r\nInjected: 1",
+            "Host: h",
+            "content-length: 3",
+        ] {
+            assert!(parse_header(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

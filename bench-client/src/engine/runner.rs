@@ -140,7 +140,9 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
     }
     progress.finish();
     if interrupted && cfg.progress {
-        eprintln!("bench-client: interrupted; writing what was measured (a second signal exits at once)");
+        eprintln!(
+            "bench-client: interrupted; writing what was measured (a second signal exits at once)"
+        );
     }
     sh.censor_at_end();
     let recorders = sh.registry.drain();
@@ -316,7 +318,9 @@ fn progress_text(sh: &Shared, now: Snap, base: Snap, rate: f64) -> String {
         now.backpressure - base.backpressure,
         now.errors - base.errors,
         l.open.load(Relaxed),
-        l.sent.load(Relaxed).saturating_sub(l.resolved.load(Relaxed)),
+        l.sent
+            .load(Relaxed)
+            .saturating_sub(l.resolved.load(Relaxed)),
     )
 }
 

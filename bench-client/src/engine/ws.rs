@@ -56,7 +56,9 @@ fn ws_error_kind(e: &tungstenite::Error) -> String {
 
 /// The upgrade request of every connection: `/ws/TOPIC?ack=A[&key=K]` with the `-H`
 /// headers (validated by `config::parse_header`, so none is dropped in practice).
-fn upgrade_request(cfg: &crate::engine::config::RunConfig) -> tungstenite::handshake::client::Request {
+fn upgrade_request(
+    cfg: &crate::engine::config::RunConfig,
+) -> tungstenite::handshake::client::Request {
     use tungstenite::client::IntoClientRequest as _;
     use tungstenite::http::{HeaderName, HeaderValue};
     let url = format!(
