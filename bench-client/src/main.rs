@@ -7,6 +7,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bench_client::engine::manifest::Manifest;
 use bench_client::engine::result;
+use bench_client::experiments::chaos::Chaos;
+use bench_client::experiments::compare::Compare;
+use bench_client::experiments::shared::main as experiment;
+use bench_client::experiments::soak::Soak;
+use bench_client::experiments::stall_lab::StallLab;
 use bench_client::experiments::verify;
 use bench_client::{RunArgs, RunConfig, VerifyArgs};
 use clap::{Parser, Subcommand};
@@ -115,15 +120,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             let sig = signal.load(Ordering::Relaxed) as i32;
             Ok(ExitCode::from(run_exit_code(&r, &a, sig)))
         }
-        Cmd::Compare(a) => {
-            // The report is written either way; a failed run makes the exit status 1.
-            let failed = bench_client::experiments::compare::compare(&a)?.failed_runs;
-            Ok(if failed > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Cmd::Compare(a) => Ok(ExitCode::from(experiment::<Compare>(&a)?)),
         Cmd::Report { dir } => {
             if dir.join("stall-lab.json").exists() {
                 bench_client::experiments::stall_lab::rerender(&dir)?;
@@ -134,21 +131,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::StallLab(a) => {
-            let r = bench_client::experiments::stall_lab::stall_lab(&a)?;
-            let met = bench_client::experiments::stall_lab::expectations_met(&r);
-            Ok(if a.check && !met {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Cmd::Soak(a) => Ok(ExitCode::from(bench_client::experiments::soak::cli_main(
-            &a,
-        )?)),
-        Cmd::Chaos(a) => Ok(ExitCode::from(bench_client::experiments::chaos::cli_main(
-            &a,
-        )?)),
+        Cmd::StallLab(a) => Ok(ExitCode::from(experiment::<StallLab>(&a)?)),
+        Cmd::Soak(a) => Ok(ExitCode::from(experiment::<Soak>(&a)?)),
+        Cmd::Chaos(a) => Ok(ExitCode::from(experiment::<Chaos>(&a)?)),
         Cmd::Verify(a) => {
             let r = verify::verify(&a)?;
             if let Some(p) = &a.json {

@@ -97,7 +97,7 @@ fn serve(
             buf.drain(..head + len);
             let n = count.fetch_add(1, Ordering::Relaxed);
             let fail = match b {
-                Behaviour::FailEvery(k) => n % k == 0,
+                Behaviour::FailEvery(k) => n.is_multiple_of(k),
                 Behaviour::DelayOnceAfter(after, d) => {
                     let delay = {
                         let mut f = first.lock().unwrap();
@@ -378,4 +378,128 @@ fn bad_urls_are_clear_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(err.contains(why), "{args:?}: {err}");
     }
+}
+
+/// The same flag means the same thing in every subcommand; old names still parse.
+#[test]
+fn flag_aliases_parse() {
+    use bench_client::experiments::chaos::ChaosArgs;
+    use bench_client::experiments::compare::CompareArgs;
+    use bench_client::experiments::soak::SoakArgs;
+    use bench_client::experiments::stall_lab::StallLabArgs;
+    use bench_client::lab::GatewayKind;
+    use bench_client::RunArgs;
+    use clap::{Args, Parser};
+
+    #[derive(Parser)]
+    struct P<T: Args> {
+        #[command(flatten)]
+        a: T,
+    }
+    fn parse<T: Args>(args: &[&str]) -> T {
+        match P::<T>::try_parse_from(std::iter::once("x").chain(args.iter().copied())) {
+            Ok(p) => p.a,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    // run: wrk/oha short flags and their long names.
+    let short: RunArgs = parse(&[
+        "http://h:1/topics/t",
+        "-c",
+        "8",
+        "-d",
+        "1h30m",
+        "-t",
+        "2",
+        "-R",
+        "500",
+        "-H",
+        "a: b",
+        "-H",
+        "c: d",
+        "-k",
+        "K",
+    ]);
+    let long: RunArgs = parse(&[
+        "--target",
+        "http://h:1/topics/t",
+        "--connections",
+        "8",
+        "--duration",
+        "5400",
+        "--client-threads",
+        "2",
+        "--rate",
+        "500",
+        "--header",
+        "a: b",
+        "--header",
+        "c: d",
+        "--key",
+        "K",
+    ]);
+    let old: RunArgs = parse(&["http://h:1/topics/t", "--threads", "2"]);
+    assert_eq!(short.connections, long.connections);
+    assert_eq!(short.duration, long.duration);
+    assert_eq!(short.duration, Some(Duration::from_secs(5400)));
+    assert_eq!(
+        (short.threads, long.threads, old.threads),
+        (Some(2), Some(2), Some(2))
+    );
+    assert_eq!((short.rate, long.rate), (Some(500.0), Some(500.0)));
+    assert_eq!(short.header, long.header);
+    assert_eq!(short.header, ["a: b", "c: d"]);
+    assert_eq!((short.key, long.key), (Some("K".into()), Some("K".into())));
+    let n: RunArgs = parse(&["http://h:1/topics/t", "-n", "100", "-q"]);
+    assert_eq!(n.requests, Some(100));
+    assert!(n.quiet);
+
+    // --gateways with `all` or a list everywhere; --gateway is the old name.
+    let two = vec![GatewayKind::Uring, GatewayKind::Compio];
+    let c: CompareArgs = parse(&["--gateways", "all"]);
+    assert_eq!(c.shared.gateways.0, GatewayKind::ALL.to_vec());
+    let c: CompareArgs = parse(&[
+        "--gateways",
+        "uring,compio",
+        "--threads",
+        "3",
+        "--runs",
+        "2",
+    ]);
+    assert_eq!(c.shared.gateways.0, two);
+    assert_eq!((c.threads_old, c.repeats), (Some(3), Some(2)));
+    let s: SoakArgs = parse(&[
+        "--gateway",
+        "uring,compio",
+        "--threads",
+        "1",
+        "-X",
+        "linger.ms=5",
+    ]);
+    assert_eq!(s.shared.gateways.0, two);
+    assert_eq!(s.client_threads(), Some(1));
+    assert_eq!(s.shared.producer, ["linger.ms=5"]);
+    let s: SoakArgs = parse(&["--gateways", "uring,compio", "--client-threads", "1", "-q"]);
+    assert_eq!((&s.shared.gateways.0, s.client_threads()), (&two, Some(1)));
+    assert!(s.shared.quiet);
+    let ch: ChaosArgs = parse(&[
+        "--gateway",
+        "uring,compio",
+        "--rtt-ms",
+        "250",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(ch.shared.gateways.0, two);
+    assert_eq!(ch.rtt(), Duration::from_millis(250));
+    assert_eq!(ch.client_threads(), Some(1));
+    let ch: ChaosArgs = parse(&["--rtt", "250ms", "--gateway-threads", "2", "-X", "acks=all"]);
+    assert_eq!(ch.rtt(), Duration::from_millis(250));
+    assert_eq!(ch.shared.gateway_threads, Some(2));
+    assert!(P::<ChaosArgs>::try_parse_from(["x", "--rtt", "1s", "--rtt-ms", "5"]).is_err());
+    let sl: StallLabArgs = parse(&["--gateways", "uring,compio", "--runs", "2", "-q"]);
+    assert_eq!((sl.shared.gateways.0, sl.repeats), (two, 2));
+    let sl: StallLabArgs = parse(&["--repeats", "4", "--duration", "1m30s"]);
+    assert_eq!((sl.repeats, sl.duration), (4, Duration::from_secs(90)));
 }

@@ -13,6 +13,7 @@
 pub mod chaos;
 pub mod compare;
 pub mod idle;
+pub mod shared;
 pub mod soak;
 pub mod stall_lab;
 pub mod verify;
