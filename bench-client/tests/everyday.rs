@@ -354,6 +354,23 @@ fn fail_on_stall_decides_the_exit_status() {
 }
 
 #[test]
+fn help_documents_the_exit_status() {
+    let o = bench().arg("--help").output().unwrap();
+    let (out, _) = show(&o);
+    assert_eq!(o.status.code(), Some(0));
+    for code in [
+        "Exit status:",
+        "\n  1 ",
+        "\n  3 ",
+        "\n  4 ",
+        "130",
+        "--max-error-rate",
+    ] {
+        assert!(out.contains(code), "{code:?} missing from --help");
+    }
+}
+
+#[test]
 fn bad_urls_are_clear_errors() {
     for (args, why) in [
         (vec!["http://127.0.0.1:1/foo/x"], "/topics/TOPIC"),
@@ -502,4 +519,34 @@ fn flag_aliases_parse() {
     assert_eq!((sl.shared.gateways.0, sl.repeats), (two, 2));
     let sl: StallLabArgs = parse(&["--repeats", "4", "--duration", "1m30s"]);
     assert_eq!((sl.repeats, sl.duration), (4, Duration::from_secs(90)));
+}
+
+/// A `/ws/T` URL runs WebSocket to T against a real gateway, `-H` riding on the upgrade.
+#[test]
+fn ws_url_against_a_real_gateway() {
+    use bench_client::lab::{default_bin_dir, Gateway, GatewayKind, GatewaySpec};
+    let bin_dir = default_bin_dir().unwrap();
+    let mut gw = Gateway::start(&GatewaySpec {
+        threads: Some(1),
+        args: vec!["--sink".into(), "null".into()],
+        ..GatewaySpec::new(GatewayKind::TokioMulti, &bin_dir).unwrap()
+    })
+    .unwrap();
+    let json = tmp("ws.json");
+    let o = bench()
+        .arg(format!("{}/ws/w", gw.target()))
+        .args(["-c", "2", "-d", "1s", "-t", "1", "--warmup", "200ms"])
+        .args(["-H", "kafka-header-trace: abc", "-k", "k1", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let (out, _) = show(&o);
+    let _ = gw.terminate(Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out.starts_with("WebSocket "), "{out}");
+    let r: RunResult = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r.config.mode, bench_client::Mode::Ws);
+    assert_eq!(r.config.topic, "w");
+    assert!(r.totals.ok > 0 && r.totals.errors == 0, "{:?}", r.totals);
+    let _ = std::fs::remove_file(json);
 }

@@ -312,7 +312,7 @@ fn progress_text(sh: &Shared, now: Snap, base: Snap, rate: f64) -> String {
     let l = &sh.live;
     let bytes = rate * (sh.cfg.payload.min + sh.cfg.payload.max) as f64 / 2.0;
     format!(
-        "ok {} ({rate:.0} ok/s, {}/s) | backpressure {} | errors {} | open {} | in flight {}",
+        "ok {} ({rate:.0} ok/s, {}/s) | 503/nack {} | errors {} | conns {} | in flight {}",
         now.ok - base.ok,
         human_bytes(bytes),
         now.backpressure - base.backpressure,
@@ -373,6 +373,7 @@ async fn monitor(sh: Arc<Shared>, progress: Progress) {
                     }
                 }
                 pb.set_prefix("run");
+                pb.set_message(progress_text(&sh, b, b, 0.0));
             }
             continue;
         }

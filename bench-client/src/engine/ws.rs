@@ -275,6 +275,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn upgrade_request_carries_key_and_headers() {
+        let mut cfg = crate::engine::config::RunConfig::new("http://127.0.0.1:9/ws/t").unwrap();
+        cfg.key = Some("a/b c".into());
+        cfg.headers = vec![
+            ("kafka-header-trace".into(), "abc".into()),
+            ("X-Two".into(), "1".into()),
+        ];
+        let r = upgrade_request(&cfg);
+        assert_eq!(
+            r.uri().to_string(),
+            "ws://127.0.0.1:9/ws/t?ack=kafka&key=a%2Fb%20c"
+        );
+        assert_eq!(r.headers()["kafka-header-trace"], "abc");
+        assert_eq!(r.headers()["x-two"], "1");
+        // What tungstenite needs for the handshake is still there.
+        assert!(r.headers().contains_key("sec-websocket-key"));
+    }
+
+    #[test]
     fn reply_frames_parse() {
         let a: Reply = serde_json::from_str(r#"{"ack":12}"#).unwrap();
         assert_eq!(a.ack, Some(12));
