@@ -62,7 +62,8 @@ Exit status:
   130  interrupted by SIGINT/SIGTERM (143 for SIGTERM) with none of the above; the summary
        and every requested file are still written, the JSON marked \"interrupted\": true.
        A second signal exits at once (status 130).
-The first matching line, in this order (1, 4, 3, 130), decides.";
+The first matching line, in this order (1, 4, 3, 130), decides; an interrupt during the
+warmup (nothing measured) is 130/143.";
 
 /// SIGINT/SIGTERM: the first sets the returned flag (the run stops and writes what it
 /// measured), a second exits at once.
@@ -160,7 +161,13 @@ fn run_exit_code(r: &bench_client::RunResult, a: &RunArgs, signal: i32) -> u8 {
     } else {
         t.errors as f64 / outcomes as f64
     };
-    if t.ok == 0 {
+    let interrupted = 128 + signal.clamp(0, 127) as u8;
+    if r.interrupted && r.measured_s == 0.0 {
+        if !a.quiet {
+            eprintln!("bench-client: interrupted during warmup: nothing was measured");
+        }
+        interrupted
+    } else if t.ok == 0 {
         if !a.quiet {
             eprintln!("bench-client: no request succeeded");
         }
@@ -176,7 +183,7 @@ fn run_exit_code(r: &bench_client::RunResult, a: &RunArgs, signal: i32) -> u8 {
     } else if a.fail_on_stall && !r.stalls.is_empty() {
         3
     } else if r.interrupted {
-        128 + signal.clamp(0, 127) as u8
+        interrupted
     } else {
         0
     }

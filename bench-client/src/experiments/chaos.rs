@@ -32,6 +32,7 @@ use crate::experiments::verify::{verify, VerifyArgs, VerifyResult};
 use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySpec, KafkaMock};
 use crate::reporting::charts::line_chart;
 use crate::reporting::outcome;
+use crate::reporting::progress::Overall;
 
 pub const CHAOS_SCHEMA_VERSION: u32 = 1;
 
@@ -235,9 +236,15 @@ pub fn plan(d: f64, spec: &PlanSpec) -> Result<Vec<Fault>, String> {
     // At least 2.5 s after the last fault to show the recovery.
     let last_end = out.last().map_or(0.0, |f: &Fault| f.end_s);
     if last_end + 2.5 > d {
+        let names: Vec<String> = spec
+            .kinds
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_string())
+            .collect();
         return Err(format!(
-            "--duration {d}s is too short for the faults {:?}: with the baseline, gaps and a 2.5 s recovery tail they take {:.1}s",
-            spec.kinds,
+            "--duration {d}s is too short for --faults {}: with the baseline, gaps and a 2.5 s recovery tail they take {:.1}s (give a longer --duration or fewer --faults)",
+            names.join(","),
             last_end + 2.5
         ));
     }
@@ -405,12 +412,24 @@ pub fn run_chaos(a: &ChaosArgs) -> anyhow::Result<ChaosReport> {
         lab::locate(&bin_dir, k.bin())?;
     }
     let started_at_unix_ms = lab::now_unix_ms();
+    let kinds = &a.shared.gateways.0;
+    // The runs draw their own bar: the overall status prefixes the lines instead.
+    let overall = std::cell::RefCell::new(Overall::new(
+        "gateways",
+        kinds.len(),
+        Some((a.duration + Duration::from_secs(10)) * kinds.len() as u32),
+        a.shared.quiet,
+        false,
+    ));
     let (gateways, not_run) = lab::each_gateway(
-        &a.shared.gateways.0,
+        kinds,
         "not run",
         |k| chaos_one(k, a, &bin_dir, &faults),
         one_line,
-        |l| say(a.shared.quiet, l),
+        |l| {
+            overall.borrow_mut().inc();
+            overall.borrow().line(&format!("chaos: {l}"));
+        },
     );
     let passed = not_run.is_empty() && gateways.iter().all(|g| g.failures.is_empty());
     Ok(ChaosReport {
