@@ -284,7 +284,7 @@ pub struct RunConfig {
     pub collect_acks: bool,
     /// Keep one histogram per second (for `--hdr-log`).
     pub interval_histograms: bool,
-    /// Show the live progress line (only ever on a TTY).
+    /// Show the live progress: a bar with ETA on a terminal, else a line a second on stderr.
     pub progress: bool,
     /// The gateway's PID on this host (cost and load of the measured phase).
     #[serde(default)]
