@@ -16,7 +16,8 @@
 //! detected offline on a 10 ms timeline ([`engine::timeline::detect_stalls`]) and
 //! classified.
 //!
-//! This crate talks to gateways only over sockets: it depends on no other workspace crate.
+//! This crate talks to gateways only over sockets: the only workspace crate it depends on is
+//! `duration-grammar` (no dependencies; the duration grammar it shares with the gateways).
 
 pub mod engine;
 pub mod experiments;
@@ -27,5 +28,5 @@ pub use engine::config::{Ack, Mode, PayloadSize, RunArgs, RunConfig};
 pub use engine::result::{RunResult, SelfCheck, Totals};
 pub use engine::stats::HistSummary;
 pub use engine::timeline::{Stall, StallClass};
-pub use engine::{run, run_blocking};
+pub use engine::{run, run_blocking, run_blocking_until, run_until};
 pub use experiments::verify::{VerifyArgs, VerifyResult};

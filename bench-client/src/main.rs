@@ -1,10 +1,17 @@
 //! `bench-client`: glue over the library — parse arguments, run, write outputs.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use bench_client::engine::manifest::Manifest;
 use bench_client::engine::result;
+use bench_client::experiments::chaos::Chaos;
+use bench_client::experiments::compare::Compare;
+use bench_client::experiments::shared::main as experiment;
+use bench_client::experiments::soak::Soak;
+use bench_client::experiments::stall_lab::StallLab;
 use bench_client::experiments::verify;
 use bench_client::{RunArgs, RunConfig, VerifyArgs};
 use clap::{Parser, Subcommand};
@@ -20,6 +27,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Drive one gateway with one scenario and report latency, errors and stalls.
+    ///
+    /// Example: `bench-client run http://127.0.0.1:8080/topics/bench -c 64 -d 10s`.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run(Box<RunArgs>),
     /// Check that every id a run saw acknowledged with ack=kafka is in the topic.
     Verify(VerifyArgs),
@@ -44,6 +54,34 @@ enum Cmd {
     Merge(bench_client::engine::merge::MergeArgs),
 }
 
+const RUN_EXIT_CODES: &str = "\
+Exit status:
+  0    the run went as asked
+  1    no request succeeded in the measured phase (e.g. nothing listens at the URL)
+  2    bad arguments, or the run could not be started
+  3    a stall was detected and --fail-on-stall was given
+  4    errors exceeded --max-error-rate
+  130  interrupted by SIGINT/SIGTERM (143 for SIGTERM) with none of the above; the summary
+       and every requested file are still written, the JSON marked \"interrupted\": true.
+       A second signal exits at once (status 130).
+The first matching line, in this order (1, 4, 3, 130), decides; an interrupt during the
+warmup (nothing measured) is 130/143.";
+
+/// SIGINT/SIGTERM: the first sets the returned flag (the run stops and writes what it
+/// measured), a second exits at once.
+fn stop_on_signals() -> anyhow::Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let which = Arc::new(AtomicUsize::new(0));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as the previous signal left it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+        signal_hook::flag::register_usize(sig, which.clone(), sig as usize)?;
+    }
+    Ok((stop, which))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -65,7 +103,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
     match Cli::parse().cmd {
         Cmd::Run(a) => {
             let cfg = RunConfig::from_args(&a)?;
-            let mut r = bench_client::run_blocking(cfg)?;
+            let (stop, signal) = stop_on_signals()?;
+            let mut r = bench_client::run_blocking_until(cfg, Some(stop))?;
             if let Some(bin) = &a.target_bin {
                 r.manifest.target_version = Manifest::target_version_of(bin);
             }
@@ -81,21 +120,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
             if !a.quiet {
                 print!("{}", result::summary(&r));
             }
-            Ok(if a.fail_on_stall && !r.stalls.is_empty() {
-                ExitCode::from(3)
-            } else {
-                ExitCode::SUCCESS
-            })
+            let sig = signal.load(Ordering::Relaxed) as i32;
+            Ok(ExitCode::from(run_exit_code(&r, &a, sig)))
         }
-        Cmd::Compare(a) => {
-            // The report is written either way; a failed run makes the exit status 1.
-            let failed = bench_client::experiments::compare::compare(&a)?.failed_runs;
-            Ok(if failed > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Cmd::Compare(a) => Ok(ExitCode::from(experiment::<Compare>(&a)?)),
         Cmd::Report { dir } => {
             if dir.is_file() {
                 let r = result::read_json(&dir)?;
@@ -110,21 +138,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::StallLab(a) => {
-            let r = bench_client::experiments::stall_lab::stall_lab(&a)?;
-            let met = bench_client::experiments::stall_lab::expectations_met(&r);
-            Ok(if a.check && !met {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Cmd::Soak(a) => Ok(ExitCode::from(bench_client::experiments::soak::cli_main(
-            &a,
-        )?)),
-        Cmd::Chaos(a) => Ok(ExitCode::from(bench_client::experiments::chaos::cli_main(
-            &a,
-        )?)),
+        Cmd::StallLab(a) => Ok(ExitCode::from(experiment::<StallLab>(&a)?)),
+        Cmd::Soak(a) => Ok(ExitCode::from(experiment::<Soak>(&a)?)),
+        Cmd::Chaos(a) => Ok(ExitCode::from(experiment::<Chaos>(&a)?)),
         Cmd::Merge(a) => {
             bench_client::engine::merge::cli_main(&a)?;
             Ok(ExitCode::SUCCESS)
@@ -142,5 +158,43 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+    }
+}
+
+/// The exit status of `run` (see [`RUN_EXIT_CODES`]); `signal` is the one that stopped
+/// it, 0 if none.
+fn run_exit_code(r: &bench_client::RunResult, a: &RunArgs, signal: i32) -> u8 {
+    let t = &r.totals;
+    let outcomes = t.ok + t.backpressure + t.errors;
+    let error_rate = if outcomes == 0 {
+        0.0
+    } else {
+        t.errors as f64 / outcomes as f64
+    };
+    let interrupted = 128 + signal.clamp(0, 127) as u8;
+    if r.interrupted && r.measured_s == 0.0 {
+        if !a.quiet {
+            eprintln!("bench-client: interrupted during warmup: nothing was measured");
+        }
+        interrupted
+    } else if t.ok == 0 {
+        if !a.quiet {
+            eprintln!("bench-client: no request succeeded");
+        }
+        1
+    } else if a.max_error_rate.is_some_and(|m| error_rate > m) {
+        if !a.quiet {
+            eprintln!(
+                "bench-client: error rate {error_rate:.4} is above --max-error-rate {}",
+                a.max_error_rate.unwrap_or_default()
+            );
+        }
+        4
+    } else if a.fail_on_stall && !r.stalls.is_empty() {
+        3
+    } else if r.interrupted {
+        interrupted
+    } else {
+        0
     }
 }

@@ -52,7 +52,10 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
     assert!(stderr.contains("search: 8 ladders"), "{stderr}");
     assert!(stderr.contains("= 16 runs"), "{stderr}");
     assert_eq!(
-        stderr.lines().filter(|l| l.starts_with("[search ")).count(),
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("[") && l.contains(" runs") && l.contains("] search "))
+            .count(),
         8
     );
     assert_eq!(

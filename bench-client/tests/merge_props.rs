@@ -38,6 +38,7 @@ fn result_of(lat: &Hist, index: u32, count: u32, manifest: &Manifest) -> RunResu
             ok_per_sec: ok as f64,
             completed_per_sec: ok as f64,
             sent_per_sec: ok as f64,
+            ok_bytes_per_sec: ok as f64 * 100.0,
         },
         latency: HistSummary::of(lat),
         latency_uncorrected: None,
@@ -71,6 +72,7 @@ fn result_of(lat: &Hist, index: u32, count: u32, manifest: &Manifest) -> RunResu
         measured_start_unix_ms: 1_800_000_000_000.0,
         acked_ids: vec![],
         intervals: vec![],
+        interrupted: false,
     }
 }
 

@@ -37,7 +37,7 @@ fn scratch(name: &str) -> PathBuf {
 fn soak_samples_every_second_without_stalls() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut a = SoakArgs::new("tokio-multi").unwrap();
-    a.bin_dir = Some(bin_dir());
+    a.shared.bin_dir = Some(bin_dir());
     a.duration = Duration::from_secs(15);
     a.probe = Duration::from_secs(2);
     // Debug builds on shared cores: stay well below the maximum so a stall means a bug.
@@ -45,9 +45,9 @@ fn soak_samples_every_second_without_stalls() {
     a.connections = 8;
     a.pipeline = 4;
     a.reconnect_after = 200;
-    a.gateway_threads = Some(2);
-    a.threads = Some(1);
-    a.quiet = true;
+    a.shared.gateway_threads = Some(2);
+    a.shared.client_threads = Some(1);
+    a.shared.quiet = true;
     let r = run_soak(&a).unwrap();
     assert!(r.not_run.is_empty(), "{:?}", r.not_run);
     let g = &r.gateways[0];
@@ -99,7 +99,9 @@ fn chaos_loses_nothing_acknowledged() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = scratch("chaos");
     let out = Command::new(env!("CARGO_BIN_EXE_bench-client"))
+        // `--gateway` and `--threads`: the old names still parse.
         .args(["chaos", "--gateway", "tokio-multi", "--duration", "20s"])
+        .args(["--faults", "outage,leaders"])
         .args([
             "--rate",
             "1000",
@@ -137,6 +139,18 @@ fn chaos_loses_nothing_acknowledged() {
     );
     // And throughput came back before the next fault.
     assert!(outage.recovered_after_s.is_some(), "{outage:?}");
+    // Every partition's leader moved three times under load (12 commands, all ok above),
+    // and nothing acknowledged across the moves is missing (verify, above).
+    let leaders = &g.effects[1];
+    assert!(leaders.fault.name.contains("leaders moved"), "{leaders:?}");
+    let moves = g
+        .injected
+        .iter()
+        .filter(|i| i.command.starts_with("leader chaos "))
+        .count();
+    assert_eq!(moves, 12, "{:?}", g.injected);
+    // Acknowledgements went on while leaders moved.
+    assert!(leaders.ok_per_sec_during > 0.0, "{leaders:?}");
     for f in ["chaos.md", "chaos-throughput.svg", "chaos-backpressure.svg"] {
         assert!(dir.join(f).exists(), "{f}");
     }

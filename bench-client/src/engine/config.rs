@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -23,6 +24,27 @@ pub enum Mode {
     HttpClose,
     /// WebSocket, `--window` unresolved messages per connection.
     Ws,
+}
+
+impl Mode {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Http => "http",
+            Mode::HttpClose => "http-close",
+            Mode::Ws => "ws",
+        }
+    }
+
+    /// The protocol as a reader expects it: `HTTP`, `HTTP (connection per request)`,
+    /// `WebSocket`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Http => "HTTP",
+            Mode::HttpClose => "HTTP (connection per request)",
+            Mode::Ws => "WebSocket",
+        }
+    }
 }
 
 /// When the gateway may answer success (see the wire contract).
@@ -100,29 +122,9 @@ impl FromStr for BindRange {
     }
 }
 
-/// Parse `500ms`, `2s`, `1.5s`, `3m`, `250us`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (examples: 500ms, 10s, 2m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" => v / 1e6,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        u => return Err(format!("bad duration unit {u:?} in {s:?}")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+/// The one duration grammar of the workspace (`1h30m`, `250ms`, `2s`, bare number =
+/// seconds), shared with the gateways' flags: the `duration-grammar` crate.
+pub use duration_grammar::parse_duration;
 
 fn default_threads() -> usize {
     // Leave the rest of the machine to the system under test.
@@ -134,12 +136,18 @@ fn default_threads() -> usize {
 /// Drive one gateway with one scenario.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Gateway base URL: http://HOST:PORT (WebSocket mode derives ws://HOST:PORT/ws/TOPIC).
-    #[arg(long)]
-    pub target: String,
-    /// Traffic shape.
-    #[arg(long, value_enum, default_value_t = Mode::Http)]
-    pub mode: Mode,
+    /// What to load: `http://HOST:PORT/topics/TOPIC` (HTTP to TOPIC) or
+    /// `http://HOST:PORT/ws/TOPIC` (WebSocket to TOPIC; `ws://` works too). Without a path,
+    /// `--mode` and `--topic` decide.
+    #[arg(value_name = "URL", conflicts_with = "target")]
+    pub url: Option<String>,
+    /// The same as URL, as a flag (`http://HOST:PORT`, a path as for URL).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Traffic shape (default: from the URL's path, else http). A mode that contradicts
+    /// the URL's path is an error.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// HTTP keep-alive: requests in flight per connection (written back to back, answered in order).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
@@ -147,7 +155,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 32)]
     pub window: usize,
     /// Concurrent connections (http-close: concurrent requests).
-    #[arg(long, default_value_t = 16)]
+    #[arg(short = 'c', long, default_value_t = 16)]
     pub connections: usize,
     /// Limit new connections per second (all connects, reconnects included).
     #[arg(long, value_name = "PER_SEC")]
@@ -156,30 +164,44 @@ pub struct RunArgs {
     /// requests (once all are answered) and open a new one.
     #[arg(long, value_name = "REQUESTS")]
     pub reconnect_after: Option<u64>,
-    /// Measured run time after warmup (default 10s unless --requests is given).
-    #[arg(long, value_parser = parse_duration)]
+    /// Measured run time after warmup (default 10s unless --requests is given); `1h30m`,
+    /// `2s`, `250ms`, a bare number is seconds.
+    #[arg(short = 'd', long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many measured requests instead of after a duration.
-    #[arg(long, conflicts_with = "duration")]
+    #[arg(short = 'n', long, conflicts_with = "duration")]
     pub requests: Option<u64>,
     /// Traffic before measurement starts; excluded from every figure.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub warmup: Duration,
     /// Record value size in bytes, or a range LOW..HIGH (uniform).
-    #[arg(long, default_value = "100")]
+    #[arg(long, default_value = "100", conflicts_with = "body_file")]
     pub payload: PayloadSize,
-    /// Kafka topic.
-    #[arg(long, default_value = "bench")]
-    pub topic: String,
+    /// Send this file's bytes as every record value (instead of generated `<id>....`
+    /// values; ids then cannot be verified, so not with --acked-file).
+    #[arg(long, value_name = "FILE", conflicts_with = "acked_file")]
+    pub body_file: Option<PathBuf>,
+    /// Kafka topic (default: from the URL's path, else `bench`). A topic that contradicts
+    /// the URL's path is an error.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Record key of every request (`?key=`, percent-encoded on the wire).
+    #[arg(short = 'k', long)]
+    pub key: Option<String>,
+    /// Extra request header, repeatable, sent verbatim on every HTTP request (on the
+    /// upgrade request in ws mode), as curl/oha. Record headers are
+    /// `-H 'kafka-header-NAME: VALUE'` (wire contract).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub header: Vec<String>,
     /// Ack mode requested from the gateway.
     #[arg(long, value_enum, default_value_t = Ack::Kafka)]
     pub ack: Ack,
     /// Open loop: this many requests per second in total, scheduled in advance; latency is
     /// measured from the intended send time. Without it the loop is closed.
-    #[arg(long, value_name = "PER_SEC")]
+    #[arg(short = 'R', long, value_name = "PER_SEC")]
     pub rate: Option<f64>,
     /// Tokio worker threads of the client (default: half the CPUs).
-    #[arg(long)]
+    #[arg(short = 't', long = "client-threads", alias = "threads")]
     pub threads: Option<usize>,
     /// Per-request (and per-connect) timeout.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
@@ -187,9 +209,13 @@ pub struct RunArgs {
     /// A window this long without progress while waiting is a stall.
     #[arg(long, value_parser = parse_duration, default_value = "500ms")]
     pub stall_window: Duration,
-    /// Exit non-zero when any stall was detected.
+    /// Exit 3 when any stall was detected.
     #[arg(long)]
     pub fail_on_stall: bool,
+    /// Exit 4 when failed requests and connects exceed this fraction of all outcomes
+    /// (ok + backpressure + errors; 503/nack backpressure is not an error), e.g. 0.01.
+    #[arg(long, value_name = "FRACTION")]
+    pub max_error_rate: Option<f64>,
     /// Do not sample the target's accept queue from /proc/net/tcp (done by default when
     /// the target listens on this host; it tells an accept stall from a service stall).
     #[arg(long)]
@@ -220,7 +246,7 @@ pub struct RunArgs {
     /// Do not count the target's system calls (one perf tracepoint counter per thread).
     #[arg(long)]
     pub no_syscalls: bool,
-    /// No progress line and no summary (the JSON file is still written).
+    /// No progress display and no summary (the JSON file is still written).
     #[arg(long, short)]
     pub quiet: bool,
     // --- sharded runs (issue 15) ---
@@ -322,7 +348,7 @@ pub struct RunConfig {
     pub collect_acks: bool,
     /// Keep one histogram per second (for `--hdr-log`).
     pub interval_histograms: bool,
-    /// Show the live progress line (only ever on a TTY).
+    /// Show the live progress: a bar with ETA on a terminal, else a line a second on stderr.
     pub progress: bool,
     /// The gateway's PID on this host (cost and load of the measured phase).
     #[serde(default)]
@@ -330,6 +356,18 @@ pub struct RunConfig {
     /// The broker's PID on this host.
     #[serde(default)]
     pub broker_pid: Option<u32>,
+    /// Record key of every request (`-k`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Extra request headers (`-H`), `[name, value]` pairs, sent verbatim.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Every record value is this file's content (`--body-file`); `payload` is its size.
+    #[serde(default)]
+    pub body_file: Option<PathBuf>,
+    /// The content of `body_file`, read once.
+    #[serde(skip)]
+    pub body: Option<Arc<Vec<u8>>>,
     /// Count the target's system calls.
     #[serde(default)]
     pub count_syscalls: bool,
@@ -360,7 +398,17 @@ impl RunConfig {
     }
 
     pub fn from_args(a: &RunArgs) -> anyhow::Result<Self> {
-        let authority = authority_of(&a.target)?;
+        let url = match (&a.url, &a.target) {
+            (Some(u), None) | (None, Some(u)) => u.as_str(),
+            (Some(_), Some(_)) => {
+                bail!("give the URL either as an argument or as --target, not both")
+            }
+            (None, None) => bail!(
+                "no URL: give one, e.g. `bench-client run http://127.0.0.1:8080/topics/bench`"
+            ),
+        };
+        let t = Target::parse(url, a.mode, a.topic.as_deref())?;
+        let authority = t.authority.clone();
         if a.connections == 0 {
             bail!("--connections must be at least 1");
         }
@@ -377,24 +425,49 @@ impl RunConfig {
                 bail!("--connect-rate must be positive");
             }
         }
+        if let Some(r) = a.max_error_rate {
+            if !(0.0..=1.0).contains(&r) {
+                bail!("--max-error-rate is a fraction between 0 and 1, got {r}");
+            }
+        }
         if a.reconnect_after == Some(0) {
             bail!("--reconnect-after must be at least 1");
         }
         if a.stall_window < Duration::from_millis(20) {
             bail!("--stall-window must be at least 20ms");
         }
-        if a.topic.is_empty() || a.topic.contains(['/', '?', '#', ' ']) {
-            bail!("--topic {:?} is not a plain topic name", a.topic);
+        check_topic(&t.topic)?;
+        let headers = a
+            .header
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(k) = &a.key {
+            if k.is_empty() {
+                bail!("--key must not be empty");
+            }
         }
+        let (body, payload) = match &a.body_file {
+            Some(p) => {
+                let b = std::fs::read(p)
+                    .with_context(|| format!("reading --body-file {}", p.display()))?;
+                let n = b.len();
+                (Some(Arc::new(b)), PayloadSize { min: n, max: n })
+            }
+            None => (None, a.payload),
+        };
         let duration_s = match (a.duration, a.requests) {
             (Some(d), _) => Some(d.as_secs_f64()),
             (None, Some(_)) => None,
             (None, None) => Some(10.0),
         };
+        if duration_s == Some(0.0) || a.requests == Some(0) {
+            bail!("--duration and --requests must be more than zero");
+        }
         Ok(RunConfig {
-            target: a.target.clone(),
+            target: url.to_string(),
             authority,
-            mode: a.mode,
+            mode: t.mode,
             pipeline: a.pipeline,
             window: a.window,
             connections: a.connections,
@@ -403,8 +476,8 @@ impl RunConfig {
             duration_s,
             requests: a.requests,
             warmup_s: a.warmup.as_secs_f64(),
-            payload: a.payload,
-            topic: a.topic.clone(),
+            payload,
+            topic: t.topic,
             ack: a.ack,
             rate: a.rate,
             threads: a.threads.unwrap_or_else(default_threads).max(1),
@@ -420,6 +493,10 @@ impl RunConfig {
             count_syscalls: !a.no_syscalls,
             start_at_unix_ms: a.start_at,
             shard: a.shard,
+            key: a.key.clone(),
+            headers,
+            body_file: a.body_file.clone(),
+            body,
         })
     }
 
@@ -449,24 +526,150 @@ impl RunConfig {
     }
 }
 
+/// What a URL (`run URL` or `--target`) and `--mode` / `--topic` select together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `HOST:PORT` (port 80 if absent).
+    pub authority: String,
+    pub mode: Mode,
+    pub topic: String,
+}
+
+impl Target {
+    /// `http://HOST:PORT[/topics/T | /ws/T]` (or `ws://` with `/ws/T`): the path picks the
+    /// mode and topic; `mode` and `topic` from flags must agree with it, and decide (default
+    /// http, `bench`) when there is no path.
+    pub fn parse(url: &str, mode: Option<Mode>, topic: Option<&str>) -> anyhow::Result<Target> {
+        let (scheme, rest) = url.split_once("://").with_context(|| {
+            format!("URL {url:?} has no scheme: expected http://HOST:PORT/topics/TOPIC or http://HOST:PORT/ws/TOPIC")
+        })?;
+        if scheme != "http" && scheme != "ws" {
+            bail!("URL {url:?}: only http:// (and ws:// for /ws/TOPIC) is supported");
+        }
+        let (auth, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if auth.is_empty() {
+            bail!("URL {url:?} has no host");
+        }
+        if !auth
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+        {
+            bail!("URL {url:?}: {auth:?} is not HOST:PORT");
+        }
+        if path.contains(['?', '#']) {
+            bail!(
+                "URL {url:?}: a query or fragment is not supported; use --ack, --key (-k) and -H"
+            );
+        }
+        let has_port = match auth.rfind(']') {
+            Some(i) => auth[i..].contains(':'),
+            None => auth.contains(':'),
+        };
+        let authority = if has_port {
+            auth.to_string()
+        } else {
+            format!("{auth}:80")
+        };
+        let from_path = match path.trim_end_matches('/') {
+            "" => None,
+            p => {
+                let (m, t) = if let Some(t) = p.strip_prefix("/topics/") {
+                    (Mode::Http, t)
+                } else if let Some(t) = p.strip_prefix("/ws/") {
+                    (Mode::Ws, t)
+                } else {
+                    bail!(
+                        "URL {url:?}: the path must be /topics/TOPIC (HTTP) or /ws/TOPIC (WebSocket), got {p:?}"
+                    );
+                };
+                if t.is_empty() || t.contains('/') {
+                    bail!("URL {url:?}: expected /topics/TOPIC or /ws/TOPIC with one plain topic name, got {p:?}");
+                }
+                Some((m, t))
+            }
+        };
+        let scheme_mode = (scheme == "ws").then_some(Mode::Ws);
+        let (mode, topic) = match from_path {
+            None => (
+                mode.or(scheme_mode).unwrap_or(Mode::Http),
+                topic.unwrap_or("bench").to_string(),
+            ),
+            Some((path_mode, path_topic)) => {
+                let m = match (path_mode, mode) {
+                    (_, None) => path_mode,
+                    (Mode::Http, Some(m @ (Mode::Http | Mode::HttpClose))) => m,
+                    (Mode::Ws, Some(Mode::Ws)) => Mode::Ws,
+                    (_, Some(m)) => bail!(
+                        "--mode {} contradicts the URL's path {path:?} (/topics/ is http or http-close, /ws/ is ws)",
+                        m.as_str()
+                    ),
+                };
+                if let Some(t) = topic {
+                    if t != path_topic {
+                        bail!("--topic {t:?} contradicts the URL's path {path:?}");
+                    }
+                }
+                (m, path_topic.to_string())
+            }
+        };
+        if scheme == "ws" && mode != Mode::Ws {
+            bail!("URL {url:?}: ws:// is for WebSocket mode (/ws/TOPIC)");
+        }
+        Ok(Target {
+            authority,
+            mode,
+            topic,
+        })
+    }
+}
+
 /// `HOST:PORT` of an `http://HOST:PORT[/...]` URL (port 80 if absent).
 pub fn authority_of(target: &str) -> anyhow::Result<String> {
-    let rest = target
-        .strip_prefix("http://")
-        .with_context(|| format!("--target must be http://HOST:PORT, got {target:?}"))?;
-    let auth = rest.split('/').next().unwrap_or_default();
-    if auth.is_empty() {
-        bail!("--target {target:?} has no host");
+    Ok(Target::parse(target, None, None)?.authority)
+}
+
+/// A topic as the gateways accept it: 1–249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+fn check_topic(t: &str) -> anyhow::Result<()> {
+    let ok = !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if !ok {
+        bail!("topic {t:?} is not a plain topic name (1-249 of A-Z a-z 0-9 . _ -)");
     }
-    let has_port = match auth.rfind(']') {
-        Some(i) => auth[i..].contains(':'),
-        None => auth.contains(':'),
-    };
-    Ok(if has_port {
-        auth.to_string()
-    } else {
-        format!("{auth}:80")
-    })
+    Ok(())
+}
+
+/// `-H 'NAME: VALUE'` as curl and oha take it: a header name (an HTTP token), a colon,
+/// the value (surrounding spaces dropped; no CR or LF).
+pub fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
+    let (name, value) = h
+        .split_once(':')
+        .with_context(|| format!("-H {h:?}: expected 'NAME: VALUE'"))?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        bail!("-H {h:?}: {name:?} is not a header name");
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        bail!("-H {h:?}: the value holds a control character (line break?)");
+    }
+    let reserved = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+    ];
+    if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+        bail!("-H {h:?}: {name} is set by bench-client itself");
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 #[cfg(test)]
@@ -493,9 +696,77 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         let b: BindRange = "127.0.0.2:40000-40010".parse().unwrap();
         assert_eq!((b.low, b.high), (40000, 40010));
-        assert_eq!(authority_of("http://h:81/x").unwrap(), "h:81");
+        assert_eq!(authority_of("http://h:81").unwrap(), "h:81");
         assert_eq!(authority_of("http://h").unwrap(), "h:80");
-        assert!(authority_of("ws://h:1").is_err());
+        assert!(authority_of("https://h:1").is_err());
+        assert!(authority_of("h:1").is_err());
+    }
+
+    #[test]
+    fn url_path_picks_mode_and_topic() {
+        let t = |u: &str, m: Option<Mode>, topic: Option<&str>| Target::parse(u, m, topic);
+        let ok = |u: &str, m, topic| {
+            let x = t(u, m, topic).unwrap();
+            (x.authority, x.mode, x.topic)
+        };
+        let s = String::from;
+        assert_eq!(
+            ok("http://h:1/topics/x", None, None),
+            (s("h:1"), Mode::Http, s("x"))
+        );
+        assert_eq!(
+            ok("http://h:1/ws/y/", None, None),
+            (s("h:1"), Mode::Ws, s("y"))
+        );
+        assert_eq!(
+            ok("ws://h:1/ws/y", None, None),
+            (s("h:1"), Mode::Ws, s("y"))
+        );
+        assert_eq!(
+            ok("http://h:1", None, None),
+            (s("h:1"), Mode::Http, s("bench"))
+        );
+        assert_eq!(
+            ok("http://h:1/", Some(Mode::Ws), Some("t")),
+            (s("h:1"), Mode::Ws, s("t"))
+        );
+        assert_eq!(
+            ok("http://h:1/topics/x", Some(Mode::HttpClose), Some("x")).1,
+            Mode::HttpClose
+        );
+        for (u, m, topic) in [
+            ("http://h:1/topics/x", Some(Mode::Ws), None),
+            ("http://h:1/ws/x", Some(Mode::Http), None),
+            ("http://h:1/topics/x", None, Some("y")),
+            ("http://h:1/topics/", None, None),
+            ("http://h:1/topics/x/batch", None, None),
+            ("http://h:1/other", None, None),
+            ("http://h:1/topics/x?key=1", None, None),
+            ("ws://h:1/topics/x", None, None),
+            ("http:///topics/x", None, None),
+            ("http://h h:1/topics/x", None, None),
+        ] {
+            assert!(t(u, m, topic).is_err(), "{u} {m:?} {topic:?} accepted");
+        }
+    }
+
+    #[test]
+    fn headers_as_curl_takes_them() {
+        assert_eq!(
+            parse_header("kafka-header-foo:  bar baz ").unwrap(),
+            ("kafka-header-foo".into(), "bar baz".into())
+        );
+        assert_eq!(parse_header("X-A:").unwrap(), ("X-A".into(), String::new()));
+        for bad in [
+            "nocolon",
+            ": v",
+            "a b: v",
+            "x: a\r\nInjected: 1",
+            "Host: h",
+            "content-length: 3",
+        ] {
+            assert!(parse_header(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

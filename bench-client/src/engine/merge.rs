@@ -253,6 +253,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         ok_per_sec: fsum(|r| r.totals.ok_per_sec),
         completed_per_sec: fsum(|r| r.totals.completed_per_sec),
         sent_per_sec: fsum(|r| r.totals.sent_per_sec),
+        ok_bytes_per_sec: fsum(|r| r.totals.ok_bytes_per_sec),
     };
     let measured_s = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max) / 1e3 - origin / 1e3;
 
@@ -515,6 +516,8 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         measured_start_unix_ms: origin,
         acked_ids: Vec::new(),
         intervals: Vec::new(),
+        // Any shard stopped by a signal makes the merged window partial too.
+        interrupted: rs.iter().any(|r| r.interrupted),
     };
     Ok(Merged { result, warnings })
 }

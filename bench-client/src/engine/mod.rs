@@ -29,4 +29,4 @@ mod ws;
 
 pub use config::{Ack, Mode, PayloadSize, RunArgs, RunConfig};
 pub use result::{RunResult, SelfCheck, Totals};
-pub use runner::{run, run_blocking};
+pub use runner::{run, run_blocking, run_blocking_until, run_until};

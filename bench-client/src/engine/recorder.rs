@@ -263,16 +263,33 @@ pub(crate) struct Shared {
     padding: Vec<u8>,
 }
 
+/// The query of every request: `ack=A`, then `&key=K` (percent-encoded) with `--key`.
+pub(crate) fn query(cfg: &RunConfig) -> String {
+    let mut q = format!("ack={}", cfg.ack.as_str());
+    if let Some(k) = &cfg.key {
+        q.push_str("&key=");
+        q.extend(percent_encoding::utf8_percent_encode(
+            k,
+            percent_encoding::NON_ALPHANUMERIC,
+        ));
+    }
+    q
+}
+
 impl Shared {
     pub(crate) fn new(cfg: RunConfig, addr: SocketAddr, run_id: String) -> Self {
         let t_start = Instant::now();
-        let request_head = format!(
-            "POST /topics/{}?ack={} HTTP/1.1\r\nHost: {}\r\nContent-Length: ",
+        let mut head = format!(
+            "POST /topics/{}?{} HTTP/1.1\r\nHost: {}\r\n",
             cfg.topic,
-            cfg.ack.as_str(),
+            query(&cfg),
             cfg.authority
-        )
-        .into_bytes();
+        );
+        for (n, v) in &cfg.headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("Content-Length: ");
+        let request_head = head.into_bytes();
         Shared {
             measure_start_ns: cfg.warmup().as_nanos() as u64,
             end_ns: AtomicU64::new(u64::MAX),
@@ -373,7 +390,12 @@ impl Shared {
     }
 
     /// Append the record value of `seq` (`<id>` then `.` padding up to the size) to `buf`.
+    /// With `--body-file`, append that file's content instead.
     pub(crate) fn payload_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
+        if let Some(b) = &self.cfg.body {
+            buf.extend_from_slice(b);
+            return;
+        }
         let p = self.cfg.payload;
         let size = if p.min == p.max {
             p.min
@@ -392,6 +414,15 @@ impl Shared {
     /// Append one full HTTP request for `seq` to `buf`, without allocating: the body is
     /// written in place and its length (known once the id is written) goes into the head.
     pub(crate) fn http_request_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
+        let mut lens = itoa::Buffer::new();
+        if let Some(b) = &self.cfg.body {
+            // --body-file: the same value every time.
+            buf.extend_from_slice(&self.request_head);
+            buf.extend_from_slice(lens.format(b.len()).as_bytes());
+            buf.extend_from_slice(b"\r\n\r\n");
+            buf.extend_from_slice(b);
+            return;
+        }
         let p = self.cfg.payload;
         let size = if p.min == p.max {
             p.min
@@ -399,10 +430,9 @@ impl Shared {
             rng.usize(p.min..=p.max)
         };
         let mut ids = itoa::Buffer::new();
-        let seq_s = ids.format(seq);
+        let seq_s = ids.format(self.id_seq(seq));
         let idlen = self.run_id.len() + 1 + seq_s.len();
         let body_len = size.max(idlen);
-        let mut lens = itoa::Buffer::new();
         buf.extend_from_slice(&self.request_head);
         buf.extend_from_slice(lens.format(body_len).as_bytes());
         buf.extend_from_slice(b"\r\n\r\n");
@@ -928,35 +958,53 @@ mod tests {
 
     #[test]
     fn http_requests_carry_the_id_padded_to_the_size_with_a_matching_length() {
-        for (min, max) in [(100, 100), (3, 3), (10, 400)] {
+        fn body_of(req: &[u8]) -> Vec<u8> {
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut r = httparse::Request::new(&mut headers);
+            let head = match r.parse(req).unwrap() {
+                httparse::Status::Complete(n) => n,
+                httparse::Status::Partial => panic!("partial head"),
+            };
+            assert_eq!(r.method, Some("POST"));
+            let len: usize = r
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                .unwrap();
+            assert_eq!(req.len() - head, len, "Content-Length matches the body");
+            req[head..].to_vec()
+        }
+        let shard = Some(crate::engine::config::Shard { index: 2, count: 3 });
+        for (min, max, shard) in [
+            (100, 100, None),
+            (3, 3, None),
+            (10, 400, None),
+            (100, 100, shard),
+        ] {
             let mut cfg = RunConfig::new("http://127.0.0.1:9").unwrap();
             cfg.payload = PayloadSize { min, max };
+            cfg.shard = shard;
             let sh = Shared::new(cfg, "127.0.0.1:9".parse().unwrap(), "run7".into());
-            let mut rng = fastrand::Rng::with_seed(3);
             for seq in [0u64, 9, 12_345_678_901] {
+                // The request's body is exactly the record value `payload_into` makes.
                 let mut req = Vec::new();
-                sh.http_request_into(seq, &mut rng, &mut req);
-                let mut headers = [httparse::EMPTY_HEADER; 8];
-                let mut r = httparse::Request::new(&mut headers);
-                let head = match r.parse(&req).unwrap() {
-                    httparse::Status::Complete(n) => n,
-                    httparse::Status::Partial => panic!("partial head"),
-                };
-                assert_eq!(r.method, Some("POST"));
-                let len: usize = r
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-                    .unwrap();
-                let body = &req[head..];
-                assert_eq!(body.len(), len);
-                let id = format!("run7-{seq}");
+                sh.http_request_into(seq, &mut fastrand::Rng::with_seed(seq), &mut req);
+                let mut value = Vec::new();
+                sh.payload_into(seq, &mut fastrand::Rng::with_seed(seq), &mut value);
+                let body = body_of(&req);
+                assert_eq!(body, value);
+                let id = sh.id(seq);
                 assert!(body.starts_with(id.as_bytes()));
-                assert_eq!(len, id.len().max(len.min(max)));
-                assert!(len >= min.min(id.len()) && (len <= max || len == id.len()));
+                assert!(body.len() == id.len() || (body.len() >= min && body.len() <= max));
                 assert!(body[id.len()..].iter().all(|&b| b == b'.'));
             }
         }
+        let mut cfg = RunConfig::new("http://127.0.0.1:9").unwrap();
+        cfg.body = Some(Arc::new(b"{\"fixed\":true}".to_vec()));
+        let sh = Shared::new(cfg, "127.0.0.1:9".parse().unwrap(), "run7".into());
+        let mut req = Vec::new();
+        sh.http_request_into(5, &mut fastrand::Rng::with_seed(1), &mut req);
+        assert_eq!(body_of(&req), b"{\"fixed\":true}");
     }
 }

@@ -52,6 +52,10 @@ pub struct Totals {
     pub connects: u64,
     pub connect_errors: u64,
     pub ok_per_sec: f64,
+    /// Record-value bytes of the successful requests per second: `ok_per_sec` × the
+    /// payload size (its mean for a `LOW..HIGH` range; the file size with `--body-file`).
+    #[serde(default)]
+    pub ok_bytes_per_sec: f64,
     pub completed_per_sec: f64,
     pub sent_per_sec: f64,
 }
@@ -85,6 +89,10 @@ pub struct RunResult {
     pub config: RunConfig,
     pub manifest: Manifest,
     pub open_loop: bool,
+    /// The run was stopped by SIGINT/SIGTERM before its end: every figure covers the part
+    /// that ran (`measured_s`), not `config.duration_s` / `config.requests`.
+    #[serde(default)]
+    pub interrupted: bool,
     pub measured_s: f64,
     pub totals: Totals,
     /// Successful requests. Open loop: from the intended send time (coordinated-omission
@@ -264,6 +272,7 @@ pub(crate) fn build_result(
         connects: 0,
         connect_errors: 0,
         ok_per_sec: 0.0,
+        ok_bytes_per_sec: 0.0,
         completed_per_sec: 0.0,
         sent_per_sec: 0.0,
     };
@@ -290,6 +299,7 @@ pub(crate) fn build_result(
     t.in_flight_at_end = outstanding.max(0) as u64;
     if measured_s > 0.0 {
         t.ok_per_sec = t.ok as f64 / measured_s;
+        t.ok_bytes_per_sec = t.ok_per_sec * (cfg.payload.min + cfg.payload.max) as f64 / 2.0;
         t.completed_per_sec = t.completed as f64 / measured_s;
         t.sent_per_sec = t.sent as f64 / measured_s;
     }
@@ -379,6 +389,7 @@ pub(crate) fn build_result(
         config: cfg.clone(),
         manifest: Manifest::collect(),
         open_loop,
+        interrupted: false,
         measured_s,
         totals: t,
         latency: HistSummary::of(&lat),
@@ -423,6 +434,20 @@ fn ms(us: f64) -> String {
     }
 }
 
+/// `980 B`, `9.8 KiB`, `97.7 MiB`, `1.2 GiB`.
+pub(crate) fn human_bytes(b: f64) -> String {
+    const K: f64 = 1024.0;
+    if b < K {
+        format!("{b:.0} B")
+    } else if b < K * K {
+        format!("{:.1} KiB", b / K)
+    } else if b < K * K * K {
+        format!("{:.1} MiB", b / (K * K))
+    } else {
+        format!("{:.2} GiB", b / (K * K * K))
+    }
+}
+
 fn hist_line(h: &HistSummary) -> String {
     format!(
         "p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  (n={})",
@@ -456,35 +481,51 @@ pub fn summary(r: &RunResult) -> String {
         Some(rate) => format!("open loop at {rate} req/s"),
         None => "closed loop".to_string(),
     };
+    let payload = match (&c.body_file, c.payload) {
+        (Some(f), p) => format!("payload {} ({})", human_bytes(p.min as f64), f.display()),
+        (None, p) if p.min == p.max => format!("payload {}", human_bytes(p.min as f64)),
+        (None, p) => format!("payload {}..{} B", p.min, p.max),
+    };
     let _ = writeln!(
         s,
-        "{} {:?} ack={} topic={} payload {}..{} B | {shape}, {loop_}, {} thread(s)",
+        "{} {} ack={} topic={} {payload}",
+        c.mode.label(),
         c.target,
-        c.mode,
         c.ack.as_str(),
         c.topic,
-        c.payload.min,
-        c.payload.max,
-        c.threads
+    );
+    let _ = writeln!(s, "  {shape}, {loop_}, {} client thread(s)", c.threads);
+    let _ = writeln!(
+        s,
+        "measured {:.2} s after {:.2} s warmup, run id {}{}",
+        r.measured_s,
+        c.warmup_s,
+        r.run_id,
+        if r.interrupted {
+            " -- INTERRUPTED: figures cover the part that ran"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         s,
-        "measured {:.2} s after {:.2} s warmup, run id {}",
-        r.measured_s, c.warmup_s, r.run_id
-    );
-    let _ = writeln!(
-        s,
-        "throughput  {:.0} ok/s   ({} ok, {} sent, {} backpressure, {} errors, {} in flight at end)",
-        t.ok_per_sec, t.ok, t.sent, t.backpressure, t.errors, t.in_flight_at_end
+        "throughput {:.0} ok/s  {}/s   ({} ok, {} sent, {} backpressure, {} errors, {} in flight at end)",
+        t.ok_per_sec,
+        human_bytes(t.ok_bytes_per_sec),
+        t.ok,
+        t.sent,
+        t.backpressure,
+        t.errors,
+        t.in_flight_at_end
     );
     let label = if r.open_loop {
-        "latency (corrected)  "
+        "latency (corrected)   "
     } else {
         "latency    "
     };
     let _ = writeln!(s, "{label}{}", hist_line(&r.latency));
     if let Some(u) = &r.latency_uncorrected {
-        let _ = writeln!(s, "latency (uncorrected){}", hist_line(u));
+        let _ = writeln!(s, "latency (uncorrected) {}", hist_line(u));
     }
     if t.connects + t.connect_errors == 0 {
         let _ = writeln!(s, "connect    none in the measured phase");
@@ -601,10 +642,10 @@ pub fn write_hdr_log(r: &RunResult, path: &Path) -> anyhow::Result<()> {
     {
         let mut log = IntervalLogWriterBuilder::new()
             .add_comment(&format!(
-                "bench-client run {} target {} mode {:?}; values in nanoseconds{}",
+                "bench-client run {} target {} mode {}; values in nanoseconds{}",
                 r.run_id,
                 r.config.target,
-                r.config.mode,
+                r.config.mode.as_str(),
                 if r.open_loop {
                     ", corrected for coordinated omission"
                 } else {

@@ -1,10 +1,12 @@
-//! `run`: spawn the connection tasks and the monitor, wait for the end (duration or
-//! request count), abort everything, merge the per-thread recorders into a [`RunResult`].
+//! `run`: spawn the connection tasks and the monitor, wait for the end (duration, request
+//! count, or a stop request such as SIGINT), abort everything, merge the per-thread
+//! recorders into a [`RunResult`].
 //!
-//! Entry points: [`run`], [`run_blocking`]. Part of the [engine](crate::engine): must not
-//! depend on anything outside it.
+//! Entry points: [`run`], [`run_blocking`] and their `_until` forms that take a stop
+//! flag. Part of the [engine](crate::engine): must not depend on anything outside it.
 
 use std::io::IsTerminal as _;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,13 +21,19 @@ use crate::engine::cost;
 use crate::engine::manifest::process_cpu_ns;
 use crate::engine::procnet::ServerProbe;
 use crate::engine::recorder::Shared;
-use crate::engine::result::{build_result, Costs, RunResult};
+use crate::engine::result::{build_result, human_bytes, Costs, RunResult};
 use crate::engine::timeline::BUCKET_NS;
 use crate::engine::{http, ws};
 
 /// Run one scenario on the current tokio runtime (its worker count is the caller's
 /// business; [`run_blocking`] builds one with `cfg.threads` workers).
 pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
+    run_until(cfg, None).await
+}
+
+/// [`run`], ended early when `stop` becomes true (the binary sets it on SIGINT/SIGTERM):
+/// the result then covers the part that ran and says `interrupted`.
+pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<RunResult> {
     let addr = tokio::net::lookup_host(&cfg.authority)
         .await
         .with_context(|| format!("resolving {}", cfg.authority))?
@@ -55,14 +63,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
         sh.end_ns.store(end, Relaxed);
     }
 
-    let progress = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg}").expect("static template is valid"),
-        );
-        pb
-    });
-
+    let progress = Progress::new(&cfg);
     let pacer = sh.open_loop().then(|| {
         let sh = sh.clone();
         std::thread::Builder::new()
@@ -86,6 +87,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
 
     let mut tasks = JoinSet::new();
     tasks.spawn(monitor(sh.clone(), progress.clone()));
+    let stop = stop.as_deref();
     if sh.open_loop() {
         let sh = sh.clone();
         tasks.spawn(async move { sh.pacer_relay().await });
@@ -100,14 +102,19 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     }
 
     let warm_end = sh.t_start + cfg.warmup();
-    sleep_until(warm_end.into()).await;
+    let mut interrupted = wait_or_stop(warm_end, stop).await;
     // The cost of the measured phase only: target, broker and CPUs from here to the end.
     let probes = Probes::start(&cfg);
     let end = match (cfg.duration_s, cfg.requests) {
+        _ if interrupted => warm_end,
         (Some(d), _) => {
             let end = warm_end + align(Duration::from_secs_f64(d));
-            sleep_until(end.into()).await;
-            end
+            interrupted = wait_or_stop(end, stop).await;
+            if interrupted {
+                aligned_now(&sh).min(end)
+            } else {
+                end
+            }
         }
         (None, Some(_)) => {
             // Every sequence number below the limit gets exactly one outcome.
@@ -119,10 +126,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
                 {
                     break;
                 }
+                if stop.is_some_and(|s| s.load(Relaxed)) {
+                    interrupted = true;
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let now = sh.ns(Instant::now());
-            sh.t_start + Duration::from_nanos(now.div_ceil(BUCKET_NS) * BUCKET_NS)
+            aligned_now(&sh)
         }
         (None, None) => unreachable!("RunConfig always has a duration or a request count"),
     };
@@ -137,13 +147,17 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
     if let Some(p) = prober {
         let _ = p.join();
     }
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
+    progress.finish();
+    if interrupted && cfg.progress {
+        eprintln!(
+            "bench-client: interrupted; writing what was measured (a second signal exits at once)"
+        );
     }
     sh.censor_at_end();
     let recorders = sh.registry.drain();
     let mut r = build_result(&sh, recorders, started_at_unix_ms, costs);
     r.measured_start_unix_ms = (t_start_unix_ns + sh.measure_start_ns) as f64 / 1e6;
+    r.interrupted = interrupted;
     Ok(r)
 }
 
@@ -204,6 +218,30 @@ fn shared_run_id(at_ms: u64) -> String {
     format!("{:010x}", z & 0xff_ffff_ffff)
 }
 
+/// Sleep until `until`, or until `stop` is set (checked every 20 ms): `true` if stopped.
+async fn wait_or_stop(until: Instant, stop: Option<&AtomicBool>) -> bool {
+    let Some(stop) = stop else {
+        sleep_until(until.into()).await;
+        return false;
+    };
+    loop {
+        if stop.load(Relaxed) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        sleep_until(until.min(now + Duration::from_millis(20)).into()).await;
+    }
+}
+
+/// Now, rounded up to the next timeline bucket.
+fn aligned_now(sh: &Shared) -> Instant {
+    let now = sh.ns(Instant::now());
+    sh.t_start + Duration::from_nanos(now.div_ceil(BUCKET_NS) * BUCKET_NS)
+}
+
 /// The measured-phase probes of the processes a run was told about.
 struct Probes {
     target: Option<cost::Probe>,
@@ -233,11 +271,19 @@ impl Probes {
 
 /// [`run`] on a fresh multi-thread runtime with `cfg.threads` workers.
 pub fn run_blocking(cfg: RunConfig) -> anyhow::Result<RunResult> {
+    run_blocking_until(cfg, None)
+}
+
+/// [`run_until`] on a fresh multi-thread runtime with `cfg.threads` workers.
+pub fn run_blocking_until(
+    cfg: RunConfig,
+    stop: Option<Arc<AtomicBool>>,
+) -> anyhow::Result<RunResult> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.threads.max(1))
         .enable_all()
         .build()?;
-    rt.block_on(run(cfg))
+    rt.block_on(run_until(cfg, stop))
 }
 
 fn align(d: Duration) -> Duration {
@@ -265,14 +311,100 @@ fn probe_server(sh: &Shared, probe: ServerProbe) {
     }
 }
 
+/// The live progress display of a run (`--quiet`: none).
+#[derive(Clone)]
+enum Progress {
+    None,
+    /// On a terminal: an indicatif bar with ETA for the measured phase, the warmup shown
+    /// apart before it.
+    Bar(ProgressBar),
+    /// Not on a terminal: one plain line a second on stderr.
+    Lines,
+}
+
+impl Progress {
+    fn new(cfg: &RunConfig) -> Progress {
+        if !cfg.progress {
+            Progress::None
+        } else if std::io::stderr().is_terminal() {
+            let pb = ProgressBar::with_draw_target(
+                Some((cfg.warmup_s * 1000.0) as u64),
+                ProgressDrawTarget::stderr(),
+            );
+            pb.set_style(bar_style("{prefix:>7} [{bar:30}] {msg}"));
+            pb.set_prefix("warmup");
+            Progress::Bar(pb)
+        } else {
+            Progress::Lines
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(pb) = self {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// Live counters at one moment, to show the measured phase apart from the warmup.
+#[derive(Clone, Copy, Default)]
+struct Snap {
+    ok: u64,
+    backpressure: u64,
+    errors: u64,
+    resolved: u64,
+}
+
+impl Snap {
+    fn of(sh: &Shared) -> Snap {
+        let l = &sh.live;
+        Snap {
+            ok: l.ok.load(Relaxed),
+            backpressure: l.backpressure.load(Relaxed),
+            errors: l.errors.load(Relaxed),
+            resolved: l.resolved.load(Relaxed),
+        }
+    }
+}
+
+/// What the progress display shows; `base` is the snapshot at the end of the warmup (zero
+/// during it), `rate` the ok/s since the last draw.
+fn progress_text(sh: &Shared, now: Snap, base: Snap, rate: f64) -> String {
+    let l = &sh.live;
+    let bytes = rate * (sh.cfg.payload.min + sh.cfg.payload.max) as f64 / 2.0;
+    format!(
+        "ok {} ({rate:.0} ok/s, {}/s) | 503/nack {} | errors {} | conns {} | in flight {}",
+        now.ok - base.ok,
+        human_bytes(bytes),
+        now.backpressure - base.backpressure,
+        now.errors - base.errors,
+        l.open.load(Relaxed),
+        l.sent
+            .load(Relaxed)
+            .saturating_sub(l.resolved.load(Relaxed)),
+    )
+}
+
 /// Samples the client itself every 10 ms: timer lateness of the runtime (client
-/// saturation shows up here first) and process CPU; drives the progress line.
-async fn monitor(sh: Arc<Shared>, progress: Option<ProgressBar>) {
+/// saturation shows up here first) and process CPU; drives the progress display.
+async fn monitor(sh: Arc<Shared>, progress: Progress) {
     let tick = Duration::from_millis(10);
     let mut next = Instant::now() + tick;
     let mut last_cpu = process_cpu_ns();
     let mut last_draw = Instant::now();
-    let mut last_ok = 0u64;
+    let every = match progress {
+        Progress::Lines => Duration::from_secs(1),
+        _ => Duration::from_millis(250),
+    };
+    let mut last = Snap::default();
+    let mut base: Option<Snap> = None;
+    let warmup_s = sh.cfg.warmup_s;
     loop {
         sleep_until(next.into()).await;
         let now = Instant::now();
@@ -281,24 +413,64 @@ async fn monitor(sh: Arc<Shared>, progress: Option<ProgressBar>) {
         sh.on_cpu(now, cpu.saturating_sub(last_cpu));
         last_cpu = cpu;
         next = now + tick;
-        if let Some(pb) = &progress {
-            if now - last_draw >= Duration::from_millis(250) {
-                let l = &sh.live;
-                let ok = l.ok.load(Relaxed);
-                let rate = (ok - last_ok) as f64 / (now - last_draw).as_secs_f64();
-                let t = sh.ns(now) as f64 / 1e9 - sh.cfg.warmup_s;
-                let phase = if t < 0.0 { "warmup" } else { "run" };
-                pb.set_message(format!(
-                    "{phase} {t:>6.1}s | ok {ok} ({rate:.0}/s) | backpressure {} | errors {} | open {} | in flight {}",
-                    l.backpressure.load(Relaxed),
-                    l.errors.load(Relaxed),
-                    l.open.load(Relaxed),
-                    l.sent.load(Relaxed).saturating_sub(l.resolved.load(Relaxed)),
-                ));
-                pb.tick();
-                last_draw = now;
-                last_ok = ok;
-            }
+        if matches!(progress, Progress::None) {
+            continue;
         }
+        let t = sh.ns(now) as f64 / 1e9 - warmup_s;
+        if t >= 0.0 && base.is_none() {
+            // The measured phase starts: the bar restarts, counts start from zero.
+            let b = Snap::of(&sh);
+            base = Some(b);
+            last = b;
+            last_draw = now;
+            if let Progress::Bar(pb) = &progress {
+                pb.reset();
+                match (sh.cfg.duration_s, sh.cfg.requests) {
+                    (Some(d), _) => {
+                        pb.set_length((d * 1000.0) as u64);
+                        pb.set_style(bar_style(
+                            "{prefix:>7} [{bar:30}] {percent:>3}% ETA {eta:>4} | {msg}",
+                        ));
+                    }
+                    (None, n) => {
+                        pb.set_length(n.unwrap_or(0));
+                        pb.set_style(bar_style(
+                            "{prefix:>7} [{bar:30}] {pos}/{len} ETA {eta:>4} | {msg}",
+                        ));
+                    }
+                }
+                pb.set_prefix("run");
+                pb.set_message(progress_text(&sh, b, b, 0.0));
+            }
+            continue;
+        }
+        if now - last_draw < every {
+            continue;
+        }
+        let snap = Snap::of(&sh);
+        let rate = (snap.ok - last.ok) as f64 / (now - last_draw).as_secs_f64();
+        let text = progress_text(&sh, snap, base.unwrap_or_default(), rate);
+        match &progress {
+            Progress::Bar(pb) => {
+                let pos = match (base, sh.cfg.duration_s) {
+                    (None, _) => ((t + warmup_s) * 1000.0) as u64,
+                    (Some(_), Some(_)) => (t * 1000.0) as u64,
+                    (Some(b), None) => snap.resolved - b.resolved,
+                };
+                pb.set_position(pos);
+                pb.set_message(text);
+            }
+            Progress::Lines => {
+                let when = match (base, sh.cfg.duration_s) {
+                    (None, _) => format!("warmup {:>5.1} s (not measured)", t + warmup_s),
+                    (Some(_), Some(d)) => format!("{t:>6.1}/{d:.0} s"),
+                    (Some(_), None) => format!("{t:>6.1} s"),
+                };
+                eprintln!("bench-client: {when} | {text}");
+            }
+            Progress::None => {}
+        }
+        last_draw = now;
+        last = snap;
     }
 }

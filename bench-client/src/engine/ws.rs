@@ -54,20 +54,42 @@ fn ws_error_kind(e: &tungstenite::Error) -> String {
     }
 }
 
+/// The upgrade request of every connection: `/ws/TOPIC?ack=A[&key=K]` with the `-H`
+/// headers (validated by `config::parse_header`, so none is dropped in practice).
+fn upgrade_request(
+    cfg: &crate::engine::config::RunConfig,
+) -> tungstenite::handshake::client::Request {
+    use tungstenite::client::IntoClientRequest as _;
+    use tungstenite::http::{HeaderName, HeaderValue};
+    let url = format!(
+        "ws://{}/ws/{}?{}",
+        cfg.authority,
+        cfg.topic,
+        crate::engine::recorder::query(cfg)
+    );
+    let mut req = url
+        .into_client_request()
+        .unwrap_or_else(|_| tungstenite::handshake::client::Request::default());
+    for (n, v) in &cfg.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            req.headers_mut().append(n, v);
+        }
+    }
+    req
+}
+
 pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
     let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 3);
-    let url = format!(
-        "ws://{}/ws/{}?ack={}",
-        sh.cfg.authority,
-        sh.cfg.topic,
-        sh.cfg.ack.as_str()
-    );
+    let request = upgrade_request(&sh.cfg);
     loop {
         let stream = establish(&sh).await;
         let open = Open::new(&sh);
         let hs = tokio::time::timeout(
             sh.cfg.timeout(),
-            tokio_tungstenite::client_async(url.as_str(), stream),
+            tokio_tungstenite::client_async(request.clone(), stream),
         )
         .await;
         let ws = match hs {
@@ -251,6 +273,25 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upgrade_request_carries_key_and_headers() {
+        let mut cfg = crate::engine::config::RunConfig::new("http://127.0.0.1:9/ws/t").unwrap();
+        cfg.key = Some("a/b c".into());
+        cfg.headers = vec![
+            ("kafka-header-trace".into(), "abc".into()),
+            ("X-Two".into(), "1".into()),
+        ];
+        let r = upgrade_request(&cfg);
+        assert_eq!(
+            r.uri().to_string(),
+            "ws://127.0.0.1:9/ws/t?ack=kafka&key=a%2Fb%20c"
+        );
+        assert_eq!(r.headers()["kafka-header-trace"], "abc");
+        assert_eq!(r.headers()["x-two"], "1");
+        // What tungstenite needs for the handshake is still there.
+        assert!(r.headers().contains_key("sec-websocket-key"));
+    }
 
     #[test]
     fn reply_frames_parse() {

@@ -5,8 +5,9 @@
 //! `message.timeout.ms`, so an outage longer than it surfaces as 503s rather than as slow
 //! 200s); an open loop at a modest rate (the mock keeps only ~100k records / 5 MB per
 //! partition, and verification reads everything back), collecting every acknowledged id.
-//! During the run: every broker down for 5 s, then a 200 ms RTT on one broker, then
-//! injected produce errors (see [`plan`]). After it, while kafka-mock still runs,
+//! During the run (`--faults` selects): every broker down for 5 s, then a 200 ms RTT on
+//! one broker, then injected produce errors, then every partition's leader moved to
+//! another broker three times (see [`plan`]). After it, while kafka-mock still runs,
 //! [`verify`] reads the topic back: any acknowledged id missing is a
 //! failure. The report gives, per fault, the per-second series around it, the 503 and
 //! error counts, the seconds slowed below half the baseline, and the time to recover.
@@ -26,23 +27,38 @@ use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
 use crate::engine::manifest::Manifest;
 use crate::engine::result::RunResult;
 use crate::engine::timeline::SecondStats;
+use crate::experiments::shared::{Experiment, ExperimentArgs};
 use crate::experiments::verify::{verify, VerifyArgs, VerifyResult};
-use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock};
+use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySpec, KafkaMock};
 use crate::reporting::charts::line_chart;
 use crate::reporting::outcome;
+use crate::reporting::progress::Overall;
 
 pub const CHAOS_SCHEMA_VERSION: u32 = 1;
 
-/// Load at ack=kafka through broker outage, RTT and produce errors; verify nothing
-/// acknowledged was lost.
+/// Partitions of the topics kafka-mock creates up front.
+const MOCK_PARTITIONS: u32 = 4;
+
+/// Load at ack=kafka through broker outage, RTT, produce errors and partition leader
+/// changes; verify nothing acknowledged was lost.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChaosArgs {
-    /// Gateway: tokio-multi, tokio-per-core, uring, compio, a comma-separated list, or all.
-    #[arg(long, default_value = "all")]
-    pub gateway: GatewaySet,
-    /// Measured run time per gateway (at least 20s); the faults are spread over it.
+    #[command(flatten)]
+    pub shared: ExperimentArgs,
+    /// Measured run time per gateway; the faults are spread over it (all four need 30s;
+    /// 40s leaves more room to watch each recovery; leaders alone: 10s).
     #[arg(long, value_parser = parse_duration, default_value = "40s")]
     pub duration: Duration,
+    /// Faults to inject, in this order (comma-separated): outage (every broker down 5 s),
+    /// rtt (added round-trip time on broker 1), produce-errors, leaders (every partition's
+    /// leader moved three times).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "outage,rtt,produce-errors,leaders"
+    )]
+    pub faults: Vec<FaultKind>,
     /// Open-loop rate (requests/s). Keep rate x duration within the mock's retention
     /// (~100k records / 5 MB per partition, 4 partitions).
     #[arg(long, default_value_t = 2000.0)]
@@ -62,9 +78,12 @@ pub struct ChaosArgs {
     /// The gateway's `message.timeout.ms`: records undelivered this long become 503s.
     #[arg(long, value_parser = parse_duration, default_value = "3s")]
     pub message_timeout: Duration,
-    /// RTT added to broker 1 in the RTT phase, milliseconds.
-    #[arg(long, default_value_t = 200)]
-    pub rtt_ms: u64,
+    /// Round-trip time added to broker 1 in the RTT phase.
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    pub rtt: Duration,
+    /// Old form of --rtt: milliseconds as a bare number.
+    #[arg(long, hide = true, conflicts_with = "rtt")]
+    pub rtt_ms: Option<u64>,
     /// Produce requests failed in the produce-error phase (half not-enough-replicas, half
     /// transport errors).
     #[arg(long, default_value_t = 60)]
@@ -72,24 +91,13 @@ pub struct ChaosArgs {
     /// Client per-request timeout.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub timeout: Duration,
-    /// Client worker threads (default: half the CPUs).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Gateway I/O threads (default: the gateway's own default).
-    #[arg(long)]
-    pub gateway_threads: Option<usize>,
-    /// Extra gateway argument, repeatable.
+    /// Old name of --client-threads.
+    #[arg(long = "threads", hide = true)]
+    pub threads_old: Option<usize>,
+    /// Any other gateway argument, verbatim, repeatable (e.g. --gateway-arg=--backlog
+    /// --gateway-arg=64); producer properties go in -X.
     #[arg(long, allow_hyphen_values = true)]
     pub gateway_arg: Vec<String>,
-    /// Directory of the gateway and kafka-mock binaries (default: next to bench-client).
-    #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
-    /// Output directory (default: results/<date>-chaos).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 impl ChaosArgs {
@@ -101,61 +109,146 @@ impl ChaosArgs {
             #[command(flatten)]
             a: ChaosArgs,
         }
-        Ok(P::try_parse_from(["chaos", "--gateway", gateway])?.a)
+        Ok(P::try_parse_from(["chaos", "--gateways", gateway])?.a)
+    }
+
+    /// Client worker threads: --client-threads, or its old name --threads.
+    pub fn client_threads(&self) -> Option<usize> {
+        self.shared.client_threads.or(self.threads_old)
+    }
+
+    /// The RTT of the RTT phase: --rtt, or the old --rtt-ms.
+    pub fn rtt(&self) -> Duration {
+        self.rtt_ms.map_or(self.rtt, Duration::from_millis)
     }
 }
 
+/// A kind of fault `chaos` can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Every broker down for 5 s.
+    Outage,
+    /// Added round-trip time on broker 1.
+    Rtt,
+    /// Injected produce errors.
+    ProduceErrors,
+    /// Every partition's leader moved to another broker, three times.
+    Leaders,
+}
+
+/// What [`plan`] lays out.
+#[derive(Debug, Clone)]
+pub struct PlanSpec<'a> {
+    pub kinds: &'a [FaultKind],
+    pub rtt_ms: u64,
+    pub produce_errors: u64,
+    /// Topic and partition count of the leader changes.
+    pub topic: &'a str,
+    pub partitions: u32,
+}
+
 /// One planned fault: commands at `start_s` and at `end_s` (seconds of the measured phase).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     pub name: String,
     pub start_s: f64,
     pub end_s: f64,
     pub begin: Vec<String>,
     pub end: Vec<String>,
+    /// Commands between the two, `(seconds of the measured phase, command)` (absent in
+    /// older files).
+    #[serde(default)]
+    pub during: Vec<(f64, String)>,
 }
 
-/// The schedule for a run of `d` seconds: baseline, all brokers down for 5 s, a gap, RTT
-/// on broker 1, a gap, produce errors, and a tail to watch the recovery.
-pub fn plan(d: f64, rtt_ms: u64, produce_errors: u64) -> Vec<Fault> {
+/// The schedule for a run of `d` seconds: a baseline, then each fault of `spec.kinds` in
+/// order, with a gap after each, and a tail to watch the recovery: all brokers down for
+/// 5 s; RTT on broker 1; produce errors; every partition's leader moved three times. An
+/// error when they do not fit in `d`.
+pub fn plan(d: f64, spec: &PlanSpec) -> Result<Vec<Fault>, String> {
     let base = (0.15 * d).max(3.0);
     let gap = (0.1 * d).max(2.5);
-    let rtt = (0.1 * d).max(2.5);
-    let errs = (0.1 * d).max(2.0);
-    let down = base;
-    let up = down + 5.0;
-    let rtt_on = up + gap;
-    let rtt_off = rtt_on + rtt;
-    let err_on = rtt_off + gap;
-    let err_off = err_on + errs;
     let brokers = |cmd: &str| (1..=3).map(|b| format!("{cmd} {b}")).collect::<Vec<_>>();
-    let half = produce_errors.div_ceil(2);
-    vec![
-        Fault {
-            name: "all brokers down 5 s".into(),
-            start_s: down,
-            end_s: up,
-            begin: brokers("broker-down"),
-            end: brokers("broker-up"),
-        },
-        Fault {
-            name: format!("{rtt_ms} ms RTT on broker 1"),
-            start_s: rtt_on,
-            end_s: rtt_off,
-            begin: vec![format!("rtt 1 {rtt_ms}")],
-            end: vec!["rtt 1 0".into()],
-        },
-        Fault {
-            name: format!("{produce_errors} produce errors"),
-            start_s: err_on,
-            end_s: err_off,
-            begin: vec![
-                format!("produce-errors {half} not-enough-replicas"),
-                format!("produce-errors {} transport", produce_errors - half),
-            ],
-            end: vec!["clear-errors".into()],
-        },
-    ]
+    let half = spec.produce_errors.div_ceil(2);
+    let (rtt_ms, errors) = (spec.rtt_ms, spec.produce_errors);
+    // Round r moves partition p's leadership to broker (p + r + 1) % 3 + 1: three rounds
+    // give each partition every broker once.
+    let leaders = |r: u32| -> Vec<String> {
+        (0..spec.partitions)
+            .map(|p| format!("leader {} {p} {}", spec.topic, (p + r + 1) % 3 + 1))
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut t = base;
+    for &k in spec.kinds {
+        let (len, mut f) = match k {
+            FaultKind::Outage => (
+                5.0,
+                Fault {
+                    name: "all brokers down 5 s".into(),
+                    begin: brokers("broker-down"),
+                    end: brokers("broker-up"),
+                    ..Fault::default()
+                },
+            ),
+            FaultKind::Rtt => (
+                (0.1 * d).max(2.5),
+                Fault {
+                    name: format!("{rtt_ms} ms RTT on broker 1"),
+                    begin: vec![format!("rtt 1 {rtt_ms}")],
+                    end: vec!["rtt 1 0".into()],
+                    ..Fault::default()
+                },
+            ),
+            FaultKind::ProduceErrors => (
+                (0.1 * d).max(2.0),
+                Fault {
+                    name: format!("{errors} produce errors"),
+                    begin: vec![
+                        format!("produce-errors {half} not-enough-replicas"),
+                        format!("produce-errors {} transport", errors - half),
+                    ],
+                    end: vec!["clear-errors".into()],
+                    ..Fault::default()
+                },
+            ),
+            FaultKind::Leaders => (
+                (0.1 * d).max(3.0),
+                Fault {
+                    name: format!("{} partition leaders moved 3 times", spec.partitions),
+                    begin: leaders(0),
+                    ..Fault::default()
+                },
+            ),
+        };
+        f.start_s = t;
+        f.end_s = t + len;
+        if k == FaultKind::Leaders {
+            for r in 1..3u32 {
+                let at = t + len * f64::from(r) / 3.0;
+                f.during.extend(leaders(r).into_iter().map(|c| (at, c)));
+            }
+        }
+        t = f.end_s + gap;
+        out.push(f);
+    }
+    // At least 2.5 s after the last fault to show the recovery.
+    let last_end = out.last().map_or(0.0, |f: &Fault| f.end_s);
+    if last_end + 2.5 > d {
+        let names: Vec<String> = spec
+            .kinds
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_string())
+            .collect();
+        return Err(format!(
+            "--duration {d}s is too short for --faults {}: with the baseline, gaps and a 2.5 s recovery tail they take {:.1}s (give a longer --duration or fewer --faults)",
+            names.join(","),
+            last_end + 2.5
+        ));
+    }
+    Ok(out)
 }
 
 /// A fault-injection command as sent.
@@ -289,38 +382,54 @@ fn say(quiet: bool, msg: impl AsRef<str>) {
 
 pub fn run_chaos(a: &ChaosArgs) -> anyhow::Result<ChaosReport> {
     let d = a.duration.as_secs_f64();
-    if d < 20.0 {
-        bail!("--duration must be at least 20s (baseline, three faults, recovery)");
-    }
+    let faults = plan(
+        d,
+        &PlanSpec {
+            kinds: &a.faults,
+            rtt_ms: a.rtt().as_millis() as u64,
+            produce_errors: a.produce_errors,
+            topic: &a.topic,
+            partitions: MOCK_PARTITIONS,
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
     if !(a.rate > 0.0 && a.rate.is_finite()) {
         bail!("--rate must be positive");
     }
     let per_partition = a.rate * d / 4.0;
     if per_partition > 90_000.0 || per_partition * a.payload.max as f64 > 4.5e6 {
         say(
-            a.quiet,
+            a.shared.quiet,
             format!(
                 "warning: about {per_partition:.0} records per partition may exceed the mock's \
                  retention (~100k records / 5 MB per partition): lower --rate or --duration"
             ),
         );
     }
-    let bin_dir = match &a.bin_dir {
-        Some(d) => d.clone(),
-        None => lab::default_bin_dir()?,
-    };
+    let bin_dir = a.shared.bin_dir()?;
     lab::locate(&bin_dir, "kafka-mock")?;
-    for k in &a.gateway.0 {
+    for k in &a.shared.gateways.0 {
         lab::locate(&bin_dir, k.bin())?;
     }
-    let faults = plan(d, a.rtt_ms, a.produce_errors);
     let started_at_unix_ms = lab::now_unix_ms();
+    let kinds = &a.shared.gateways.0;
+    // The runs draw their own bar: the overall status prefixes the lines instead.
+    let overall = std::cell::RefCell::new(Overall::new(
+        "gateways",
+        kinds.len(),
+        Some((a.duration + Duration::from_secs(10)) * kinds.len() as u32),
+        a.shared.quiet,
+        false,
+    ));
     let (gateways, not_run) = lab::each_gateway(
-        &a.gateway.0,
+        kinds,
         "not run",
         |k| chaos_one(k, a, &bin_dir, &faults),
         one_line,
-        |l| say(a.quiet, l),
+        |l| {
+            overall.borrow_mut().inc();
+            overall.borrow().line(&format!("chaos: {l}"));
+        },
     );
     let passed = not_run.is_empty() && gateways.iter().all(|g| g.failures.is_empty());
     Ok(ChaosReport {
@@ -345,6 +454,7 @@ fn drive_faults(kafka: &mut KafkaMock, faults: &[Fault], t0: Instant) -> Vec<Inj
             f.begin
                 .iter()
                 .map(|c| (f.start_s, c))
+                .chain(f.during.iter().map(|(at, c)| (*at, c)))
                 .chain(f.end.iter().map(|c| (f.end_s, c)))
         })
         .collect();
@@ -380,10 +490,11 @@ fn chaos_one(
         "-X".to_string(),
         format!("message.timeout.ms={}", a.message_timeout.as_millis()),
     ];
+    extra.extend(a.shared.producer_args());
     extra.extend(a.gateway_arg.iter().cloned());
     let mut gw = Gateway::start(&GatewaySpec {
         brokers: Some(kafka.bootstrap.clone()),
-        threads: a.gateway_threads,
+        threads: a.shared.gateway_threads,
         args: extra,
         ..GatewaySpec::new(kind, bin_dir)?
     })?;
@@ -401,12 +512,12 @@ fn chaos_one(
     c.duration_s = Some(a.duration.as_secs_f64());
     c.timeout_s = a.timeout.as_secs_f64();
     c.warmup_s = 1.0;
-    c.progress = !a.quiet;
-    if let Some(t) = a.threads {
+    c.progress = !a.shared.quiet;
+    if let Some(t) = a.client_threads() {
         c.threads = t.max(1);
     }
     say(
-        a.quiet,
+        a.shared.quiet,
         format!(
             "{name}: {:.0} req/s at ack=kafka for {:?}; faults at {}",
             a.rate,
@@ -455,7 +566,7 @@ fn chaos_one(
     }
 
     say(
-        a.quiet,
+        a.shared.quiet,
         format!("{name}: verifying {} acknowledged ids", run.acked),
     );
     let acked_file = std::env::temp_dir().join(format!(
@@ -541,20 +652,38 @@ fn one_line(g: &GatewayChaos) -> String {
 /// `bench-client chaos`: run, write the outputs, print the summary; the exit code is 0
 /// when every gateway passed (nothing acknowledged missing), 1 otherwise.
 pub fn cli_main(a: &ChaosArgs) -> anyhow::Result<u8> {
-    let r = run_chaos(a)?;
-    let dir = a
-        .out
-        .clone()
-        .unwrap_or_else(|| lab::default_out_dir("chaos"));
-    let files = write_chaos(&r, &dir)?;
-    Ok(outcome::print_outcome(
-        "chaos",
-        r.gateways.iter().map(one_line),
-        "not run",
-        &r.not_run,
-        r.passed,
-        &files,
-    ))
+    crate::experiments::shared::main::<Chaos>(a)
+}
+
+/// The chaos experiment in the shared shape.
+pub struct Chaos;
+
+impl Experiment for Chaos {
+    type Args = ChaosArgs;
+    type Summary = ChaosReport;
+
+    fn shared(a: &ChaosArgs) -> &ExperimentArgs {
+        &a.shared
+    }
+    fn default_out(_: &ChaosArgs) -> PathBuf {
+        lab::default_out_dir("chaos")
+    }
+    fn run(a: &ChaosArgs, _dir: &Path) -> anyhow::Result<ChaosReport> {
+        run_chaos(a)
+    }
+    fn render(r: &ChaosReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        write_chaos(r, dir)
+    }
+    fn finish(_: &ChaosArgs, r: &ChaosReport, files: &[PathBuf]) -> u8 {
+        outcome::print_outcome(
+            "chaos",
+            r.gateways.iter().map(one_line),
+            "not run",
+            &r.not_run,
+            r.passed,
+            files,
+        )
+    }
 }
 
 /// Writes `chaos.json`, `chaos.md`, `chaos-throughput.svg`, `chaos-backpressure.svg`.
@@ -623,14 +752,26 @@ pub fn chaos_markdown(r: &ChaosReport) -> String {
     );
     let _ = writeln!(s, "Faults (seconds of the measured phase):\n");
     for f in &r.plan {
+        let mut steps = vec![format!("`{}`", f.begin.join("`, `"))];
+        let mut at = f64::NAN;
+        for (t, c) in &f.during {
+            if *t != at {
+                steps.push(format!("at {t:.1} s `{c}`"));
+                at = *t;
+            } else if let Some(last) = steps.last_mut() {
+                last.push_str(&format!(", `{c}`"));
+            }
+        }
+        if !f.end.is_empty() {
+            steps.push(format!("`{}`", f.end.join("`, `")));
+        }
         let _ = writeln!(
             s,
-            "- {:.1}-{:.1} s: **{}** (`{}`, then `{}`)",
+            "- {:.1}-{:.1} s: **{}** ({})",
             f.start_s,
             f.end_s,
             f.name,
-            f.begin.join("`, `"),
-            f.end.join("`, `")
+            steps.join(", then ")
         );
     }
     let _ = writeln!(
@@ -773,23 +914,69 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plan_fits_the_run() {
-        for d in [20.0, 40.0, 600.0] {
-            let p = plan(d, 200, 60);
-            assert_eq!(p.len(), 3);
-            assert!((p[0].end_s - p[0].start_s - 5.0).abs() < 1e-9);
-            for w in p.windows(2) {
-                assert!(w[0].end_s < w[1].start_s, "{p:?}");
-            }
-            assert!(p[2].end_s < d, "{d}: {p:?}");
-            assert_eq!(p[2].begin.len(), 2);
+    const THREE: [FaultKind; 3] = [FaultKind::Outage, FaultKind::Rtt, FaultKind::ProduceErrors];
+    const ALL: [FaultKind; 4] = [
+        FaultKind::Outage,
+        FaultKind::Rtt,
+        FaultKind::ProduceErrors,
+        FaultKind::Leaders,
+    ];
+
+    fn spec(kinds: &[FaultKind]) -> PlanSpec<'_> {
+        PlanSpec {
+            kinds,
+            rtt_ms: 200,
+            produce_errors: 60,
+            topic: "chaos",
+            partitions: 4,
         }
     }
 
     #[test]
+    fn plan_fits_the_run() {
+        for (kinds, d) in [
+            (&THREE[..], 20.0),
+            (&ALL[..], 30.0),
+            (&ALL[..], 40.0),
+            (&ALL[..], 600.0),
+        ] {
+            let p = plan(d, &spec(kinds)).unwrap();
+            assert_eq!(p.len(), kinds.len());
+            assert!((p[0].end_s - p[0].start_s - 5.0).abs() < 1e-9);
+            for w in p.windows(2) {
+                assert!(w[0].end_s < w[1].start_s, "{p:?}");
+            }
+            assert!(p.last().unwrap().end_s < d, "{d}: {p:?}");
+            assert_eq!(p[2].begin.len(), 2);
+        }
+        assert!(plan(20.0, &spec(&ALL)).is_err());
+        assert!(plan(8.0, &spec(&[FaultKind::Leaders])).is_err());
+    }
+
+    #[test]
+    fn leader_changes_move_every_partition_to_every_broker() {
+        let p = plan(10.0, &spec(&[FaultKind::Leaders])).unwrap();
+        let f = &p[0];
+        assert_eq!((f.start_s, f.end_s), (3.0, 6.0));
+        assert!(f.end.is_empty());
+        let mut cmds: Vec<(f64, &str)> = f.begin.iter().map(|c| (f.start_s, c.as_str())).collect();
+        cmds.extend(f.during.iter().map(|(t, c)| (*t, c.as_str())));
+        assert_eq!(cmds.len(), 12);
+        for part in 0..4 {
+            let mut brokers: Vec<&str> = cmds
+                .iter()
+                .filter_map(|(_, c)| c.strip_prefix(&format!("leader chaos {part} ")))
+                .collect();
+            brokers.sort_unstable();
+            assert_eq!(brokers, ["1", "2", "3"], "partition {part}");
+        }
+        // The rounds are spread over the phase, inside it.
+        assert!(f.during.iter().all(|(t, _)| *t > f.start_s && *t < f.end_s));
+    }
+
+    #[test]
     fn effects_of_an_outage() {
-        let faults = plan(20.0, 200, 60);
+        let faults = plan(20.0, &spec(&THREE)).unwrap();
         // Outage 3..8 s: nothing acknowledged, 503s from second 6 on, a surge at 8.
         let tl: Vec<SecondStats> = (0..20)
             .map(|i| match i {
@@ -812,7 +999,7 @@ mod tests {
 
     #[test]
     fn renders_a_report() {
-        let faults = plan(20.0, 200, 60);
+        let faults = plan(20.0, &spec(&THREE)).unwrap();
         let mut run = crate::experiments::soak::tests::synthetic_run(20, |i| {
             if (3..8).contains(&i) {
                 0

@@ -24,11 +24,13 @@ use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
 use crate::engine::manifest::Manifest;
 use crate::engine::result::RunResult;
 use crate::engine::stats::HistSummary;
+use crate::experiments::shared::{Experiment, ExperimentArgs};
 use crate::lab::{
-    self, ExitInfo, Gateway, GatewayKind, GatewaySet, GatewaySpec, KafkaMock, ProcSample, Sampler,
+    self, ExitInfo, Gateway, GatewayKind, GatewaySpec, KafkaMock, ProcSample, Sampler,
 };
 use crate::reporting::charts::line_chart;
 use crate::reporting::outcome;
+use crate::reporting::progress::Overall;
 
 /// Version of the `soak.json` layout.
 pub const SOAK_SCHEMA_VERSION: u32 = 1;
@@ -39,9 +41,8 @@ const GROWTH_WINDOW_S: f64 = 60.0;
 /// Soak one gateway (or all in turn) at a fraction of its maximum, with connection churn.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SoakArgs {
-    /// Gateway: tokio-multi, tokio-per-core, uring, compio, a comma-separated list, or all.
-    #[arg(long, default_value = "all")]
-    pub gateway: GatewaySet,
+    #[command(flatten)]
+    pub shared: ExperimentArgs,
     /// Soak time per gateway (after the probe and warmup), e.g. 10m, 2m, 90s.
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub duration: Duration,
@@ -76,18 +77,13 @@ pub struct SoakArgs {
     /// Kafka topic.
     #[arg(long, default_value = "soak")]
     pub topic: String,
-    /// Client worker threads (default: half the CPUs).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Gateway I/O threads (default: the gateway's own default, the core count).
-    #[arg(long)]
-    pub gateway_threads: Option<usize>,
-    /// Extra gateway argument, repeatable (e.g. --gateway-arg=-X --gateway-arg=linger.ms=5).
+    /// Old name of --client-threads.
+    #[arg(long = "threads", hide = true)]
+    pub threads_old: Option<usize>,
+    /// Any other gateway argument, verbatim, repeatable (e.g. --gateway-arg=--backlog
+    /// --gateway-arg=64); producer properties go in -X.
     #[arg(long, allow_hyphen_values = true)]
     pub gateway_arg: Vec<String>,
-    /// Directory of the gateway and kafka-mock binaries (default: next to bench-client).
-    #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
     /// Sampling period of the gateway's RSS and fds.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub sample_every: Duration,
@@ -95,12 +91,6 @@ pub struct SoakArgs {
     /// window average).
     #[arg(long, value_name = "MIB")]
     pub fail_on_growth: Option<f64>,
-    /// Output directory (default: results/<date>-soak).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
 }
 
 impl SoakArgs {
@@ -112,7 +102,12 @@ impl SoakArgs {
             #[command(flatten)]
             a: SoakArgs,
         }
-        Ok(P::try_parse_from(["soak", "--gateway", gateway])?.a)
+        Ok(P::try_parse_from(["soak", "--gateways", gateway])?.a)
+    }
+
+    /// Client worker threads: --client-threads, or its old name --threads.
+    pub fn client_threads(&self) -> Option<usize> {
+        self.shared.client_threads.or(self.threads_old)
     }
 }
 
@@ -247,12 +242,6 @@ pub struct SoakReport {
     pub passed: bool,
 }
 
-fn say(quiet: bool, msg: impl AsRef<str>) {
-    if !quiet {
-        eprintln!("soak: {}", msg.as_ref());
-    }
-}
-
 /// Soak every gateway of `a.gateway` in turn.
 pub fn run_soak(a: &SoakArgs) -> anyhow::Result<SoakReport> {
     if !(a.fraction > 0.0 && a.fraction <= 2.0) {
@@ -264,24 +253,34 @@ pub fn run_soak(a: &SoakArgs) -> anyhow::Result<SoakReport> {
     if a.duration < Duration::from_secs(3) {
         bail!("--duration must be at least 3s");
     }
-    let bin_dir = match &a.bin_dir {
-        Some(d) => d.clone(),
-        None => lab::default_bin_dir()?,
-    };
+    let bin_dir = a.shared.bin_dir()?;
     // Fail fast on missing binaries rather than after soaking the first gateway.
-    for k in &a.gateway.0 {
+    for k in &a.shared.gateways.0 {
         lab::locate(&bin_dir, k.bin())?;
     }
     if a.brokers.is_none() {
         lab::locate(&bin_dir, "kafka-mock")?;
     }
     let started_at_unix_ms = lab::now_unix_ms();
+    let kinds = &a.shared.gateways.0;
+    let per_gateway = a.duration + a.probe + Duration::from_secs(5);
+    // The runs draw their own bar: the overall status prefixes the lines instead.
+    let overall = std::cell::RefCell::new(Overall::new(
+        "gateways",
+        kinds.len(),
+        Some(per_gateway * kinds.len() as u32),
+        a.shared.quiet,
+        false,
+    ));
     let (gateways, not_run) = lab::each_gateway(
-        &a.gateway.0,
+        kinds,
         "not soaked",
-        |k| soak_one(k, a, &bin_dir),
+        |k| soak_one(k, a, &bin_dir, &overall.borrow()),
         one_line,
-        |l| say(a.quiet, l),
+        |l| {
+            overall.borrow_mut().inc();
+            overall.borrow().line(&format!("soak: {l}"));
+        },
     );
     let passed = not_run.is_empty() && gateways.iter().all(|g| g.failures.is_empty());
     Ok(SoakReport {
@@ -306,15 +305,20 @@ fn load_config(a: &SoakArgs, target: &str) -> anyhow::Result<RunConfig> {
     c.payload = a.payload;
     c.ack = a.ack;
     c.topic = a.topic.clone();
-    if let Some(t) = a.threads {
+    if let Some(t) = a.client_threads() {
         c.threads = t.max(1);
     }
     c.warmup_s = 1.0;
-    c.progress = !a.quiet;
+    c.progress = !a.shared.quiet;
     Ok(c)
 }
 
-fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<GatewaySoak> {
+fn soak_one(
+    kind: GatewayKind,
+    a: &SoakArgs,
+    bin_dir: &Path,
+    overall: &Overall,
+) -> anyhow::Result<GatewaySoak> {
     let name = kind.name();
     let kafka = match &a.brokers {
         Some(_) => None,
@@ -325,10 +329,12 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
         (None, Some(k)) => k.bootstrap.clone(),
         (None, None) => unreachable!("kafka-mock started without --brokers"),
     };
+    let mut args = a.shared.producer_args();
+    args.extend(a.gateway_arg.iter().cloned());
     let mut gw = Gateway::start(&GatewaySpec {
         brokers: Some(brokers),
-        threads: a.gateway_threads,
-        args: a.gateway_arg.clone(),
+        threads: a.shared.gateway_threads,
+        args,
         ..GatewaySpec::new(kind, bin_dir)?
     })?;
     let version = Manifest::target_version_of(&gw.bin);
@@ -336,13 +342,10 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
     let (rate, probe_ok_per_sec, probe_latency) = match a.rate {
         Some(r) => (r, None, None),
         None => {
-            say(
-                a.quiet,
-                format!(
-                    "{name}: probing the maximum for {:?} (closed loop)",
-                    a.probe
-                ),
-            );
+            overall.line(&format!(
+                "soak: {name}: probing the maximum for {:?} (closed loop)",
+                a.probe
+            ));
             let mut c = load_config(a, &gw.target())?;
             c.duration_s = Some(a.probe.as_secs_f64());
             let p = crate::engine::run_blocking(c)?;
@@ -360,13 +363,10 @@ fn soak_one(kind: GatewayKind, a: &SoakArgs, bin_dir: &Path) -> anyhow::Result<G
             )
         }
     };
-    say(
-        a.quiet,
-        format!(
-            "{name}: soaking {:?} at {rate:.0} req/s, {} connections reconnecting every {} requests",
-            a.duration, a.connections, a.reconnect_after
-        ),
-    );
+    overall.line(&format!(
+        "soak: {name}: soaking {:?} at {rate:.0} req/s, {} connections reconnecting every {} requests",
+        a.duration, a.connections, a.reconnect_after
+    ));
     let mut c = load_config(a, &gw.target())?;
     c.rate = Some(rate);
     c.reconnect_after = Some(a.reconnect_after);
@@ -464,20 +464,38 @@ fn one_line(g: &GatewaySoak) -> String {
 /// `bench-client soak`: run, write the outputs, print the summary; the exit code is 0 when
 /// every gateway passed, 1 otherwise.
 pub fn cli_main(a: &SoakArgs) -> anyhow::Result<u8> {
-    let r = run_soak(a)?;
-    let dir = a
-        .out
-        .clone()
-        .unwrap_or_else(|| lab::default_out_dir("soak"));
-    let files = write_soak(&r, &dir)?;
-    Ok(outcome::print_outcome(
-        "soak",
-        r.gateways.iter().map(one_line),
-        "not soaked",
-        &r.not_run,
-        r.passed,
-        &files,
-    ))
+    crate::experiments::shared::main::<Soak>(a)
+}
+
+/// The soak experiment in the shared shape.
+pub struct Soak;
+
+impl Experiment for Soak {
+    type Args = SoakArgs;
+    type Summary = SoakReport;
+
+    fn shared(a: &SoakArgs) -> &ExperimentArgs {
+        &a.shared
+    }
+    fn default_out(_: &SoakArgs) -> PathBuf {
+        lab::default_out_dir("soak")
+    }
+    fn run(a: &SoakArgs, _dir: &Path) -> anyhow::Result<SoakReport> {
+        run_soak(a)
+    }
+    fn render(r: &SoakReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        write_soak(r, dir)
+    }
+    fn finish(_: &SoakArgs, r: &SoakReport, files: &[PathBuf]) -> u8 {
+        outcome::print_outcome(
+            "soak",
+            r.gateways.iter().map(one_line),
+            "not soaked",
+            &r.not_run,
+            r.passed,
+            files,
+        )
+    }
 }
 
 /// Writes `soak.json`, `soak.md`, `soak-rss.svg`, `soak-fds.svg`, `soak-throughput.svg`.
@@ -815,6 +833,7 @@ pub(crate) mod tests {
             config,
             manifest: Manifest::collect(),
             open_loop: true,
+            interrupted: false,
             measured_s: secs as f64,
             totals: Totals {
                 sent: total,
@@ -827,6 +846,7 @@ pub(crate) mod tests {
                 connects: 2 * secs,
                 connect_errors: 0,
                 ok_per_sec: total as f64 / secs as f64,
+                ok_bytes_per_sec: 0.0,
                 completed_per_sec: total as f64 / secs as f64,
                 sent_per_sec: total as f64 / secs as f64,
             },

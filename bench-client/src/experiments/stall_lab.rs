@@ -9,7 +9,7 @@
 //! gateway's open fds, and the client's sockets in TIME_WAIT. No root sysctl is touched:
 //! the port-exhaustion case binds the client to a small source-port range instead.
 //!
-//! Entry points: [`stall_lab`], [`rerender`]. Depends on the engine, the lab and the
+//! Entry points: [`StallLab`] (the [`Experiment`]), [`stall_lab`], [`rerender`]. Depends on the engine, the lab and the
 //! reporting; no other module depends on it.
 
 use std::path::{Path, PathBuf};
@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::engine::config::{Ack, BindRange, Mode, RunConfig};
 use crate::engine::procnet;
 use crate::engine::timeline::StallClass;
+use crate::experiments::shared::{Experiment, ExperimentArgs};
 use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
 use crate::reporting::charts::line_chart;
+use crate::reporting::progress::Overall;
 
 /// The causes the lab reproduces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -79,10 +81,8 @@ impl Cause {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct StallLabArgs {
-    /// Gateways to run: `all`, or a comma-separated list of tokio-multi, tokio-per-core,
-    /// uring, compio.
-    #[arg(long, default_value = "all")]
-    pub gateways: lab::GatewaySet,
+    #[command(flatten)]
+    pub shared: ExperimentArgs,
     /// Causes to reproduce.
     #[arg(
         long,
@@ -92,17 +92,11 @@ pub struct StallLabArgs {
     )]
     pub causes: Vec<Cause>,
     /// Runs of each cause x gateway x configuration.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[arg(long, alias = "runs", default_value_t = 3)]
+    pub repeats: usize,
     /// Length of each run's measured phase.
     #[arg(long, default_value = "4s", value_parser = crate::engine::config::parse_duration)]
     pub duration: Duration,
-    /// Output directory (default: results/<date>-stall-lab).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Where the gateway and kafka-mock binaries are (default: next to bench-client).
-    #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
     /// CPU pinning: `auto` (on 2 cores: gateway on CPU 1, client and kafka-mock on CPU 0),
     /// `none`, or explicit `GATEWAY/CLIENT` CPU lists such as `1/0`.
     #[arg(long, default_value = "auto")]
@@ -162,42 +156,41 @@ pub struct LabReport {
 
 /// Runs the lab and writes `stall-lab.json`, `stall-lab.md` and one SVG per cause.
 pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
+    let sh = &args.shared;
     // 1000 client connections in the backlog case: raise our own soft fd limit.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => lab::default_bin_dir()?,
-    };
+    let bin_dir = sh.bin_dir()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = Pinning::parse(&args.pin, cpus).map_err(anyhow::Error::msg)?;
     pin.check_taskset(&args.pin)?;
     lab::pin_self(&pin.client)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| lab::default_out_dir("stall-lab"));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let total = args.causes.len() * args.gateways.0.len() * 2 * args.runs;
-    eprintln!(
-        "stall-lab: {total} runs of {:?} each ({} causes x {} gateways x 2 configurations x {} runs), pinning: {}",
-        args.duration,
-        args.causes.len(),
-        args.gateways.0.len(),
-        args.runs,
-        pin.description
-    );
+    let gateways = &sh.gateways.0;
+    let total = args.causes.len() * gateways.len() * 2 * args.repeats;
+    if !sh.quiet {
+        eprintln!(
+            "stall-lab: {total} runs of {:?} each ({} causes x {} gateways x 2 configurations x {} repeats), pinning: {}",
+            args.duration,
+            args.causes.len(),
+            gateways.len(),
+            args.repeats,
+            pin.description
+        );
+    }
+    let per_run = args.duration + Duration::from_secs(2);
+    let mut overall = Overall::new("runs", total, Some(per_run * total as u32), sh.quiet, true);
     let mut port_base = 33_000u16;
     let mut runs = Vec::new();
     for &cause in &args.causes {
-        for run in 1..=args.runs {
+        for run in 1..=args.repeats {
             // Interleave gateways and configurations so drift hits all alike.
-            for gw in &args.gateways.0 {
+            for gw in gateways {
                 for reproduction in [true, false] {
                     let ports = port_base;
                     port_base = port_base.wrapping_add(256);
                     let r = one_run(
                         &bin_dir,
                         &pin,
+                        sh,
                         cause,
                         *gw,
                         reproduction,
@@ -205,8 +198,9 @@ pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
                         args.duration,
                         ports,
                     );
-                    eprintln!(
-                        "  {:<9} {:<15} {:<12} run {run}: {}",
+                    overall.inc();
+                    overall.line(&format!(
+                        "{:<9} {:<15} {:<12} run {run}: {}",
                         cause.name(),
                         gw.name(),
                         if reproduction {
@@ -223,21 +217,48 @@ pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
                             ),
                             (None, None) => format!("no stall ({} ok)", r.ok),
                         }
-                    );
+                    ));
                     runs.push(r);
                 }
             }
         }
     }
-    let report = LabReport {
+    overall.finish();
+    Ok(LabReport {
         manifest: crate::engine::manifest::Manifest::collect(),
         pinning: pin.description.clone(),
         duration_s: args.duration.as_secs_f64(),
         runs,
-    };
-    write_report(&report, &out)?;
-    eprintln!("stall-lab: report in {}", out.display());
-    Ok(report)
+    })
+}
+
+/// The stall lab in the shared shape: run → [`LabReport`] → `stall-lab.json`,
+/// `stall-lab.md` and a chart per cause → with `--check`, exit status 1 unless
+/// [`expectations_met`].
+pub struct StallLab;
+
+impl Experiment for StallLab {
+    type Args = StallLabArgs;
+    type Summary = LabReport;
+
+    fn shared(a: &StallLabArgs) -> &ExperimentArgs {
+        &a.shared
+    }
+    fn default_out(_: &StallLabArgs) -> PathBuf {
+        lab::default_out_dir("stall-lab")
+    }
+    fn run(a: &StallLabArgs, _dir: &Path) -> anyhow::Result<LabReport> {
+        stall_lab(a)
+    }
+    fn render(r: &LabReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_report(r, dir)?;
+        eprintln!("stall-lab: report in {}", dir.display());
+        Ok(vec![dir.join("stall-lab.json"), dir.join("stall-lab.md")])
+    }
+    fn finish(a: &StallLabArgs, r: &LabReport, _files: &[PathBuf]) -> u8 {
+        u8::from(a.check && !expectations_met(r))
+    }
 }
 
 /// True if every reproduction stalled with the expected class and no default run stalled.
@@ -256,6 +277,7 @@ pub fn expectations_met(r: &LabReport) -> bool {
 fn one_run(
     bin_dir: &Path,
     pin: &Pinning,
+    sh: &ExperimentArgs,
     cause: Cause,
     gw: GatewayKind,
     reproduction: bool,
@@ -288,6 +310,7 @@ fn one_run(
     if let Err(e) = run_inner(
         bin_dir,
         pin,
+        sh,
         cause,
         gw,
         reproduction,
@@ -304,6 +327,7 @@ fn one_run(
 fn run_inner(
     bin_dir: &Path,
     pin: &Pinning,
+    sh: &ExperimentArgs,
     cause: Cause,
     gw: GatewayKind,
     reproduction: bool,
@@ -346,10 +370,11 @@ fn run_inner(
             }
         }
     }
+    gw_args.extend(sh.producer_args());
     row.gateway_args = gw_args.clone();
     let mut gateway = Gateway::start(&GatewaySpec {
         brokers: Some(brokers),
-        threads: Some(2),
+        threads: Some(sh.gateway_threads.unwrap_or(2)),
         args: gw_args,
         cpus: pin.gateway.clone(),
         ..GatewaySpec::new(gw, bin_dir)?
@@ -360,7 +385,7 @@ fn run_inner(
     cfg.duration_s = Some(duration.as_secs_f64());
     cfg.warmup_s = 0.0;
     cfg.progress = false;
-    cfg.threads = pin.client.len().max(1);
+    cfg.threads = sh.client_threads.unwrap_or(pin.client.len()).max(1);
     cfg.timeout_s = 10.0;
     cfg.topic = "stall-lab".into();
     cfg.ack = Ack::None;

@@ -9,3 +9,4 @@
 pub mod charts;
 pub mod format;
 pub mod outcome;
+pub mod progress;

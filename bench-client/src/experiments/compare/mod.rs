@@ -12,8 +12,8 @@
 //! ([`summary`]); [`render`] turns that into `report.md` ([`report`]) and SVG charts
 //! ([`charts`]).
 //!
-//! Entry points: [`compare`] (run → summary → render) and [`report_dir`] (`bench-client
-//! report DIR`). Files: `plan.rs` (the scenario matrix and the search logic),
+//! Entry points: [`Compare`] (the [`Experiment`]: [`compare`] runs → [`Summary`] →
+//! [`render`]) and [`report_dir`] (`bench-client report DIR`). Files: `plan.rs` (the scenario matrix and the search logic),
 //! `summary.rs` (the result types), `report.rs` (markdown), `charts.rs` (SVG). Only this
 //! file runs anything; the other four never depend on it.
 
@@ -40,8 +40,10 @@ use crate::engine::config::{parse_duration, Mode, PayloadSize};
 use crate::engine::manifest::Manifest;
 use crate::engine::RunConfig;
 use crate::experiments::idle;
-use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
+use crate::experiments::shared::{Experiment, ExperimentArgs};
+use crate::lab::{self, Gateway, GatewaySpec, KafkaMock, Pinning};
 use crate::reporting::format::{fmt_rate, fmt_us};
+use crate::reporting::progress::Overall;
 
 /// Run every gateway through the scenario matrix and write a report.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,13 +51,8 @@ pub struct CompareArgs {
     /// Smoke-test matrix (CI): fewer scenarios, 1 repeat, 1 s runs; about 2 minutes on 2 cores.
     #[arg(long)]
     pub quick: bool,
-    /// Gateways to compare (comma-separated): tokio-multi, tokio-per-core, uring, compio.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "tokio-multi,tokio-per-core,uring,compio"
-    )]
-    pub gateways: Vec<String>,
+    #[command(flatten)]
+    pub shared: ExperimentArgs,
     /// Sinks (comma-separated): kafka, null. Null-sink variants run only the scenarios
     /// marked for it (http-max, ws-max, cost-*), which separates the gateway's own cost
     /// from Kafka's.
@@ -68,7 +65,7 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Rounds of every cell after the search (default 5; --quick: 1).
-    #[arg(long)]
+    #[arg(long, alias = "runs")]
     pub repeats: Option<usize>,
     /// Measured time of each load run and search step (default 2s; --quick: 1s).
     #[arg(long, value_parser = parse_duration)]
@@ -88,27 +85,16 @@ pub struct CompareArgs {
     /// on CPU 0), `none`, or `GATEWAY_CPUS/CLIENT_CPUS` such as `1/0` or `4-7/0-3`.
     #[arg(long, default_value = "auto")]
     pub pin: String,
-    /// Gateway I/O threads (default: the number of gateway CPUs, all CPUs when unpinned).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Client worker threads (default: the number of client CPUs; unpinned: half the CPUs).
-    #[arg(long)]
-    pub client_threads: Option<usize>,
+    /// Old name of --gateway-threads (default: the number of gateway CPUs, all CPUs when
+    /// unpinned; --client-threads: the number of client CPUs, unpinned half the CPUs).
+    #[arg(long = "threads", hide = true)]
+    pub threads_old: Option<usize>,
     /// Use this Kafka (host:port,...) instead of starting kafka-mock.
     #[arg(long)]
     pub brokers: Option<String>,
-    /// librdkafka producer property for every gateway, repeatable (`-X linger.ms=5`).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub producer: Vec<String>,
     /// Kafka topic.
     #[arg(long, default_value = "bench")]
     pub topic: String,
-    /// Directory of the gateway and kafka-mock binaries (default: bench-client's own).
-    #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
-    /// Output directory (default: results/<YYYY-MM-DD>-<cpus>c-<short hostname>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
     /// Print the plan (cells, runs, estimated time) and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -164,21 +150,19 @@ pub struct Outcome {
     pub dir: PathBuf,
     /// Runs that recorded an error (their cells say which).
     pub failed_runs: usize,
+    /// What was measured (`None` after `--dry-run`).
+    pub summary: Option<Summary>,
 }
 
-/// Run the comparison, write summary.json, report.md and the charts.
-pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
+/// Run the comparison into `out`, writing summary.json as it goes (partial results
+/// survive an interrupted run); [`Compare::render`] then writes report.md and the charts.
+pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
     let t_start = Instant::now();
     let machine = Manifest::collect();
     let cpus = machine.cpu_count.max(1);
     let pinning = Pinning::parse(&a.pin, cpus).map_err(anyhow::Error::msg)?;
     let nofile = idle::raise_nofile();
-    let gateways = a
-        .gateways
-        .iter()
-        .map(|g| GatewayKind::parse(g))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
+    let gateways = a.shared.gateways.0.clone();
     let sinks = a
         .sinks
         .iter()
@@ -201,7 +185,9 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     })
     .map_err(anyhow::Error::msg)?;
     let gateway_threads = a
-        .threads
+        .shared
+        .gateway_threads
+        .or(a.threads_old)
         .unwrap_or(if pinning.gateway.is_empty() {
             cpus
         } else {
@@ -209,6 +195,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         })
         .max(1);
     let client_threads = a
+        .shared
         .client_threads
         .unwrap_or(if pinning.client.is_empty() {
             cpus.div_ceil(2)
@@ -217,10 +204,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         })
         .max(1);
 
-    let bin_dir = match &a.bin_dir {
-        Some(d) => d.clone(),
-        None => lab::default_bin_dir()?,
-    };
+    let bin_dir = a.shared.bin_dir()?;
     // Every binary up front: a missing one fails now, not twenty minutes in.
     let mut bins = BTreeMap::new();
     for v in &plan.variants {
@@ -234,10 +218,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     }
     pinning.check_taskset(&a.pin)?;
 
-    let out = match &a.out {
-        Some(d) => d.clone(),
-        None => lab::default_out_dir(&host_tag(cpus, machine.hostname.as_deref())),
-    };
+    let out = out.to_path_buf();
 
     let est = plan.estimate_s();
     eprintln!(
@@ -267,6 +248,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome {
             dir: out,
             failed_runs: 0,
+            summary: None,
         });
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -294,10 +276,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         "--brokers".into(),
         bootstrap.clone(),
     ];
-    for x in &a.producer {
-        gateway_args.push("-X".into());
-        gateway_args.push(x.clone());
-    }
+    gateway_args.extend(a.shared.producer_args());
 
     let mut gateways_desc = BTreeMap::new();
     for v in &plan.variants {
@@ -330,7 +309,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
                 None => format!("--brokers {bootstrap}"),
             },
             bootstrap,
-            producer_overrides: a.producer.clone(),
+            producer_overrides: a.shared.producer.clone(),
             producer_config: None,
             topic: a.topic.clone(),
             gateways: gateways_desc,
@@ -358,7 +337,14 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
     // Phase 1: the saturation searches.
     let search = plan.search_slots();
     let total_search = search.len();
-    for (i, &(si, vi)) in search.iter().enumerate() {
+    let mut overall = Overall::new(
+        "runs",
+        total_search + plan.slots().len(),
+        Some(Duration::from_secs_f64(est)),
+        a.shared.quiet,
+        true,
+    );
+    for &(si, vi) in search.iter() {
         let v = plan.variants[vi];
         let sc = &plan.scenarios[si];
         let t0 = Instant::now();
@@ -373,23 +359,22 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
                 )
             })
             .collect();
-        eprintln!(
-            "[search {}/{total_search}] {:<13} {:<20} {}  [{:.1} s]",
-            i + 1,
+        overall.inc();
+        overall.line(&format!(
+            "search {:<13} {:<20} {}  [{:.1} s]",
             sc.id,
             v.name(),
             steps.join(" | "),
             t0.elapsed().as_secs_f64()
-        );
+        ));
         summary.runs.extend(recs);
     }
     summary.write(&out)?;
 
     // Phase 2: the rounds.
     let slots = plan.slots();
-    let total = slots.len();
     let mut last_round = usize::MAX;
-    for (i, sl) in slots.iter().enumerate() {
+    for sl in slots.iter() {
         if sl.round != last_round {
             // Partial results survive an interrupted run.
             summary.write(&out)?;
@@ -399,13 +384,13 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
                     producer_bin.as_deref(),
                     &summary.manifest.bootstrap,
                     &a.topic,
-                    &a.producer,
+                    &a.shared.producer,
                     &pinning.gateway,
                     plan.duration_s.max(1.0),
                     sl.round,
                 );
-                eprintln!(
-                    "[round {}] bare producer: {}",
+                overall.line(&format!(
+                    "round {} bare producer: {}",
                     sl.round + 1,
                     match &p.error {
                         Some(e) => format!("ERROR: {e}"),
@@ -414,7 +399,7 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
                             p.records_per_sec, p.cpu_us_per_record
                         ),
                     }
-                );
+                ));
                 summary.producer.push(p);
             }
         }
@@ -433,32 +418,71 @@ pub fn compare(a: &CompareArgs) -> anyhow::Result<Outcome> {
         }
         rec.wall_s = t0.elapsed().as_secs_f64();
         note_first_start(&mut summary, v, &rec, &ctx);
-        eprintln!(
-            "[{}/{total}] round {}/{} {:<13} {:<20} {}",
-            i + 1,
+        overall.inc();
+        overall.line(&format!(
+            "round {}/{} {:<13} {:<20} {}",
             sl.round + 1,
             plan.repeats,
             sc.id,
             v.name(),
             progress_line(&rec)
-        );
+        ));
         summary.runs.push(rec);
     }
+    overall.finish();
     drop(kafka);
     summary.manifest.finished_at = Some(now_stamp());
     summary.manifest.wall_s = t_start.elapsed().as_secs_f64();
     summary.write(&out)?;
-    render(&summary, &out)?;
     let failed_runs = summary.runs.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
-        "compare: done in {:.0} s (estimated at most {est:.0} s), {failed_runs} failed run(s); report in {}",
+        "compare: done in {:.0} s (estimated at most {est:.0} s), {failed_runs} failed run(s)",
         summary.manifest.wall_s,
-        out.join("report.md").display()
     );
     Ok(Outcome {
         dir: out,
         failed_runs,
+        summary: Some(summary),
     })
+}
+
+/// The comparison in the shared shape: run (writing summary.json as it goes) → render
+/// report.md and the charts → exit status 1 when a run failed.
+pub struct Compare;
+
+impl Experiment for Compare {
+    type Args = CompareArgs;
+    type Summary = Outcome;
+
+    fn shared(a: &CompareArgs) -> &ExperimentArgs {
+        &a.shared
+    }
+    fn default_out(_: &CompareArgs) -> PathBuf {
+        let machine = Manifest::collect();
+        lab::default_out_dir(&host_tag(
+            machine.cpu_count.max(1),
+            machine.hostname.as_deref(),
+        ))
+    }
+    fn run(a: &CompareArgs, dir: &Path) -> anyhow::Result<Outcome> {
+        compare(a, dir)
+    }
+    fn render(o: &Outcome, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        match &o.summary {
+            Some(s) => {
+                s.write(dir)?;
+                render(s, dir)?;
+                Ok(vec![dir.join("summary.json"), dir.join("report.md")])
+            }
+            None => Ok(vec![]),
+        }
+    }
+    fn finish(_: &CompareArgs, o: &Outcome, files: &[PathBuf]) -> u8 {
+        if let Some(r) = files.iter().find(|f| f.ends_with("report.md")) {
+            eprintln!("compare: report in {}", r.display());
+        }
+        u8::from(o.failed_runs > 0)
+    }
 }
 
 /// What every run shares.

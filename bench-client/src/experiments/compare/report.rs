@@ -676,6 +676,7 @@ mod tests {
             config: RunConfig::new("http://127.0.0.1:1").unwrap(),
             manifest: Manifest::collect(),
             open_loop: false,
+            interrupted: false,
             measured_s: 2.0,
             totals: Totals {
                 sent: 2 * ok_per_sec as u64,
@@ -688,6 +689,7 @@ mod tests {
                 connects: 4,
                 connect_errors: 0,
                 ok_per_sec,
+                ok_bytes_per_sec: 0.0,
                 completed_per_sec: ok_per_sec,
                 sent_per_sec: ok_per_sec,
             },
