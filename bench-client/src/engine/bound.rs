@@ -151,15 +151,18 @@ pub fn classify(s: &Signals) -> Binding {
         .is_some_and(|w| w > 0.0 && s.little_in_flight >= WINDOW_FULL * w);
     let shared_busy = s.client_cpus_busy.is_some_and(|c| c >= BUSY);
     let broker_larger = s.broker_cores.is_some_and(|b| b > s.client_cores);
+    // An open loop that sent what was asked, on time, measured the offered load even when
+    // the client's CPU was busy doing it (the busy figure stays in the reasons).
+    let kept = s.open_loop && !shortfall && !lagging;
     let bound = if contended {
         Bound::Unknown
     } else if gw >= BUSY {
         Bound::Gateway
-    } else if s.client_busy >= BUSY || lagging || (shared_busy && !broker_larger) {
+    } else if !kept && (s.client_busy >= BUSY || lagging || (shared_busy && !broker_larger)) {
         Bound::Client
     } else if s.broker_cores.is_some_and(|b| b >= BUSY) || (shared_busy && broker_larger) {
         Bound::Broker
-    } else if s.open_loop && !shortfall {
+    } else if kept {
         Bound::OfferedLoad
     } else if window_full {
         Bound::Concurrency
@@ -237,7 +240,17 @@ mod tests {
         s.rate_achieved = Some(0.999);
         s.schedule_lag_p99_ms = Some(0.3);
         assert_eq!(classify(&s).bound, Bound::OfferedLoad);
+        // A busy client that still kept the schedule measured what was asked.
+        s.client_busy = 0.91;
+        s.client_cpus_busy = Some(0.95);
+        assert_eq!(classify(&s).bound, Bound::OfferedLoad);
+        // The busy client sending less than asked binds.
+        s.rate_achieved = Some(0.97);
+        assert_eq!(classify(&s).bound, Bound::Client);
+        s.rate_achieved = Some(0.999);
         // The client falling behind its own schedule binds.
+        s.client_busy = 0.5;
+        s.client_cpus_busy = Some(0.6);
         s.schedule_lag_p99_ms = Some(12.0);
         assert_eq!(classify(&s).bound, Bound::Client);
         // Sending less than asked because every connection waited for an answer is the

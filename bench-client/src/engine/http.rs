@@ -6,20 +6,21 @@
 //! Entry point: the connection tasks the runner spawns for `http` and `http-close`. Part of
 //! the [engine](crate::engine): must not depend on anything outside it.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::sleep_until;
 
 use crate::engine::config::Ack;
 use crate::engine::conn::{establish, Open};
 use crate::engine::errors::{ErrorKey, Phase};
-use crate::engine::recorder::{InFlight, Outcome, Shared};
+use crate::engine::recorder::{lock, InFlight, Outcome, Shared};
 
 /// Largest response head accepted before the connection is declared broken.
 const MAX_HEAD: usize = 64 * 1024;
@@ -119,10 +120,6 @@ pub(crate) fn outcome(status: u16, body: &[u8], ack: Ack, collect_acks: bool) ->
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
 /// One keep-alive connection slot: connect, pipeline until the connection breaks, repeat.
 pub(crate) async fn keepalive_task(sh: Arc<Shared>, idx: u64) {
     let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 1);
@@ -142,21 +139,20 @@ async fn keepalive_conn(
 ) {
     let (mut rd, mut wr) = stream.split();
     let permits = Semaphore::new(sh.cfg.pipeline);
-    let (tx, mut rx) = mpsc::unbounded_channel::<InFlight>();
-    let mut front: Option<InFlight> = None;
+    // The requests on the wire, oldest first: the writer and the reader run in this one
+    // task, so a queue behind an uncontended lock does (no channel, no wake-up between
+    // them); the lock is never held across an await.
+    let queue = Mutex::new(VecDeque::with_capacity(sh.cfg.pipeline.min(1024)));
     let mut buf = Vec::with_capacity(16 * 1024);
     let end = tokio::select! {
-        e = writer(sh, &mut wr, &permits, &tx, rng) => Some(e),
-        e = reader(sh, &mut rd, &permits, &mut rx, &mut front, &mut buf, open) => e,
+        e = writer(sh, &mut wr, &permits, &queue, rng) => Some(e),
+        e = reader(sh, &mut rd, &permits, &queue, &mut buf, open) => e,
     };
     let Some(end) = end else {
         // Every request of the connection was answered: a planned close, not an error.
         return;
     };
-    let mut lost: Vec<u64> = front.iter().map(|f| f.seq).collect();
-    while let Ok(f) = rx.try_recv() {
-        lost.push(f.seq);
-    }
+    let lost: Vec<u64> = lock(&queue).iter().map(|f| f.seq).collect();
     let key = match end {
         ConnEnd::Error(k) => k,
         ConnEnd::Closed => ErrorKey::new(Phase::Read, "EOF"),
@@ -174,7 +170,7 @@ async fn writer(
     sh: &Shared,
     wr: &mut WriteHalf<'_>,
     permits: &Semaphore,
-    tx: &mpsc::UnboundedSender<InFlight>,
+    queue: &Mutex<VecDeque<InFlight>>,
     rng: &mut fastrand::Rng,
 ) -> ConnEnd {
     let budget = churn_budget(sh);
@@ -195,7 +191,7 @@ async fn writer(
         let now = Instant::now();
         buf.clear();
         sh.http_request_into(c.seq, rng, &mut buf);
-        let _ = tx.send(InFlight {
+        lock(queue).push_back(InFlight {
             seq: c.seq,
             intended: c.intended,
             start: now,
@@ -208,7 +204,7 @@ async fn writer(
                 let Some(c) = sh.claim() else { break };
                 p.forget();
                 sh.http_request_into(c.seq, rng, &mut buf);
-                let _ = tx.send(InFlight {
+                lock(queue).push_back(InFlight {
                     seq: c.seq,
                     intended: None,
                     start: now,
@@ -228,14 +224,18 @@ async fn reader(
     sh: &Shared,
     rd: &mut ReadHalf<'_>,
     permits: &Semaphore,
-    rx: &mut mpsc::UnboundedReceiver<InFlight>,
-    front: &mut Option<InFlight>,
+    queue: &Mutex<VecDeque<InFlight>>,
     buf: &mut Vec<u8>,
     open: &Open<'_>,
 ) -> Option<ConnEnd> {
     let budget = churn_budget(sh);
     let timeout = sh.cfg.timeout();
     let mut answered = 0u64;
+    // The response timeout, armed lazily: its deadline is never later than the oldest
+    // request's (`start + timeout`; a request sent after arming has a later one), so it
+    // fires early rather than late, and is re-armed then — once per timeout period, not
+    // once per read.
+    let mut timer = std::pin::pin!(sleep_until((Instant::now() + timeout).into()));
     loop {
         let mut pos = 0;
         let mut closing = false;
@@ -244,10 +244,7 @@ async fn reader(
                 Err(code) => return Some(ConnEnd::Error(ErrorKey::new(Phase::Protocol, code))),
                 Ok(None) => break,
                 Ok(Some(r)) => {
-                    if front.is_none() {
-                        *front = rx.try_recv().ok();
-                    }
-                    let Some(f) = front.take() else {
+                    let Some(f) = lock(queue).pop_front() else {
                         return Some(ConnEnd::Error(ErrorKey::new(
                             Phase::Protocol,
                             "unsolicited-response",
@@ -274,10 +271,6 @@ async fn reader(
         if answered >= budget {
             return None;
         }
-        if front.is_none() {
-            *front = rx.try_recv().ok();
-        }
-        let deadline = front.map(|f| f.start + timeout);
         buf.reserve(16 * 1024);
         tokio::select! {
             r = rd.read_buf(buf) => match r {
@@ -285,9 +278,14 @@ async fn reader(
                 Ok(_) => {}
                 Err(e) => return Some(ConnEnd::Error(ErrorKey::io(Phase::Read, &e))),
             },
-            f = rx.recv(), if front.is_none() => *front = f,
-            () = sleep_until(deadline.unwrap_or_else(far_future).into()), if deadline.is_some() => {
-                return Some(ConnEnd::Error(ErrorKey::timeout()));
+            () = &mut timer => {
+                let now = Instant::now();
+                let oldest = lock(queue).front().map(|f| f.start + timeout);
+                match oldest {
+                    Some(d) if d <= now => return Some(ConnEnd::Error(ErrorKey::timeout())),
+                    Some(d) => timer.as_mut().reset(d.into()),
+                    None => timer.as_mut().reset((now + timeout).into()),
+                }
             }
         }
     }

@@ -111,23 +111,34 @@ impl Registry {
         r
     }
 
-    /// Run `f` on this thread's recorder for this run.
+    /// Run `f` on this thread's recorder for this run. Called several times per request:
+    /// the common case (this thread already has one) is a thread-local scan and an
+    /// uncontended lock, with no reference-count traffic.
     pub(crate) fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut Recorder) -> R) -> R {
         let me = Arc::as_ptr(self);
+        let mut f = Some(f);
+        let done = LOCAL.try_with(|l| {
+            let l = l.borrow();
+            let (_, r) = l.iter().find(|(w, _)| w.as_ptr() == me)?;
+            let f = f.take()?;
+            let out = f(&mut lock(r));
+            Some(out)
+        });
+        if let Ok(Some(out)) = done {
+            return out;
+        }
         let rec = LOCAL
             .try_with(|l| {
                 let mut l = l.borrow_mut();
                 // Forget the recorders of finished runs.
                 l.retain(|(w, _)| w.strong_count() > 0);
-                if let Some((_, r)) = l.iter().find(|(w, _)| w.as_ptr() == me) {
-                    return r.clone();
-                }
                 let r = self.register();
                 l.push((Arc::downgrade(self), r.clone()));
                 r
             })
             // Thread-locals are gone while a thread exits: use a recorder of its own.
             .unwrap_or_else(|_| self.register());
+        let f = f.take().expect("the recorder closure runs once");
         let mut g = lock(&rec);
         f(&mut g)
     }
@@ -370,14 +381,27 @@ impl Shared {
         }
     }
 
-    /// Append one full HTTP request for `seq` to `buf`.
+    /// Append one full HTTP request for `seq` to `buf`, without allocating: the body is
+    /// written in place and its length (known once the id is written) goes into the head.
     pub(crate) fn http_request_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
-        let mut body = Vec::with_capacity(self.cfg.payload.max + 32);
-        self.payload_into(seq, rng, &mut body);
+        let p = self.cfg.payload;
+        let size = if p.min == p.max {
+            p.min
+        } else {
+            rng.usize(p.min..=p.max)
+        };
+        let mut ids = itoa::Buffer::new();
+        let seq_s = ids.format(seq);
+        let idlen = self.run_id.len() + 1 + seq_s.len();
+        let body_len = size.max(idlen);
+        let mut lens = itoa::Buffer::new();
         buf.extend_from_slice(&self.request_head);
-        buf.extend_from_slice(body.len().to_string().as_bytes());
+        buf.extend_from_slice(lens.format(body_len).as_bytes());
         buf.extend_from_slice(b"\r\n\r\n");
-        buf.extend_from_slice(&body);
+        buf.extend_from_slice(self.run_id.as_bytes());
+        buf.push(b'-');
+        buf.extend_from_slice(seq_s.as_bytes());
+        buf.extend_from_slice(&self.padding[..body_len - idlen]);
     }
 
     /// Wait for a connect slot under `--connect-rate`.
@@ -723,6 +747,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::PayloadSize;
     use crate::engine::stats::HistSummary;
 
     /// One open-loop connection, pipeline 1, 1000 req/s for 5 s, each answered 100 us after
@@ -891,5 +916,39 @@ mod tests {
             tl.merge(&r.timeline);
         }
         assert_eq!(tl.buckets.iter().map(|b| b.sent).sum::<u64>(), 31);
+    }
+
+    #[test]
+    fn http_requests_carry_the_id_padded_to_the_size_with_a_matching_length() {
+        for (min, max) in [(100, 100), (3, 3), (10, 400)] {
+            let mut cfg = RunConfig::new("http://127.0.0.1:9").unwrap();
+            cfg.payload = PayloadSize { min, max };
+            let sh = Shared::new(cfg, "127.0.0.1:9".parse().unwrap(), "run7".into());
+            let mut rng = fastrand::Rng::with_seed(3);
+            for seq in [0u64, 9, 12_345_678_901] {
+                let mut req = Vec::new();
+                sh.http_request_into(seq, &mut rng, &mut req);
+                let mut headers = [httparse::EMPTY_HEADER; 8];
+                let mut r = httparse::Request::new(&mut headers);
+                let head = match r.parse(&req).unwrap() {
+                    httparse::Status::Complete(n) => n,
+                    httparse::Status::Partial => panic!("partial head"),
+                };
+                assert_eq!(r.method, Some("POST"));
+                let len: usize = r
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                    .unwrap();
+                let body = &req[head..];
+                assert_eq!(body.len(), len);
+                let id = format!("run7-{seq}");
+                assert!(body.starts_with(id.as_bytes()));
+                assert_eq!(len, id.len().max(len.min(max)));
+                assert!(len >= min.min(id.len()) && (len <= max || len == id.len()));
+                assert!(body[id.len()..].iter().all(|&b| b == b'.'));
+            }
+        }
     }
 }
