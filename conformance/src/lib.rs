@@ -5,11 +5,10 @@
 //! The binaries are the workspace's own (`target/<profile>/gateway-*`, `kafka-mock`): build
 //! them first with `cargo build --workspace --bins` (the README's test command does).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -63,18 +62,10 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
-#[derive(Default)]
-struct Log {
-    lines: Vec<String>,
-    closed: bool,
-}
-
-/// A running process whose stdout and stderr are collected line by line.
-pub struct Proc {
-    child: Child,
-    log: Arc<(Mutex<Log>, Condvar)>,
-    stdin: Option<std::process::ChildStdin>,
-}
+/// A running process whose stdout and stderr are collected line by line (every line
+/// kept): the shared [`harness`] crate, with the suite's convention that a failure is a
+/// panic quoting the process's output.
+pub struct Proc(harness::Proc);
 
 impl Proc {
     pub fn spawn(cmd: Command) -> Proc {
@@ -86,135 +77,56 @@ impl Proc {
         Proc::spawn_inner(cmd, true)
     }
 
+    fn spawn_inner(mut cmd: Command, with_stdin: bool) -> Proc {
+        cmd.env("RUST_LOG", "info");
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        let mut opts = harness::Options::new(name);
+        opts.stdin = with_stdin;
+        Proc(harness::Proc::spawn(cmd, opts).unwrap_or_else(|e| panic!("{e}")))
+    }
+
     /// Writes one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("spawned with stdin");
-        writeln!(stdin, "{line}").expect("write to child stdin");
-        stdin.flush().unwrap();
+        self.0.send_line(line).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Number of collected lines (to wait for lines that come after a point).
     pub fn line_count(&self) -> usize {
-        self.log.0.lock().unwrap().lines.len()
+        self.0.line_count()
     }
 
     /// Waits for a line containing `needle` among lines after the first `skip`.
     pub fn wait_for_line_after(&self, skip: usize, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let (m, cv) = &*self.log;
-        let mut log = m.lock().unwrap();
-        loop {
-            if let Some(l) = log.lines.iter().skip(skip).find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no line containing {needle:?}; log:\n{}",
-                log.lines.join("\n")
-            );
-            log = cv.wait_timeout(log, deadline - now).unwrap().0;
-        }
-    }
-
-    /// Resident set size of the process, in KiB (from /proc).
-    pub fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    fn spawn_inner(mut cmd: Command, with_stdin: bool) -> Proc {
-        cmd.stdin(if with_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("RUST_LOG", "info");
-        let mut child = cmd.spawn().expect("spawn");
-        let stdin = child.stdin.take();
-        let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    let (m, cv) = &*log;
-                    m.lock().unwrap().lines.push(line);
-                    cv.notify_all();
-                }
-                let (m, cv) = &*log;
-                m.lock().unwrap().closed = true;
-                cv.notify_all();
-            });
-        }
-        Proc { child, log, stdin }
+        self.0
+            .wait_for_line_after(skip, needle, Instant::now() + timeout)
+            .unwrap_or_else(|e| panic!("{e}\nwhole log:\n{}", self.log_text()))
     }
 
     /// Waits for a log line containing `needle`; returns it.
     pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let (m, cv) = &*self.log;
-        let mut log = m.lock().unwrap();
-        loop {
-            if let Some(l) = log.lines.iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline && !(log.closed && log.lines.len() > 1000),
-                "no line containing {needle:?} within {timeout:?}; log:\n{}",
-                log.lines.join("\n")
-            );
-            log = cv.wait_timeout(log, deadline - now).unwrap().0;
-        }
+        self.wait_for_line_after(0, needle, timeout)
+    }
+
+    /// Resident set size of the process, in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        self.0.rss_kib()
     }
 
     pub fn log_text(&self) -> String {
-        self.log.0.lock().unwrap().lines.join("\n")
+        self.0.log_text()
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.0.pid() as i32
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.pid(), sig);
-        }
+        self.0.signal(sig);
     }
 
     /// Waits for exit up to `timeout`; `None` if still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.wait_exit(timeout).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

@@ -166,7 +166,7 @@ impl KafkaMock {
             Ok(l) if !l.trim().is_empty() => l.trim().to_string(),
             _ => bail!(
                 "kafka-mock printed no bootstrap list within 30 s; last output:\n{}",
-                proc.log_tail()
+                proc.log_tail(harness::TAIL_LINES)
             ),
         };
         Ok(KafkaMock {
@@ -192,7 +192,10 @@ impl KafkaMock {
             Ok(r) => bail!("kafka-mock: {command}: {r}"),
             Err(RecvTimeoutError::Timeout) => bail!("kafka-mock: no reply to {command:?}"),
             Err(RecvTimeoutError::Disconnected) => {
-                bail!("kafka-mock exited; last output:\n{}", self.proc.log_tail())
+                bail!(
+                    "kafka-mock exited; last output:\n{}",
+                    self.proc.log_tail(harness::TAIL_LINES)
+                )
             }
         }
     }
@@ -281,7 +284,7 @@ impl Gateway {
     pub fn start(spec: &GatewaySpec) -> anyhow::Result<Gateway> {
         let command = spec.command_line();
         let deadline = Instant::now() + spec.ready_timeout;
-        let mut proc = spawn(spec.kind.name(), &command, false)?.0;
+        let proc = spawn(spec.kind.name(), &command, false)?.0;
         let line = proc.wait_for_line("listening on ", deadline)?;
         let addr: SocketAddr = line
             .split("listening on ")
@@ -305,7 +308,10 @@ impl Gateway {
         gw.wait_ready(deadline)?;
         if let Some(topic) = &spec.prime_topic {
             prime(gw.addr, topic, 16).with_context(|| {
-                format!("priming the gateway; last output:\n{}", gw.proc.log_tail())
+                format!(
+                    "priming the gateway; last output:\n{}",
+                    gw.proc.log_tail(harness::TAIL_LINES)
+                )
             })?;
         }
         Ok(gw)
@@ -328,7 +334,7 @@ impl Gateway {
                 bail!(
                     "{} never answered /readyz with 200 (is Kafka reachable?); last output:\n{}",
                     self.kind.name(),
-                    self.proc.log_tail()
+                    self.proc.log_tail(harness::TAIL_LINES)
                 );
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -376,11 +382,11 @@ impl Gateway {
             Some(st) if st.success() => Ok(()),
             Some(st) => bail!(
                 "gateway exited with {st} after SIGTERM; last output:\n{}",
-                self.proc.log_tail()
+                self.proc.log_tail(harness::TAIL_LINES)
             ),
             None => bail!(
                 "gateway did not exit within {timeout:?} of SIGTERM (killed); last output:\n{}",
-                self.proc.log_tail()
+                self.proc.log_tail(harness::TAIL_LINES)
             ),
         }
     }
