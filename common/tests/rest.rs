@@ -6,6 +6,7 @@ mod support;
 
 use common::config::AckMode;
 use common::publish::DeliveryError;
+use proptest::prelude::*;
 use serde_json::Value;
 use support::*;
 
@@ -241,4 +242,34 @@ fn other_content_types_keep_the_raw_contract() {
     h.feed(&rest_post("/topics/t", "application/json", body));
     assert_eq!(h.responses().remove(0).status, 202);
     assert_eq!(h.sink.values(), [body.as_bytes().to_vec()]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any body, in either dialect: exactly one answer per request, in the REST shape, and
+    /// the connection stays usable.
+    #[test]
+    fn any_body_gets_exactly_one_rest_answer(
+        body in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            prop::string::string_regex(
+                "\\{\"records\":\\[(\\{\"value\":(1|\"aGk=\"|null|\\{\\}),?\"?(partition|key)?\"?:?-?[0-9]{0,3}\\},?){0,4}\\]\\}"
+            )
+            .unwrap()
+            .prop_map(String::into_bytes),
+        ],
+        binary in any::<bool>(),
+    ) {
+        let mut h = Harness::with_ack(AckMode::Enqueue);
+        let ct = if binary { BINARY } else { JSON };
+        h.feed(&post_with("/topics/t", &[("Content-Type", ct)], &body));
+        h.feed(&get("/healthz"));
+        let rs = h.responses();
+        prop_assert_eq!(rs.len(), 2);
+        prop_assert!([202, 400, 422].contains(&rs[0].status), "{:?}", rs[0]);
+        prop_assert_eq!(rs[0].header("content-type"), Some("application/vnd.kafka.v2+json"));
+        prop_assert!(serde_json::from_str::<Value>(rs[0].body_str()).is_ok());
+        prop_assert_eq!(rs[1].status, 200);
+    }
 }
