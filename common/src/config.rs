@@ -118,6 +118,10 @@ pub struct GatewayArgs {
     #[arg(long, env = "GATEWAY_MAX_PIPELINE", default_value_t = 256)]
     pub max_pipeline: usize,
 
+    /// Records at most in one Kafka REST Proxy v2 produce request (more: 422).
+    #[arg(long, env = "GATEWAY_MAX_RECORDS", default_value_t = 1000)]
+    pub max_records: usize,
+
     /// Close connections idle this long (WebSocket: pinged at half of it). Durations, here
     /// and below: `250ms`, `2s`, `1h30m`; a bare number is seconds.
     #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
@@ -303,6 +307,8 @@ pub struct Limits {
     pub max_body: usize,
     pub max_pipeline: usize,
     pub ws_max_inflight: usize,
+    /// Records per REST v2 produce request.
+    pub max_records: usize,
 }
 
 impl Default for Limits {
@@ -313,6 +319,7 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             max_pipeline: 256,
             ws_max_inflight: 1024,
+            max_records: 1000,
         }
     }
 }
@@ -331,6 +338,15 @@ impl Config {
             "--ws-max-inflight must be at least 1"
         );
         anyhow::ensure!(args.backlog >= 1, "--backlog must be at least 1");
+        // Every record of a REST request awaiting its answer has its own sequence number;
+        // delivery reports carry 24 bits of it (`route::SEQ_MASK`).
+        anyhow::ensure!(
+            args.max_records >= 1
+                && args.max_pipeline.saturating_mul(args.max_records)
+                    < crate::route::SEQ_MASK as usize / 2,
+            "--max-records must be at least 1, and --max-pipeline × --max-records below {}",
+            crate::route::SEQ_MASK / 2
+        );
         anyhow::ensure!(
             !args.idle_timeout.is_zero() && !args.request_timeout.is_zero(),
             "timeouts must be positive"
@@ -346,6 +362,7 @@ impl Config {
                 max_body: args.max_body,
                 max_pipeline: args.max_pipeline,
                 ws_max_inflight: args.ws_max_inflight,
+                max_records: args.max_records,
             },
             backlog: args.backlog,
             max_connections: args.max_connections,

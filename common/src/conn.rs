@@ -16,6 +16,7 @@ use crate::config::{AckMode, Config, Fault};
 use crate::http::{self, Decoder, HttpError, Request, Route};
 use crate::metrics::Metrics;
 use crate::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
+use crate::rest::{self, Outcome, RestError};
 use crate::route::{expand_seq, ReplyTo};
 use crate::ws::{WsRead, WsSession};
 
@@ -66,8 +67,9 @@ struct HttpState {
     input: Vec<u8>,
     /// First byte of the request being received, for the 408 deadline.
     request_started: Option<Instant>,
-    /// Answers in request order; `seq` of the front is `next_seq - slots.len()`.
+    /// Answers in request order, with increasing `seq`.
     slots: VecDeque<Slot>,
+    /// The first sequence number of the next slot.
     next_seq: u64,
     /// A response that closes the connection is queued: parse nothing more.
     close_after: bool,
@@ -77,6 +79,9 @@ struct HttpState {
 }
 
 struct Slot {
+    /// Its first sequence number: one per slot, but one per record for a REST request
+    /// (its records' delivery reports say which record they are).
+    seq: u64,
     route: &'static str,
     started: Instant,
     keep_alive: bool,
@@ -94,6 +99,13 @@ enum SlotState {
         first: Option<(i32, i64)>,
         error: Option<DeliveryError>,
     },
+    /// A REST v2 produce request: one outcome per record, answered when none is pending.
+    AwaitingRest(Box<RestAwait>),
+}
+
+struct RestAwait {
+    outcomes: Vec<Outcome>,
+    pending: usize,
 }
 
 struct WsState {
@@ -268,15 +280,36 @@ impl Conn {
     pub fn on_delivery(&mut self, d: Delivery, now: Instant) {
         match &mut self.mode {
             Mode::Http(h) => {
-                let front = h.next_seq - h.slots.len() as u64;
+                let front = h.slots.front().map_or(h.next_seq, |s| s.seq);
                 // Reports carry the low bits of the sequence number (`route::SEQ_MASK`).
-                let Some(slot) = expand_seq(d.seq, front)
-                    .checked_sub(front)
-                    .and_then(|i| h.slots.get_mut(i as usize))
-                else {
+                let seq = expand_seq(d.seq, front);
+                if seq >= h.next_seq {
                     return;
+                }
+                // One sequence number per slot unless REST requests are in the window.
+                let i = match h.slots.get((seq - front) as usize) {
+                    Some(s) if s.seq == seq => (seq - front) as usize,
+                    _ => h.slots.partition_point(|s| s.seq <= seq) - 1,
                 };
-                if let SlotState::Awaiting {
+                let slot = &mut h.slots[i];
+                if let SlotState::AwaitingRest(r) = &mut slot.state {
+                    let Some(o @ Outcome::Pending) = r.outcomes.get_mut((seq - slot.seq) as usize)
+                    else {
+                        return;
+                    };
+                    *o = match d.result {
+                        Ok((p, off)) => Outcome::Stored(p, off),
+                        Err(e) => Outcome::Failed(e),
+                    };
+                    r.pending -= 1;
+                    if r.pending == 0 {
+                        let mut out = Vec::new();
+                        let status =
+                            rest::write_offsets(&mut out, &r.outcomes, 200, slot.keep_alive);
+                        self.shared.metrics.request(status);
+                        slot.state = SlotState::Ready(out);
+                    }
+                } else if let SlotState::Awaiting {
                     batch,
                     expected,
                     delivered,
@@ -614,9 +647,15 @@ impl Drop for Conn {
 }
 
 fn push_slot(h: &mut HttpState, keep_alive: bool, state: SlotState) -> u64 {
+    push_slot_wide(h, keep_alive, state, 1)
+}
+
+/// Pushes a slot that owns `width` sequence numbers (one per record of a REST request).
+fn push_slot_wide(h: &mut HttpState, keep_alive: bool, state: SlotState, width: u64) -> u64 {
     let seq = h.next_seq;
-    h.next_seq += 1;
+    h.next_seq += width.max(1);
     h.slots.push_back(Slot {
+        seq,
         route: h.current.0,
         started: h.current.1,
         keep_alive,
@@ -662,6 +701,13 @@ fn ready_json(h: &mut HttpState, metrics: &Metrics, status: u16, body: &str, kee
     push_slot(h, keep_alive, SlotState::Ready(out));
 }
 
+fn rest_error(h: &mut HttpState, shared: &Shared, e: &RestError, keep_alive: bool) {
+    let mut out = Vec::new();
+    rest::write_error(&mut out, e, keep_alive);
+    shared.metrics.request(e.status);
+    push_slot(h, keep_alive, SlotState::Ready(out));
+}
+
 fn handle_request(
     h: &mut HttpState,
     shared: &Shared,
@@ -702,6 +748,15 @@ fn answer_request(
     }
     let route = match req.route {
         Ok(r) => r,
+        Err(e) if req.dialect.is_rest() && !matches!(e, HttpError::MethodNotAllowed(_)) => {
+            rest_error(
+                h,
+                shared,
+                &RestError::from_code(e.status(), e.code()),
+                keep_alive,
+            );
+            return;
+        }
         Err(e) => {
             shared.metrics.request(e.status());
             push_error(h, &e, keep_alive);
@@ -738,6 +793,59 @@ fn answer_request(
             push_slot(h, keep_alive, SlotState::Ready(out));
         }
         Route::WebSocket { .. } => unreachable!("upgrades are handled by the caller"),
+        Route::Publish { topic, .. } if req.dialect.is_rest() => {
+            let records = match rest::parse(req.dialect, body, cfg.limits.max_records) {
+                Ok(r) => r,
+                Err(e) => return rest_error(h, shared, &e, keep_alive),
+            };
+            if !shared.sink.ready() {
+                let e = RestError::from_code(503, KAFKA_UNAVAILABLE);
+                return rest_error(h, shared, &e, keep_alive);
+            }
+            let ack = req.query.ack.unwrap_or(cfg.default_ack);
+            let base = h.next_seq;
+            let mut outcomes = Vec::with_capacity(records.len());
+            let mut pending = 0;
+            for (i, r) in records.iter().enumerate() {
+                let record = Record {
+                    topic: &topic,
+                    key: r.key.as_deref().or(req.query.key.as_deref()),
+                    value: r.value.as_deref().unwrap_or_default(),
+                    partition: r.partition.or(req.query.partition),
+                    headers: &req.headers,
+                };
+                let ticket = Ticket {
+                    reply: (ack == AckMode::Kafka).then_some(reply),
+                    seq: base + i as u64,
+                    start: now,
+                };
+                outcomes.push(match (shared.sink.send(&record, ticket), ack) {
+                    (Ok(()), AckMode::Kafka) => {
+                        *routed += 1;
+                        pending += 1;
+                        Outcome::Pending
+                    }
+                    // Fire-and-forget: a refusal is only counted, as in the raw contract.
+                    (Ok(()), _) | (Err(_), AckMode::None) => Outcome::Accepted,
+                    (Err(e), _) => Outcome::Failed(e),
+                });
+            }
+            if cfg.has_fault(Fault::BlockingProduce) {
+                let _ = shared.sink.flush(std::time::Duration::from_secs(30));
+            }
+            if pending > 0 {
+                let width = outcomes.len() as u64;
+                let state = SlotState::AwaitingRest(Box::new(RestAwait { outcomes, pending }));
+                push_slot_wide(h, keep_alive, state, width);
+            } else {
+                // Nothing to wait for (ack=none|enqueue, or every record refused at once).
+                let status = if ack == AckMode::Kafka { 200 } else { 202 };
+                let mut out = Vec::new();
+                let status = rest::write_offsets(&mut out, &outcomes, status, keep_alive);
+                shared.metrics.request(status);
+                push_slot(h, keep_alive, SlotState::Ready(out));
+            }
+        }
         Route::Publish { .. } if !shared.sink.ready() => {
             // No metadata: answer now rather than after message.timeout.ms in the queue.
             ready_json(h, &shared.metrics, 503, KAFKA_UNAVAILABLE, keep_alive)

@@ -95,6 +95,8 @@ pub struct Request {
     /// `kafka-header-<name>` request headers, as (`<name>`, value).
     pub headers: Vec<(String, Vec<u8>)>,
     pub keep_alive: bool,
+    /// How the body is to be read, from `Content-Type` (raw contract or REST Proxy v2).
+    pub dialect: crate::rest::Dialect,
     /// An HTTP/1.0 request: persistence must be announced (`connection: keep-alive`).
     pub http10: bool,
     /// The body, unless `body_at` says where it is instead.
@@ -237,6 +239,7 @@ impl Decoder {
         let mut ws_key: Option<&[u8]> = None;
         let mut ws_version_ok = false;
         let mut kafka_headers = Vec::new();
+        let mut dialect = crate::rest::Dialect::Raw;
         for h in parsed.headers.iter() {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -250,6 +253,8 @@ impl Decoder {
                     return Err(HttpError::BadRequest("unsupported_transfer_encoding"));
                 }
                 chunked = true;
+            } else if name.eq_ignore_ascii_case("content-type") {
+                dialect = crate::rest::Dialect::from_content_type(h.value);
             } else if name.eq_ignore_ascii_case("connection") {
                 for token in h.value.split(|&b| b == b',') {
                     let token = trim(token);
@@ -329,6 +334,7 @@ impl Decoder {
             query: query.unwrap_or_default(),
             headers: kafka_headers,
             keep_alive,
+            dialect,
             http10: version == 0,
             body: Vec::new(),
             body_at: None,
@@ -596,6 +602,8 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Unknown",

@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod http;
 pub mod metrics;
 pub mod publish;
+pub mod rest;
 pub mod route;
 pub mod sys;
 pub mod telemetry;

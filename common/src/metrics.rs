@@ -10,7 +10,9 @@ use std::time::Duration;
 
 /// HTTP statuses counted individually; anything else lands in `other`. (101 upgrades are
 /// not requests answered: they are `gateway_ws_upgrades_total`.)
-const STATUSES: [u16; 11] = [200, 202, 400, 404, 405, 408, 411, 413, 431, 503, 0];
+const STATUSES: [u16; 13] = [
+    200, 202, 400, 404, 405, 408, 411, 413, 415, 422, 431, 503, 0,
+];
 
 /// The `route` label of request metrics (see `http::route_label`).
 pub const ROUTES: [&str; 7] = [

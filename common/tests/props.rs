@@ -264,6 +264,7 @@ fn small_limits() -> Limits {
         max_body: 4096,
         max_pipeline: 8,
         ws_max_inflight: 8,
+        max_records: 8,
     }
 }
 

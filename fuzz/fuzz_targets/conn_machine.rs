@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 max_body: 4096,
                 max_pipeline: 8,
                 ws_max_inflight: 8,
+                max_records: 8,
             },
             backlog: 16,
             max_connections: 16,

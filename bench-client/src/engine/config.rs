@@ -249,6 +249,13 @@ pub struct RunArgs {
     /// No progress display and no summary (the JSON file is still written).
     #[arg(long, short)]
     pub quiet: bool,
+    /// HTTP request body: `raw` (the body is one record value), `rest-v2-binary` or
+    /// `rest-v2-json` (a Kafka REST Proxy v2 envelope of `--batch` records).
+    #[arg(long, value_enum, default_value_t = Format::Raw)]
+    pub format: Format,
+    /// Records per request (REST formats): verify and `ok_records` count records.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     // --- sharded runs (issue 15) ---
     /// Start the measured phase at this wall-clock instant (unix milliseconds or RFC 3339,
     /// e.g. 2026-12-02T18:00:00Z), the warmup just before it, so shards on several hosts
@@ -378,6 +385,12 @@ pub struct RunConfig {
     /// `--shard I/N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// HTTP request body format (absent in older files: raw).
+    #[serde(default)]
+    pub format: Format,
+    /// Records per request (absent in older files: 1).
+    #[serde(default = "one")]
+    pub batch: usize,
 }
 
 fn yes() -> bool {
@@ -432,6 +445,15 @@ impl RunConfig {
         }
         if a.reconnect_after == Some(0) {
             bail!("--reconnect-after must be at least 1");
+        }
+        if a.batch == 0 || a.batch > 100_000 {
+            bail!("--batch must be 1..=100000");
+        }
+        if a.batch > 1 && a.format == Format::Raw {
+            bail!("--batch > 1 needs a REST format (--format rest-v2-binary or rest-v2-json)");
+        }
+        if a.format != Format::Raw && t.mode == Mode::Ws {
+            bail!("--format {:?} is for the HTTP modes", a.format);
         }
         if a.stall_window < Duration::from_millis(20) {
             bail!("--stall-window must be at least 20ms");
@@ -497,6 +519,8 @@ impl RunConfig {
             headers,
             body_file: a.body_file.clone(),
             body,
+            format: a.format,
+            batch: a.batch,
         })
     }
 
@@ -670,6 +694,34 @@ pub fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
         bail!("-H {h:?}: {name} is set by bench-client itself");
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// What a request body is (HTTP modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// The raw contract: the body is one record value.
+    #[default]
+    Raw,
+    /// Kafka REST Proxy v2, binary embedded format: base64 values.
+    RestV2Binary,
+    /// Kafka REST Proxy v2, JSON embedded format: each value a JSON string.
+    RestV2Json,
+}
+
+impl Format {
+    /// The request's `Content-Type`, if the format has one.
+    pub fn content_type(self) -> Option<&'static str> {
+        match self {
+            Format::Raw => None,
+            Format::RestV2Binary => Some("application/vnd.kafka.binary.v2+json"),
+            Format::RestV2Json => Some("application/vnd.kafka.json.v2+json"),
+        }
+    }
+}
+
+fn one() -> usize {
+    1
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::sleep_until;
 
-use crate::engine::config::Ack;
+use crate::engine::config::{Ack, RunConfig};
 use crate::engine::conn::{establish, Open};
 use crate::engine::errors::{ErrorKey, Phase};
 use crate::engine::recorder::{lock, InFlight, Outcome, Shared};
@@ -38,13 +38,30 @@ pub(crate) struct Resp {
     pub status: u16,
     /// Offset of the body.
     pub body: usize,
-    /// Length of head + body.
+    /// Length of head + body (as framed on the wire).
     pub len: usize,
     /// The server will close after this response.
     pub close: bool,
+    /// A chunked body, decoded; `None` for a Content-Length body (`body..len`).
+    pub decoded: Option<Vec<u8>>,
 }
 
+impl Resp {
+    /// The body of this response, which starts `buf`.
+    pub fn body_of<'a>(&'a self, buf: &'a [u8]) -> &'a [u8] {
+        self.decoded
+            .as_deref()
+            .unwrap_or_else(|| &buf[self.body..self.len])
+    }
+}
+
+/// Largest (decoded) chunked response body accepted.
+const MAX_CHUNKED_BODY: usize = 16 * 1024 * 1024;
+/// Longest chunk-size line or trailer line.
+const MAX_CHUNK_LINE: usize = 4096;
+
 /// Parse one response from the start of `b`: `Ok(None)` means more bytes are needed.
+/// The head is httparse's; a body is framed by Content-Length or chunked.
 pub(crate) fn parse_response(b: &[u8]) -> Result<Option<Resp>, &'static str> {
     if b.is_empty() {
         return Ok(None);
@@ -62,6 +79,7 @@ pub(crate) fn parse_response(b: &[u8]) -> Result<Option<Resp>, &'static str> {
     let status = r.code.unwrap_or(0);
     let mut close = r.version == Some(0);
     let mut length = None;
+    let mut chunked = false;
     for h in r.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(h.value)
@@ -70,7 +88,12 @@ pub(crate) fn parse_response(b: &[u8]) -> Result<Option<Resp>, &'static str> {
                 .ok_or("bad-content-length")?;
             length = Some(v);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err("chunked-response-unsupported");
+            // Only `chunked` as the final coding frames a body we can read.
+            let last = h.value.rsplit(|&c| c == b',').next().unwrap_or_default();
+            if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err("unsupported-transfer-encoding");
+            }
+            chunked = true;
         } else if h.name.eq_ignore_ascii_case("connection") {
             let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
             if v.contains("close") {
@@ -80,9 +103,20 @@ pub(crate) fn parse_response(b: &[u8]) -> Result<Option<Resp>, &'static str> {
             }
         }
     }
+    let no_body = status == 204 || status == 304 || (100..200).contains(&status);
+    if chunked && !no_body {
+        // Transfer-Encoding wins over Content-Length (RFC 9112 6.3).
+        return Ok(decode_chunked(&b[head..])?.map(|(n, body)| Resp {
+            status,
+            body: head,
+            len: head + n,
+            close,
+            decoded: Some(body),
+        }));
+    }
     let length = match length {
         Some(n) => n,
-        None if status == 204 || status == 304 || (100..200).contains(&status) => 0,
+        None if no_body => 0,
         None => return Err("no-content-length"),
     };
     if b.len() < head + length {
@@ -93,7 +127,58 @@ pub(crate) fn parse_response(b: &[u8]) -> Result<Option<Resp>, &'static str> {
         body: head,
         len: head + length,
         close,
+        decoded: None,
     }))
+}
+
+/// Decodes a chunked body at the start of `b` (chunk sizes by httparse): the bytes it
+/// spans on the wire (trailers included) and the data, or `Ok(None)` if incomplete.
+fn decode_chunked(b: &[u8]) -> Result<Option<(usize, Vec<u8>)>, &'static str> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    loop {
+        let rest = &b[pos..];
+        let size = match httparse::parse_chunk_size(rest) {
+            Ok(httparse::Status::Complete((n, size))) => {
+                pos += n;
+                size
+            }
+            Ok(httparse::Status::Partial) if rest.len() > MAX_CHUNK_LINE => {
+                return Err("bad-chunk-size")
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err("bad-chunk-size"),
+        };
+        if size == 0 {
+            // Trailer lines, then the empty line that ends the message.
+            loop {
+                let rest = &b[pos..];
+                let Some(nl) = rest.iter().take(MAX_CHUNK_LINE).position(|&c| c == b'\n') else {
+                    if rest.len() >= MAX_CHUNK_LINE {
+                        return Err("bad-chunk-trailer");
+                    }
+                    return Ok(None);
+                };
+                pos += nl + 1;
+                if rest[..nl].is_empty() || &rest[..nl] == b"\r" {
+                    return Ok(Some((pos, out)));
+                }
+            }
+        }
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| out.len() + s <= MAX_CHUNKED_BODY)
+            .ok_or("response-body-too-large")?;
+        let rest = &b[pos..];
+        if rest.len() < size + 2 {
+            return Ok(None);
+        }
+        if &rest[size..size + 2] != b"\r\n" {
+            return Err("bad-chunk");
+        }
+        out.extend_from_slice(&rest[..size]);
+        pos += size + 2;
+    }
 }
 
 #[derive(Deserialize)]
@@ -104,17 +189,46 @@ struct AckBody {
     offset: i64,
 }
 
-/// What a response means: 200/202 success, 503 backpressure, anything else an error.
-/// With ack=kafka a 200 must carry `{"partition":P,"offset":O}`.
-pub(crate) fn outcome(status: u16, body: &[u8], ack: Ack, collect_acks: bool) -> Outcome {
+/// A Kafka REST Proxy v2 produce answer (only what is checked).
+#[derive(Deserialize)]
+struct RestAck {
+    offsets: Vec<RestOffset>,
+}
+
+#[derive(Deserialize)]
+struct RestOffset {
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    error_code: Option<i64>,
+}
+
+/// What a response means: 2xx success, 503 backpressure, anything else an error.
+/// With ack=kafka a 200 must carry offsets: `{"partition":P,"offset":O}` (raw contract)
+/// or a REST Proxy v2 `{"offsets":[…]}` with one entry per record of the request, none of
+/// them an error (a record's error makes the request an error, `record-error`).
+pub(crate) fn outcome(status: u16, body: &[u8], cfg: &RunConfig) -> Outcome {
+    let acked = cfg.collect_acks;
     match status {
-        200 if ack == Ack::Kafka => match serde_json::from_slice::<AckBody>(body) {
-            Ok(_) => Outcome::Ok {
-                acked: collect_acks,
-            },
-            Err(_) => Outcome::Error(ErrorKey::new(Phase::Protocol, "bad-ack-body")),
-        },
-        200 | 202 => Outcome::Ok { acked: false },
+        200 if cfg.ack == Ack::Kafka => {
+            if serde_json::from_slice::<AckBody>(body).is_ok() {
+                return Outcome::Ok { acked };
+            }
+            match serde_json::from_slice::<RestAck>(body) {
+                Ok(a) if a.offsets.len() != cfg.batch => {
+                    Outcome::Error(ErrorKey::new(Phase::Protocol, "bad-offsets-count"))
+                }
+                Ok(a) if a.offsets.iter().any(|o| o.error_code.is_some()) => {
+                    Outcome::Error(ErrorKey::new(Phase::Protocol, "record-error"))
+                }
+                Ok(a) => Outcome::Ok {
+                    // Null offsets (ack=enqueue/none semantics) prove nothing was stored.
+                    acked: acked && a.offsets.iter().all(|o| o.offset.is_some()),
+                },
+                Err(_) => Outcome::Error(ErrorKey::new(Phase::Protocol, "bad-ack-body")),
+            }
+        }
+        200..=299 => Outcome::Ok { acked: false },
         503 => Outcome::Backpressure,
         s => Outcome::Error(ErrorKey::status(s)),
     }
@@ -250,8 +364,8 @@ async fn reader(
                             "unsolicited-response",
                         )));
                     };
-                    let body = &buf[pos + r.body..pos + r.len];
-                    let out = outcome(r.status, body, sh.cfg.ack, sh.cfg.collect_acks);
+                    let body = r.body_of(&buf[pos..]);
+                    let out = outcome(r.status, body, &sh.cfg);
                     sh.on_response(&f, Instant::now(), Some(r.status), out);
                     open.answered();
                     permits.add_permits(1);
@@ -325,12 +439,7 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
             Err(_) => sh.on_aborted(now, &[c.seq], ErrorKey::timeout()),
             Ok(Err(k)) => sh.on_aborted(now, &[c.seq], k),
             Ok(Ok(r)) => {
-                let out = outcome(
-                    r.status,
-                    &rbuf[r.body..r.len],
-                    sh.cfg.ack,
-                    sh.cfg.collect_acks,
-                );
+                let out = outcome(r.status, r.body_of(&rbuf), &sh.cfg);
                 sh.on_response(&f, now, Some(r.status), out);
                 open.answered();
             }
@@ -368,6 +477,14 @@ async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::Format;
+
+    fn cfg(ack: Ack, collect_acks: bool) -> RunConfig {
+        let mut c = RunConfig::new("http://127.0.0.1:9").unwrap();
+        c.ack = ack;
+        c.collect_acks = collect_acks;
+        c
+    }
 
     #[test]
     fn parses_pipelined_responses() {
@@ -375,9 +492,9 @@ mod tests {
         let a = parse_response(two).unwrap().unwrap();
         assert_eq!(a.status, 200);
         assert!(!a.close);
-        let body = &two[a.body..a.len];
+        let body = a.body_of(two);
         assert!(matches!(
-            outcome(200, body, Ack::Kafka, true),
+            outcome(200, body, &cfg(Ack::Kafka, true)),
             Outcome::Ok { acked: true }
         ));
         let rest = &two[a.len..];
@@ -394,7 +511,7 @@ mod tests {
         assert_eq!(b.status, 503);
         assert!(b.close);
         assert!(matches!(
-            outcome(503, b"", Ack::Kafka, true),
+            outcome(503, b"", &cfg(Ack::Kafka, true)),
             Outcome::Backpressure
         ));
     }
@@ -402,21 +519,85 @@ mod tests {
     #[test]
     fn classifies_statuses() {
         assert!(matches!(
-            outcome(202, b"", Ack::Enqueue, true),
+            outcome(202, b"", &cfg(Ack::Enqueue, true)),
             Outcome::Ok { acked: false }
         ));
-        match outcome(413, b"", Ack::Kafka, false) {
+        assert!(matches!(
+            outcome(201, b"", &cfg(Ack::Kafka, true)),
+            Outcome::Ok { acked: false }
+        ));
+        match outcome(413, b"", &cfg(Ack::Kafka, false)) {
             Outcome::Error(k) => assert_eq!(k.to_string(), "http 413"),
             o => panic!("{o:?}"),
         }
-        match outcome(200, b"not json", Ack::Kafka, false) {
+        match outcome(200, b"not json", &cfg(Ack::Kafka, false)) {
             Outcome::Error(k) => assert_eq!(k.phase, Phase::Protocol),
             o => panic!("{o:?}"),
         }
         assert!(parse_response(b"garbage\r\n\r\n").is_err());
         assert_eq!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            Err("chunked-response-unsupported")
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Err("unsupported-transfer-encoding")
         );
+    }
+
+    #[test]
+    fn reads_chunked_responses_in_any_cut() {
+        let one = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"par\r\n16;ext=1\r\ntition\":3,\"offset\":77}\r\n0\r\nx-trailer: 1\r\n\r\n";
+        let mut two = one.to_vec();
+        two.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+        let r = parse_response(&two).unwrap().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.len,
+            one.len(),
+            "the trailer and final CRLF belong to the first"
+        );
+        assert_eq!(r.body_of(&two), br#"{"partition":3,"offset":77}"#);
+        assert!(matches!(
+            outcome(200, r.body_of(&two), &cfg(Ack::Kafka, true)),
+            Outcome::Ok { acked: true }
+        ));
+        let next = parse_response(&two[r.len..]).unwrap().unwrap();
+        assert_eq!(next.status, 204);
+        for cut in 0..one.len() {
+            assert_eq!(parse_response(&one[..cut]).unwrap(), None, "cut {cut}");
+        }
+        // Broken framing is an error, not a hang.
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+        ] {
+            assert!(
+                parse_response(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn rest_answers_need_one_offset_per_record_and_no_record_error() {
+        let mut c = cfg(Ack::Kafka, true);
+        c.format = Format::RestV2Json;
+        c.batch = 2;
+        let ok = br#"{"offsets":[{"partition":0,"offset":1,"error_code":null,"error":null},{"partition":1,"offset":9,"error_code":null,"error":null}],"key_schema_id":null,"value_schema_id":null}"#;
+        assert!(matches!(outcome(200, ok, &c), Outcome::Ok { acked: true }));
+        let one = br#"{"offsets":[{"partition":0,"offset":1}]}"#;
+        match outcome(200, one, &c) {
+            Outcome::Error(k) => assert_eq!(k.kind, "bad-offsets-count"),
+            o => panic!("{o:?}"),
+        }
+        let failed = br#"{"offsets":[{"partition":0,"offset":1},{"partition":null,"offset":null,"error_code":50003,"error":"queue_full"}]}"#;
+        match outcome(200, failed, &c) {
+            Outcome::Error(k) => assert_eq!(k.kind, "record-error"),
+            o => panic!("{o:?}"),
+        }
+        let nulls =
+            br#"{"offsets":[{"partition":null,"offset":null},{"partition":null,"offset":null}]}"#;
+        assert!(matches!(
+            outcome(200, nulls, &c),
+            Outcome::Ok { acked: false }
+        ));
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::engine::config::RunConfig;
+use crate::engine::config::{Format, RunConfig};
 use crate::engine::errors::{connect_class, ConnectClass, ErrorKey, Phase};
 use crate::engine::stats::{self, new_hist, record_ns, Hist};
 use crate::engine::timeline::{ConnectSpan, Timeline};
@@ -279,8 +279,12 @@ pub(crate) fn query(cfg: &RunConfig) -> String {
 impl Shared {
     pub(crate) fn new(cfg: RunConfig, addr: SocketAddr, run_id: String) -> Self {
         let t_start = Instant::now();
+        let content_type = cfg
+            .format
+            .content_type()
+            .map_or(String::new(), |t| format!("Content-Type: {t}\r\n"));
         let mut head = format!(
-            "POST /topics/{}?{} HTTP/1.1\r\nHost: {}\r\n",
+            "POST /topics/{}?{} HTTP/1.1\r\nHost: {}\r\n{content_type}",
             cfg.topic,
             query(&cfg),
             cfg.authority
@@ -414,6 +418,9 @@ impl Shared {
     /// Append one full HTTP request for `seq` to `buf`, without allocating: the body is
     /// written in place and its length (known once the id is written) goes into the head.
     pub(crate) fn http_request_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
+        if self.cfg.format != Format::Raw {
+            return self.rest_request_into(seq, rng, buf);
+        }
         let mut lens = itoa::Buffer::new();
         if let Some(b) = &self.cfg.body {
             // --body-file: the same value every time.
@@ -440,6 +447,50 @@ impl Shared {
         buf.push(b'-');
         buf.extend_from_slice(seq_s.as_bytes());
         buf.extend_from_slice(&self.padding[..body_len - idlen]);
+    }
+
+    /// A REST Proxy v2 request for `seq`: `--batch` records, record `i` carrying the id of
+    /// record number `seq × batch + i` (see [`Shared::record_id`]), padded like a raw value;
+    /// binary: base64 of that value, json: that value as a JSON string.
+    fn rest_request_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
+        use base64::Engine as _;
+        let batch = self.cfg.batch as u64;
+        let mut body =
+            Vec::with_capacity(16 + (self.cfg.payload.max + 48) * batch as usize * 4 / 3);
+        let mut value = Vec::with_capacity(self.cfg.payload.max + 32);
+        body.extend_from_slice(b"{\"records\":[");
+        for i in 0..batch {
+            if i > 0 {
+                body.push(b',');
+            }
+            value.clear();
+            self.payload_into(seq * batch + i, rng, &mut value);
+            body.extend_from_slice(b"{\"value\":\"");
+            match self.cfg.format {
+                Format::RestV2Binary => {
+                    let at = body.len();
+                    let n = base64::encoded_len(value.len(), true).unwrap_or(0);
+                    body.resize(at + n, 0);
+                    let _ = base64::engine::general_purpose::STANDARD
+                        .encode_slice(&value, &mut body[at..]);
+                }
+                // Ids and padding are plain ASCII: no escaping needed in a JSON string.
+                _ => body.extend_from_slice(&value),
+            }
+            body.extend_from_slice(b"\"}");
+        }
+        body.extend_from_slice(b"]}");
+        let mut lens = itoa::Buffer::new();
+        buf.extend_from_slice(&self.request_head);
+        buf.extend_from_slice(lens.format(body.len()).as_bytes());
+        buf.extend_from_slice(b"\r\n\r\n");
+        buf.extend_from_slice(&body);
+    }
+
+    /// The ids of the records of request `seq`: `<run id>-<seq × batch + i>`.
+    pub(crate) fn record_ids(&self, seq: u64) -> impl Iterator<Item = String> + '_ {
+        let batch = self.cfg.batch.max(1) as u64;
+        (seq * batch..(seq + 1) * batch).map(|n| self.id(n))
     }
 
     /// Wait for a connect slot under `--connect-rate`.

@@ -372,7 +372,8 @@ pub(crate) fn build_result(
     errors.sort_by(|a, b| b.count.cmp(&a.count).then(a.phase.cmp(&b.phase)));
 
     acked.sort_unstable();
-    let acked_ids: Vec<String> = acked.iter().map(|&s| sh.id(s)).collect();
+    // One id per record: a request of `--batch` N records acknowledges N ids.
+    let acked_ids: Vec<String> = acked.iter().flat_map(|&s| sh.record_ids(s)).collect();
 
     // Explicit empty intervals for seconds without a success.
     let mut iv = Vec::new();
@@ -518,6 +519,15 @@ pub fn summary(r: &RunResult) -> String {
         t.errors,
         t.in_flight_at_end
     );
+    if c.format != crate::engine::config::Format::Raw || c.batch > 1 {
+        let _ = writeln!(
+            s,
+            "records     {:.0} records/s ok   ({:?}, {} records per request)",
+            t.ok_per_sec * c.batch as f64,
+            c.format,
+            c.batch
+        );
+    }
     let label = if r.open_loop {
         "latency (corrected)   "
     } else {

@@ -76,9 +76,14 @@ pub struct VerifyResult {
     pub duplicate_sample: Vec<String>,
 }
 
-/// The id in a record value: everything before the first `.` padding byte.
+/// The id in a record value: everything before the first `.` padding byte (after the
+/// opening quote of a value sent as a JSON string, `--format rest-v2-json`).
 pub fn id_of(value: &[u8]) -> &[u8] {
-    let end = value.iter().position(|&b| b == b'.').unwrap_or(value.len());
+    let value = value.strip_prefix(b"\"").unwrap_or(value);
+    let end = value
+        .iter()
+        .position(|&b| b == b'.' || b == b'"')
+        .unwrap_or(value.len());
     &value[..end]
 }
 
@@ -254,6 +259,8 @@ mod tests {
     fn ids_from_values() {
         assert_eq!(id_of(b"ab12-7...."), b"ab12-7");
         assert_eq!(id_of(b"ab12-7"), b"ab12-7");
+        assert_eq!(id_of(b"\"ab12-7...\""), b"ab12-7");
+        assert_eq!(id_of(b"\"ab12-7\""), b"ab12-7");
         assert_eq!(run_prefix("ab12-7"), Some("ab12"));
     }
 }

@@ -33,10 +33,10 @@ use anyhow::Context as _;
 use self::plan::{next_step, Offer, Plan, Selection, Shape, Sink, Step, Variant, MAX_SCENARIO};
 use self::summary::outcomes;
 pub use self::summary::{
-    CompareManifest, GatewayDesc, GatewayStats, Phase, ProducerRun, RunRecord, Summary,
+    CompareManifest, GatewayDesc, GatewayStats, PeerDesc, Phase, ProducerRun, RunRecord, Summary,
     SUMMARY_VERSION,
 };
-use crate::engine::config::{parse_duration, Mode, PayloadSize};
+use crate::engine::config::{parse_duration, Format, Mode, PayloadSize};
 use crate::engine::manifest::Manifest;
 use crate::engine::RunConfig;
 use crate::experiments::idle;
@@ -103,6 +103,66 @@ pub struct CompareArgs {
     /// rate and client threads, merged exactly (`bench-client merge`).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub client_procs: u16,
+    /// An external gateway, `NAME=URL` (repeatable): driven through the same HTTP scenarios
+    /// after the gateways (never started, stopped or pinned by compare), in its own report
+    /// section marked external. It must produce to the same Kafka: use `--brokers`.
+    #[arg(long = "peer", value_name = "NAME=URL")]
+    pub peers: Vec<String>,
+    /// `NAME=PID` of a peer running on this host: its CPU is measured (else "not measured").
+    #[arg(long = "peer-pid", value_name = "NAME=PID")]
+    pub peer_pids: Vec<String>,
+    /// Request body format for the peers (the gateways always get `raw`).
+    #[arg(long, value_enum, default_value_t = Format::Raw)]
+    pub peer_format: Format,
+}
+
+/// `--peer NAME=URL` and `--peer-pid NAME=PID` as peer descriptions.
+pub fn parse_peers(
+    peers: &[String],
+    pids: &[String],
+    format: Format,
+) -> anyhow::Result<Vec<PeerDesc>> {
+    let mut out: Vec<PeerDesc> = Vec::new();
+    for p in peers {
+        let (name, url) = p
+            .split_once('=')
+            .with_context(|| format!("--peer {p:?}: expected NAME=URL"))?;
+        let name = name.trim();
+        anyhow::ensure!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "--peer {p:?}: the name must be letters, digits, '-', '_' or '.'"
+        );
+        anyhow::ensure!(
+            out.iter().all(|o| o.name != name),
+            "--peer {name} given twice"
+        );
+        crate::engine::config::authority_of(url.trim())
+            .with_context(|| format!("--peer {p:?}: expected http://HOST:PORT"))?;
+        out.push(PeerDesc {
+            name: name.to_string(),
+            url: url.trim().trim_end_matches('/').to_string(),
+            pid: None,
+            format,
+        });
+    }
+    for p in pids {
+        let (name, pid) = p
+            .split_once('=')
+            .with_context(|| format!("--peer-pid {p:?}: expected NAME=PID"))?;
+        let pid: u32 = pid
+            .trim()
+            .parse()
+            .with_context(|| format!("--peer-pid {p:?}: bad PID"))?;
+        let peer = out
+            .iter_mut()
+            .find(|o| o.name == name.trim())
+            .with_context(|| format!("--peer-pid {p:?}: no --peer named {}", name.trim()))?;
+        peer.pid = Some(pid);
+    }
+    Ok(out)
 }
 
 /// Write `report.md` and the charts of `s` into `dir`.
@@ -169,6 +229,12 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         .map(|s| Sink::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
+    let peers = parse_peers(&a.peers, &a.peer_pids, a.peer_format)?;
+    if !peers.is_empty() && a.brokers.is_none() {
+        eprintln!(
+            "compare: warning: --peer without --brokers: the peers produce to their own Kafka, not to the kafka-mock compare starts"
+        );
+    }
     let idle_conns = a
         .idle_conns
         .unwrap_or_else(|| idle::default_idle_conns(nofile, if a.quick { 1000 } else { 5000 }));
@@ -319,6 +385,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         plan: plan.clone(),
         runs: Vec::new(),
         producer: Vec::new(),
+        peers: peers.clone(),
     };
 
     let ctx = RunCtx {
@@ -369,6 +436,31 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         ));
         summary.runs.extend(recs);
     }
+    for peer in &peers {
+        for sc in plan
+            .scenarios
+            .iter()
+            .filter(|sc| is_http(sc) && sc.search().is_some())
+        {
+            let t0 = Instant::now();
+            let recs = search_peer(&ctx, peer, sc);
+            eprintln!(
+                "[search] {:<13} {:<20} {}  [{:.1} s]",
+                sc.id,
+                peer.variant(),
+                recs.iter()
+                    .map(|r| format!(
+                        "{} {}",
+                        r.step.map_or("-".into(), |s| s.to_string()),
+                        progress_rate(r)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                t0.elapsed().as_secs_f64()
+            );
+            summary.runs.extend(recs);
+        }
+    }
     summary.write(&out)?;
 
     // Phase 2: the rounds.
@@ -407,7 +499,8 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         let sc = &plan.scenarios[sl.scenario];
         let t0 = Instant::now();
         let mut rec = new_record(&summary, Phase::Round, sl.round, v, sc);
-        let work = decide(&ctx, &summary, v, sc, &mut rec).and_then(|cfg| {
+        let (own, own_kafka) = (v.name(), v.with_sink(Sink::Kafka).name());
+        let work = decide(&ctx, &summary, &own, &own_kafka, sc, &mut rec).and_then(|cfg| {
             let producer = &mut summary.manifest.producer_config;
             let mut g = start_gateway(&ctx, v, producer, &mut rec)?;
             let r = one_run(&ctx, &mut g, sc, cfg, &mut rec);
@@ -428,6 +521,33 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
             progress_line(&rec)
         ));
         summary.runs.push(rec);
+    }
+    // The peers' rounds, after the gateways' (they are not restarted between runs).
+    for round in 0..plan.repeats {
+        for peer in &peers {
+            for sc in plan.scenarios.iter().filter(|sc| is_http(sc)) {
+                let t0 = Instant::now();
+                let mut rec = peer_record(peer, Phase::Round, round, sc);
+                let name = peer.variant();
+                let work = decide(&ctx, &summary, &name, &name, sc, &mut rec).and_then(|cfg| {
+                    let cfg = cfg.context("a load scenario without a load config")?;
+                    peer_run(peer, cfg, &mut rec)
+                });
+                if let Err(e) = work {
+                    rec.error = Some(format!("{e:#}"));
+                }
+                rec.wall_s = t0.elapsed().as_secs_f64();
+                eprintln!(
+                    "[peer] round {}/{} {:<13} {:<20} {}",
+                    round + 1,
+                    plan.repeats,
+                    sc.id,
+                    name,
+                    progress_line(&rec)
+                );
+                summary.runs.push(rec);
+            }
+        }
     }
     overall.finish();
     drop(kafka);
@@ -670,10 +790,13 @@ fn search_one(
 
 /// The config of a rounds-phase run, with the rate (and where it came from) in `rec`;
 /// `None` for the memory scenarios.
+/// `own` is the variant's name, `own_kafka` the name of the same gateway with Kafka (for
+/// open-loop rates derived from its own maximum).
 fn decide(
     ctx: &RunCtx<'_>,
     summary: &Summary,
-    v: Variant,
+    own: &str,
+    own_kafka: &str,
     sc: &plan::Scenario,
     rec: &mut RunRecord,
 ) -> anyhow::Result<Option<RunConfig>> {
@@ -688,14 +811,14 @@ fn decide(
     let (step, rate) = match offer {
         Offer::Search { .. } => {
             let m = summary
-                .search_max(&sc.id, &v.name())
+                .search_max(&sc.id, own)
                 .with_context(|| format!("the saturation search of {} found no maximum", sc.id))?;
             (m.step, None)
         }
         Offer::OwnMax { pct } => {
-            let own = v.with_sink(Sink::Kafka).name();
+            let own = own_kafka;
             let m = summary
-                .search_max_unpipelined(MAX_SCENARIO, &own)
+                .search_max_unpipelined(MAX_SCENARIO, own)
                 .with_context(|| {
                     format!("no {MAX_SCENARIO} maximum of {own} to derive the rate from")
                 })?;
@@ -885,6 +1008,87 @@ fn bare_producer(
     run
 }
 
+/// An HTTP load scenario (what peers are driven through).
+fn is_http(sc: &plan::Scenario) -> bool {
+    matches!(sc.mode(), Some(Mode::Http | Mode::HttpClose))
+}
+
+fn peer_record(peer: &PeerDesc, phase: Phase, round: usize, sc: &plan::Scenario) -> RunRecord {
+    RunRecord {
+        phase,
+        round,
+        scenario: sc.id.clone(),
+        variant: peer.variant(),
+        step: None,
+        rate: None,
+        rate_from: None,
+        result: None,
+        idle: None,
+        gateway: None,
+        gateway_info: None,
+        gateway_version: Some(format!("external: {}", peer.url)),
+        error: None,
+        wall_s: 0.0,
+    }
+}
+
+/// One load run against a peer: its URL, its format, its PID when known (then its CPU is
+/// measured like a gateway's and can label the run gateway-bound).
+fn peer_run(peer: &PeerDesc, mut c: RunConfig, rec: &mut RunRecord) -> anyhow::Result<()> {
+    c.target.clone_from(&peer.url);
+    c.authority = crate::engine::config::authority_of(&peer.url)?;
+    c.target_pid = peer.pid;
+    c.format = peer.format;
+    let cpu0 = peer.pid.and_then(lab::proc_cpu_s);
+    let wall0 = Instant::now();
+    let r = crate::engine::run_blocking(c);
+    if let Some(pid) = peer.pid {
+        rec.gateway = Some(GatewayStats {
+            pid,
+            cpu_s: lab::proc_cpu_s(pid)
+                .zip(cpu0)
+                .map(|(b, a)| (b - a).max(0.0)),
+            rss_kib: lab::proc_status_kib(pid, "VmRSS"),
+            hwm_kib: lab::proc_status_kib(pid, "VmHWM"),
+            wall_s: wall0.elapsed().as_secs_f64(),
+        });
+    }
+    rec.result = Some(r?);
+    Ok(())
+}
+
+/// A peer's saturation search for `sc` (the same ladder as the gateways').
+fn search_peer(ctx: &RunCtx<'_>, peer: &PeerDesc, sc: &plan::Scenario) -> Vec<RunRecord> {
+    let (Some((conns, depth, depths)), Some(mode)) = (sc.search(), sc.mode()) else {
+        return Vec::new();
+    };
+    let Shape::Load { payload, .. } = sc.shape else {
+        return Vec::new();
+    };
+    let mut recs: Vec<RunRecord> = Vec::new();
+    loop {
+        let refs: Vec<&RunRecord> = recs.iter().collect();
+        let Some(step) = next_step(conns, depth, depths, &outcomes(&refs)) else {
+            break;
+        };
+        let t0 = Instant::now();
+        let mut rec = peer_record(peer, Phase::Search, 0, sc);
+        rec.step = Some(step);
+        let work = load_config(ctx, mode, payload, step, None, true)
+            .and_then(|c| peer_run(peer, c, &mut rec));
+        if let Err(e) = work {
+            rec.error = Some(format!("{e:#}"));
+        }
+        rec.wall_s = t0.elapsed().as_secs_f64();
+        let failed = rec.error.is_some();
+        recs.push(rec);
+        if failed {
+            break;
+        }
+    }
+    recs
+}
+
 fn progress_rate(r: &RunRecord) -> String {
     match (&r.result, &r.error) {
         (_, Some(e)) => format!("ERROR {}", e.lines().next().unwrap_or_default()),
@@ -945,6 +1149,40 @@ fn progress_line(r: &RunRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_from_the_command_line() {
+        let p = parse_peers(
+            &[
+                "node=http://127.0.0.1:8090/".into(),
+                "rp=http://h:8082".into(),
+            ],
+            &["node=42".into()],
+            Format::RestV2Json,
+        )
+        .unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].url, "http://127.0.0.1:8090");
+        assert_eq!(p[0].pid, Some(42));
+        assert_eq!(p[1].pid, None);
+        assert_eq!(p[0].variant(), "node (external)");
+        assert_eq!(p[1].format, Format::RestV2Json);
+        for (peers, pids) in [
+            (vec!["node"], vec![]),
+            (vec!["=http://h:1"], vec![]),
+            (vec!["a b=http://h:1"], vec![]),
+            (vec!["n=http://h:1", "n=http://h:2"], vec![]),
+            (vec!["n=http://h:1"], vec!["m=3"]),
+            (vec!["n=http://h:1"], vec!["n=x"]),
+        ] {
+            let peers: Vec<String> = peers.into_iter().map(String::from).collect();
+            let pids: Vec<String> = pids.into_iter().map(String::from).collect();
+            assert!(
+                parse_peers(&peers, &pids, Format::Raw).is_err(),
+                "{peers:?} {pids:?}"
+            );
+        }
+    }
 
     #[test]
     fn dates() {

@@ -556,6 +556,8 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(o, "![memory per connection](memory.svg)\n");
     }
 
+    peers_section(s, &mut o);
+
     // ---- errors
     let mut errs = Vec::new();
     for r in &s.runs {
@@ -616,6 +618,77 @@ pub fn markdown(s: &Summary) -> String {
         }
     }
     o
+}
+
+/// External gateways (`--peer`): one row per HTTP scenario and peer, labelled like every
+/// other cell; gateway CPU only where `--peer-pid` was given.
+fn peers_section(s: &Summary, o: &mut String) {
+    if s.peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "## External peers\n\nGateways this comparison did not start (`--peer NAME=URL`), driven through the same HTTP scenarios with the same load configurations, after the gateways' rounds (rates derived from each peer's own search as for the gateways; common rates are the gateways'). compare neither pins nor restarts them, and measures their CPU only when given their PID (`--peer-pid`).\n"
+    );
+    for p in &s.peers {
+        let _ = writeln!(
+            o,
+            "- **{}** (external): {} — format `{}`, CPU {}",
+            md(&p.name),
+            md(&p.url),
+            match p.format {
+                crate::engine::config::Format::Raw => "raw",
+                crate::engine::config::Format::RestV2Binary => "rest-v2-binary",
+                crate::engine::config::Format::RestV2Json => "rest-v2-json",
+            },
+            p.pid.map_or("not measured".to_string(), |pid| format!(
+                "measured (PID {pid})"
+            ))
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n| scenario | peer | ok/s (median [min–max]) | p50 | p99 | bound | gateway CPU / req |\n|---|---|---:|---:|---:|---|---:|"
+    );
+    for sc in &s.plan.scenarios {
+        if !matches!(
+            sc.mode(),
+            Some(crate::engine::config::Mode::Http | crate::engine::config::Mode::HttpClose)
+        ) {
+            continue;
+        }
+        for p in &s.peers {
+            let v = p.variant();
+            let runs: Vec<_> = s
+                .runs
+                .iter()
+                .filter(|r| r.phase == Phase::Round && r.scenario == sc.id && r.variant == v)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let c = Cell::of(&runs);
+            let cpu = match (p.pid, &c.cpu_us_per_req) {
+                (None, _) => "not measured".to_string(),
+                (Some(_), Some(x)) => format!("{} µs", fmt_spread(x, |v| format!("{v:.1}"))),
+                (Some(_), None) => "–".to_string(),
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                sc.id,
+                md(&v),
+                c.throughput
+                    .as_ref()
+                    .map_or_else(|| failed(&c.errors.join("; ")), |t| fmt_spread(t, fmt_rate)),
+                opt(c.latency.as_ref(), |l| fmt_us(l.p50_us)),
+                opt(c.latency.as_ref(), |l| fmt_us(l.p99_us)),
+                c.bound_text(),
+                cpu
+            );
+        }
+    }
+    let _ = writeln!(o);
 }
 
 fn notes(c: &Cell) -> String {
@@ -885,7 +958,43 @@ mod tests {
             plan,
             runs,
             producer: vec![],
+            peers: vec![],
         }
+    }
+
+    #[test]
+    fn external_peers_get_their_own_labelled_rows() {
+        let mut s = synthetic();
+        let peer = super::super::summary::PeerDesc {
+            name: "node".into(),
+            url: "http://127.0.0.1:8090".into(),
+            pid: None,
+            format: crate::engine::config::Format::RestV2Json,
+        };
+        let mut extra: Vec<_> = s
+            .runs
+            .iter()
+            .filter(|r| {
+                r.phase == Phase::Round && r.variant == "tokio-multi" && r.scenario == "http-max"
+            })
+            .cloned()
+            .collect();
+        assert!(!extra.is_empty());
+        for r in &mut extra {
+            r.variant = peer.variant();
+        }
+        s.runs.extend(extra);
+        s.peers.push(peer);
+        let md = markdown(&s);
+        let at = md.find("## External peers").expect("a peers section");
+        let section = &md[at..];
+        assert!(
+            section.contains("| http-max | node (external) |"),
+            "{section}"
+        );
+        assert!(section.contains("not measured"), "{section}");
+        // Peers never enter the gateways' own cells.
+        assert!(!cells(&s).keys().any(|(_, v)| v.contains("external")));
     }
 
     #[test]

@@ -141,6 +141,28 @@ pub struct Summary {
     /// The bare-producer baseline, once per round (empty without a Kafka sink).
     #[serde(default)]
     pub producer: Vec<ProducerRun>,
+    /// External gateways (`--peer`) run through the HTTP scenarios; their runs are in
+    /// `runs` under [`PeerDesc::variant`] (absent in older files).
+    #[serde(default)]
+    pub peers: Vec<PeerDesc>,
+}
+
+/// An external gateway compare drove but did not start (`--peer NAME=URL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerDesc {
+    pub name: String,
+    pub url: String,
+    /// `--peer-pid`: its CPU was measured; `None`: "not measured".
+    pub pid: Option<u32>,
+    /// The request format it was driven with.
+    pub format: crate::engine::config::Format,
+}
+
+impl PeerDesc {
+    /// The `variant` of its runs: `NAME (external)`.
+    pub fn variant(&self) -> String {
+        format!("{} (external)", self.name)
+    }
 }
 
 impl Summary {
