@@ -3,7 +3,8 @@
 //! not on a terminal. Through the binary and real sockets, against a small HTTP server
 //! written here that records what it was sent.
 
-use std::io::{Read, Write};
+mod support;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -55,93 +56,62 @@ impl Server {
 }
 
 fn serve(
-    mut c: TcpStream,
+    c: TcpStream,
     b: Behaviour,
     heads: &Mutex<Vec<String>>,
     count: &AtomicU64,
     first: &Mutex<Option<(Instant, bool)>>,
 ) {
-    let _ = c.set_nodelay(true);
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 64 * 1024];
-    loop {
-        let n = match c.read(&mut tmp) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&tmp[..n]);
-        let mut out = Vec::new();
-        loop {
-            let mut hs = [httparse::EMPTY_HEADER; 32];
-            let mut req = httparse::Request::new(&mut hs);
-            let head = match req.parse(&buf) {
-                Ok(httparse::Status::Complete(h)) => h,
-                Ok(httparse::Status::Partial) => break,
-                Err(_) => return,
-            };
-            let len: usize = req
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                .unwrap_or(0);
-            if buf.len() < head + len {
-                break;
+    support::serve_http(c, |_, req, out| {
+        {
+            let mut hv = heads.lock().unwrap();
+            if hv.len() < 8 {
+                hv.push(String::from_utf8_lossy(req.head).into_owned());
             }
-            {
-                let mut hv = heads.lock().unwrap();
-                if hv.len() < 8 {
-                    hv.push(String::from_utf8_lossy(&buf[..head]).into_owned());
-                }
-            }
-            buf.drain(..head + len);
-            let n = count.fetch_add(1, Ordering::Relaxed);
-            let fail = match b {
-                Behaviour::FailEvery(k) => n.is_multiple_of(k),
-                Behaviour::DelayOnceAfter(after, d) => {
-                    let delay = {
-                        let mut f = first.lock().unwrap();
-                        match *f {
-                            None => {
-                                *f = Some((Instant::now(), false));
-                                false
-                            }
-                            Some((t, false)) if t.elapsed() >= after => {
-                                *f = Some((t, true));
-                                true
-                            }
-                            Some(_) => false,
+        }
+        let n = count.fetch_add(1, Ordering::Relaxed);
+        let fail = match b {
+            Behaviour::FailEvery(k) => n.is_multiple_of(k),
+            Behaviour::DelayOnceAfter(after, d) => {
+                let delay = {
+                    let mut f = first.lock().unwrap();
+                    match *f {
+                        None => {
+                            *f = Some((Instant::now(), false));
+                            false
                         }
-                    };
-                    if delay {
-                        std::thread::sleep(d);
+                        Some((t, false)) if t.elapsed() >= after => {
+                            *f = Some((t, true));
+                            true
+                        }
+                        Some(_) => false,
                     }
-                    false
+                };
+                if delay {
+                    std::thread::sleep(d);
                 }
-                Behaviour::Ok => false,
-            };
-            let body = if fail {
-                r#"{"error":"boom"}"#.to_string()
-            } else {
-                format!(r#"{{"partition":0,"offset":{n}}}"#)
-            };
-            let status = if fail {
-                "500 Internal Server Error"
-            } else {
-                "200 OK"
-            };
-            out.extend_from_slice(
-                format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
-        if !out.is_empty() && c.write_all(&out).is_err() {
-            return;
-        }
-    }
+                false
+            }
+            Behaviour::Ok => false,
+        };
+        let body = if fail {
+            r#"{"error":"boom"}"#.to_string()
+        } else {
+            format!(r#"{{"partition":0,"offset":{n}}}"#)
+        };
+        let status = if fail {
+            "500 Internal Server Error"
+        } else {
+            "200 OK"
+        };
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    });
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -3,7 +3,9 @@
 //! `--batch`) against gateway-tokio, and the Node.js reference peer
 //! (`peers/node-kafkajs`, skipped with a message when node or its install is absent).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -33,50 +35,20 @@ fn chunked_server() -> (String, Arc<AtomicU64>) {
     (format!("http://{addr}"), served)
 }
 
-fn serve_chunked(mut c: TcpStream, served: &AtomicU64) {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 64 * 1024];
-    loop {
-        let n = match c.read(&mut tmp) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&tmp[..n]);
-        let mut out = Vec::new();
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 16];
-            let mut req = httparse::Request::new(&mut headers);
-            let head = match req.parse(&buf) {
-                Ok(httparse::Status::Complete(h)) => h,
-                Ok(httparse::Status::Partial) => break,
-                Err(_) => return,
-            };
-            let len: usize = req
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                .unwrap_or(0);
-            if buf.len() < head + len {
-                break;
-            }
-            buf.drain(..head + len);
-            let n = served.fetch_add(1, Ordering::Relaxed);
-            let body = format!("{{\"partition\":0,\"offset\":{n}}}");
-            let (a, b) = body.split_at(5);
-            out.extend_from_slice(
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
-                    a.len(),
-                    b.len()
-                )
-                .as_bytes(),
-            );
-        }
-        if c.write_all(&out).is_err() {
-            return;
-        }
-    }
+fn serve_chunked(c: TcpStream, served: &AtomicU64) {
+    support::serve_http(c, |_, _, out| {
+        let n = served.fetch_add(1, Ordering::Relaxed);
+        let body = format!("{{\"partition\":0,\"offset\":{n}}}");
+        let (a, b) = body.split_at(5);
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+            .as_bytes(),
+        );
+    });
 }
 
 fn cfg(target: &str, f: impl FnOnce(&mut RunConfig)) -> RunConfig {

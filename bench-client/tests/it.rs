@@ -2,7 +2,9 @@
 //! (it can freeze all responses for a while), and the real `gateway-tokio` binary with its
 //! embedded Kafka.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -48,64 +50,31 @@ impl TestServer {
     }
 }
 
-fn serve(mut c: TcpStream, freeze: &Mutex<Option<(Instant, Instant)>>, offset: &AtomicU64) {
-    c.set_nodelay(true).unwrap();
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 64 * 1024];
-    loop {
-        let n = match c.read(&mut tmp) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&tmp[..n]);
-        let mut out = Vec::new();
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 16];
-            let mut req = httparse::Request::new(&mut headers);
-            let head = match req.parse(&buf) {
-                Ok(httparse::Status::Complete(h)) => h,
-                Ok(httparse::Status::Partial) => break,
-                Err(_) => return,
-            };
-            let len: usize = req
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                .unwrap_or(0);
-            if buf.len() < head + len {
-                break;
+fn serve(c: TcpStream, freeze: &Mutex<Option<(Instant, Instant)>>, offset: &AtomicU64) {
+    support::serve_http(c, |c, req, out| {
+        assert!(req.path.starts_with("/topics/"));
+        let window = *freeze.lock().unwrap();
+        if let Some((from, to)) = window {
+            let now = Instant::now();
+            if now >= from && now < to {
+                // Flush what was answered before the freeze, then hold the rest.
+                let _ = c.write_all(out);
+                out.clear();
+                std::thread::sleep(to - now);
             }
-            assert!(req.path.unwrap().starts_with("/topics/"));
-            buf.drain(..head + len);
-            let window = *freeze.lock().unwrap();
-            if let Some((from, to)) = window {
-                let now = Instant::now();
-                if now >= from && now < to {
-                    // Flush what was answered before the freeze, then hold the rest.
-                    if c.write_all(&out).is_err() {
-                        return;
-                    }
-                    out.clear();
-                    std::thread::sleep(to - now);
-                }
-            }
-            let body = format!(
-                "{{\"partition\":0,\"offset\":{}}}",
-                offset.fetch_add(1, Ordering::Relaxed)
-            );
-            out.extend_from_slice(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
         }
-        if c.write_all(&out).is_err() {
-            return;
-        }
-    }
+        let body = format!(
+            "{{\"partition\":0,\"offset\":{}}}",
+            offset.fetch_add(1, Ordering::Relaxed)
+        );
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    });
 }
 
 fn cfg(target: &str, f: impl FnOnce(&mut RunConfig)) -> RunConfig {
