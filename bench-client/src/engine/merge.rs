@@ -280,23 +280,9 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         let off = ((s - origin) / 1e3).round() as u64;
         for row in &r.timeline {
             let k = row.second + off;
-            let (m, cpu) = rows.entry(k).or_insert_with(|| {
-                (
-                    SecondStats {
-                        second: k,
-                        sent: 0,
-                        completed: 0,
-                        ok: 0,
-                        errors: 0,
-                        backpressure: 0,
-                        connects: 0,
-                        connect_errors: 0,
-                        open_connections: 0,
-                        cpu_util: 0.0,
-                    },
-                    0.0,
-                )
-            });
+            let (m, cpu) = rows
+                .entry(k)
+                .or_insert_with(|| (SecondStats::empty(k), 0.0));
             m.sent += row.sent;
             m.completed += row.completed;
             m.ok += row.ok;
@@ -317,18 +303,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
                     m.cpu_util = cpu / threads.max(1) as f64;
                     m
                 }
-                None => SecondStats {
-                    second: k,
-                    sent: 0,
-                    completed: 0,
-                    ok: 0,
-                    errors: 0,
-                    backpressure: 0,
-                    connects: 0,
-                    connect_errors: 0,
-                    open_connections: 0,
-                    cpu_util: 0.0,
-                },
+                None => SecondStats::empty(k),
             })
             .collect(),
     };

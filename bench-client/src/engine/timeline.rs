@@ -186,18 +186,7 @@ impl Timeline {
         for s in 0..secs {
             let lo = from_ns + s * 1_000_000_000;
             let hi = (lo + 1_000_000_000).min(to_ns);
-            let mut row = SecondStats {
-                second: s,
-                sent: 0,
-                completed: 0,
-                ok: 0,
-                errors: 0,
-                backpressure: 0,
-                connects: 0,
-                connect_errors: 0,
-                open_connections: 0,
-                cpu_util: 0.0,
-            };
+            let mut row = SecondStats::empty(s);
             let mut cpu = 0u64;
             // Buckets before `lo` only feed the gauge.
             while (i as u64) * BUCKET_NS < hi {
@@ -243,6 +232,24 @@ pub struct SecondStats {
     pub open_connections: u64,
     /// Client process CPU time / (wall time x client threads).
     pub cpu_util: f64,
+}
+
+impl SecondStats {
+    /// Second `second` with nothing in it (explicit zeros are part of the series).
+    pub fn empty(second: u64) -> SecondStats {
+        SecondStats {
+            second,
+            sent: 0,
+            completed: 0,
+            ok: 0,
+            errors: 0,
+            backpressure: 0,
+            connects: 0,
+            connect_errors: 0,
+            open_connections: 0,
+            cpu_util: 0.0,
+        }
+    }
 }
 
 /// One connection task's wait for a connection, kept when it lasted at least a stall
