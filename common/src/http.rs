@@ -159,6 +159,15 @@ impl Decoder {
         matches!(self.state, State::Body { .. })
     }
 
+    /// Heap bytes held for a request being received (a body copied in chunks); 0 between
+    /// requests.
+    pub fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Head => 0,
+            State::Body { req, .. } => req.body.capacity(),
+        }
+    }
+
     /// True once, right after a head with `Expect: 100-continue` was accepted.
     pub fn take_expect_continue(&mut self) -> bool {
         std::mem::take(&mut self.expect_continue)
