@@ -110,7 +110,11 @@ pub struct Request {
 #[derive(Debug)]
 enum State {
     Head,
-    Body { req: Request, framing: Framing },
+    /// Boxed: a connection between requests (`Head`) keeps no room for a request inline.
+    Body {
+        req: Box<Request>,
+        framing: Framing,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +186,10 @@ impl Decoder {
                 None => return Ok((0, None)),
                 Some((n, req, framing)) => {
                     consumed = n;
-                    self.state = State::Body { req, framing };
+                    self.state = State::Body {
+                        req: Box::new(req),
+                        framing,
+                    };
                 }
             }
         }
@@ -202,7 +209,7 @@ impl Decoder {
             self.scanned = 0;
             // The body is complete: a pending 100-continue is moot.
             self.expect_continue = false;
-            return Ok((consumed, Some(req)));
+            return Ok((consumed, Some(*req)));
         }
         Ok((consumed, None))
     }
