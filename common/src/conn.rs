@@ -23,6 +23,12 @@ use crate::ws::{WsRead, WsSession};
 /// Stop reading a connection whose unwritten output grew past this (slow reader).
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
+/// Buffer capacity a connection may keep between exchanges, per buffer (output, WebSocket
+/// stream buffers): enough for a typical answer, so a busy connection does not allocate per
+/// response, and little enough that an idle one costs almost nothing. Larger buffers are
+/// released once they are empty.
+pub const IDLE_BUFFER_FLOOR: usize = 512;
+
 /// Everything a connection needs from its process, shared read-only.
 pub struct Shared {
     pub config: Config,
@@ -36,6 +42,25 @@ impl Shared {
     pub fn render_metrics(&self) -> String {
         self.metrics
             .render(&self.info, self.sink.queue_depth(), self.sink.ready())
+    }
+}
+
+/// A connection's buffer memory (`Conn::held_bytes`), by capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Received bytes not yet consumed: the HTTP input and decoder, the WebSocket stream's
+    /// read side.
+    pub input: usize,
+    /// Bytes to send and the buffers kept for them: the output, the WebSocket stream's
+    /// write side.
+    pub output: usize,
+    /// Queues of answers and acks, a WebSocket's topic and key.
+    pub other: usize,
+}
+
+impl Held {
+    pub fn total(&self) -> usize {
+        self.input + self.output + self.other
     }
 }
 
@@ -200,6 +225,7 @@ impl Conn {
             // One cumulative ack for everything resolved since the last write.
             flush_acks(w);
             w.session.take_output(&mut self.output);
+            w.session.release_idle();
         }
         if self.output.is_empty() {
             return None;
@@ -212,11 +238,66 @@ impl Conn {
         Some(out)
     }
 
-    /// Hands a written buffer back so its allocation is reused.
+    /// Hands a written buffer back so its allocation is reused (if it is small: a large one
+    /// is freed, so a flushed connection keeps at most `IDLE_BUFFER_FLOOR` of output).
     pub fn recycle_output(&mut self, mut buf: Vec<u8>) {
-        if self.output.is_empty() && buf.capacity() <= MAX_PENDING_OUTPUT {
+        if self.output.is_empty() && buf.capacity() <= IDLE_BUFFER_FLOOR {
             buf.clear();
             self.output = buf;
+        }
+    }
+
+    /// Heap bytes this connection's buffers hold now (capacity, not length). The driver's
+    /// read buffer is not here: with lent reads (`driver::ConnIo::lends_read_buffers`) a
+    /// connection has none. Not counted: tungstenite's own frame buffers, which it does not
+    /// expose (its read buffer is sized by `ws::WS_READ_BUFFER`).
+    pub fn held_bytes(&self) -> Held {
+        match &self.mode {
+            Mode::Http(h) => Held {
+                input: h.input.capacity() + h.decoder.held_bytes(),
+                output: self.output.capacity(),
+                other: h.slots.capacity() * std::mem::size_of::<Slot>()
+                    + h.slots
+                        .iter()
+                        .map(|s| match &s.state {
+                            SlotState::Ready(b) => b.capacity(),
+                            _ => 0,
+                        })
+                        .sum::<usize>(),
+            },
+            Mode::Ws(w) => {
+                let (rd, wr) = w.session.held_bytes();
+                Held {
+                    input: rd,
+                    output: self.output.capacity() + wr,
+                    other: w.pending.capacity()
+                        + w.key.as_ref().map_or(0, Vec::capacity)
+                        + w.topic.capacity(),
+                }
+            }
+        }
+    }
+
+    /// Frees buffer capacity an idle connection does not need: emptied queues and input.
+    fn release_idle(&mut self) {
+        match &mut self.mode {
+            Mode::Http(h) => {
+                if h.input.is_empty() {
+                    h.input = Vec::new();
+                } else if h.input.capacity() > 2 * h.input.len() + IDLE_BUFFER_FLOOR {
+                    // Only the unconsumed bytes (a partial request) are kept.
+                    h.input.shrink_to_fit();
+                }
+                if h.slots.is_empty() {
+                    h.slots = VecDeque::new();
+                }
+            }
+            Mode::Ws(w) => {
+                if w.pending.is_empty() {
+                    w.pending = VecDeque::new();
+                }
+                w.session.release_idle();
+            }
         }
     }
 
@@ -512,6 +593,7 @@ impl Conn {
                     }
                 }
             }
+            self.release_idle();
             return;
         }
     }

@@ -1,10 +1,19 @@
 //! The runtime-independent half of a gateway's I/O: the per-connection driver loop, the
 //! accept-error policy, connection admission and the shutdown drain.
 //!
-//! A runtime adapter implements `ConnIo` (owned-buffer read/write, which every runtime here
-//! can do: tokio by readiness, tokio-uring and compio by completion) and `Timer`, and calls
-//! `serve_conn` for each accepted socket. Nothing here names a runtime; the futures are
-//! plain `std::future`s combined with `futures-util` and `tokio::sync` (runtime-free).
+//! A runtime adapter implements `ConnIo` and `Timer`, and calls `serve_conn` for each
+//! accepted socket. Nothing here names a runtime; the futures are plain `std::future`s
+//! combined with `futures-util` and `tokio::sync` (runtime-free).
+//!
+//! Reads come in two styles, chosen by the adapter (`ConnIo::lends_read_buffers`):
+//! - lent: the runtime waits until bytes are there and lends a buffer that is not the
+//!   connection's (tokio: readiness, then `try_read` into the I/O thread's scratch buffer,
+//!   `with_scratch`; compio on io_uring: a kernel-selected buffer of a provided-buffer
+//!   ring). An idle connection then holds no read buffer: only the state machine, whose
+//!   buffers keep just unconsumed bytes (`Conn::held_bytes`).
+//! - owned: the connection owns a `READ_CHUNK` Vec that the read fills (a posted
+//!   completion read needs its buffer while it waits: tokio-uring 0.5, compio's polling
+//!   fallback). That buffer is the connection's while it is idle; the adapters declare it.
 
 use std::future::Future;
 use std::io;
@@ -23,14 +32,56 @@ use crate::route::{router, Mailbox};
 /// Bytes asked for per read.
 pub const READ_CHUNK: usize = 16 * 1024;
 
+thread_local! {
+    /// The I/O thread's read buffer for lent reads (`with_scratch`).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with this thread's `READ_CHUNK`-byte scratch buffer: the one read buffer of
+/// every connection a readiness-based I/O thread serves. `f` must not call it again (if it
+/// does, that call gets a temporary buffer instead of panicking).
+pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut f = Some(f);
+    let lent = SCRATCH.with(|s| {
+        let mut buf = s.try_borrow_mut().ok()?;
+        if buf.len() < READ_CHUNK {
+            buf.resize(READ_CHUNK, 0);
+        }
+        Some((f.take().expect("called once"))(&mut buf[..]))
+    });
+    match lent {
+        Some(r) => r,
+        None => (f.take().expect("called once"))(&mut vec![0; READ_CHUNK]),
+    }
+}
+
 /// What a runtime must provide for one accepted TCP stream.
 ///
-/// `read` and `write_all` may be in flight at the same time (from two futures of the same
-/// task); `close` must make a pending `read` return (shutdown(2) with SHUT_RDWR does).
+/// A read (`read` or `read_lent`) and `write_all` may be in flight at the same time (from
+/// two futures of the same task); `close` must make a pending read return (shutdown(2)
+/// with SHUT_RDWR does).
 pub trait ConnIo {
-    /// Reads into the spare capacity of `buf` (which the driver passes empty, with at least
-    /// `READ_CHUNK` capacity) and returns how many bytes were read; `buf[..n]` holds them.
-    fn read(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
+    /// True if reads are lent (`read_lent`), false if they fill the connection's own
+    /// buffer (`read`). Asked once per connection.
+    fn lends_read_buffers(&self) -> bool {
+        false
+    }
+    /// Owned-buffer read: reads into the spare capacity of `buf` (which the driver passes
+    /// empty, with at least `READ_CHUNK` capacity) and returns how many bytes were read;
+    /// `buf[..n]` holds them.
+    fn read(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)> {
+        async move { (Err(io::ErrorKind::Unsupported.into()), buf) }
+    }
+    /// Lent-buffer read: waits until bytes (or EOF) are there, reads them into a buffer the
+    /// connection does not own, and calls `consume` with them (empty at EOF) before the
+    /// buffer is reused. `consume` is called at most once, and not on error.
+    fn read_lent<R>(
+        &self,
+        consume: impl FnOnce(&[u8]) -> R,
+    ) -> impl Future<Output = io::Result<R>> {
+        let _ = consume;
+        async { Err(io::ErrorKind::Unsupported.into()) }
+    }
     /// Writes all of `buf`.
     fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
     /// Shuts the socket down in both directions.
@@ -289,8 +340,10 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
     let read_ready = Notify::new();
     let closed = AtomicBool::new(false);
 
+    let lent = io.lends_read_buffers();
     let reader = async {
-        let mut buf = Vec::with_capacity(READ_CHUNK);
+        // Owned-buffer reads only: the connection's read buffer (see the module doc).
+        let mut buf = Vec::new();
         loop {
             loop {
                 if closed.load(Ordering::Acquire) {
@@ -308,26 +361,31 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 }
                 read_ready.notified().await;
             }
-            buf.clear();
-            if buf.capacity() < READ_CHUNK {
-                buf.reserve(READ_CHUNK);
-            }
-            let (res, b) = io.read(buf).await;
-            buf = b;
-            let now = Instant::now();
-            let eof = {
+            // Hands bytes read (empty: EOF) to the state machine; true at EOF.
+            let consume = |data: &[u8]| {
+                let now = Instant::now();
                 let mut c = conn.lock().unwrap();
-                match res {
-                    Ok(n) if n > 0 => {
-                        c.on_data(&buf[..n], now);
-                        false
-                    }
-                    _ => {
-                        c.on_eof(now);
-                        true
-                    }
+                if data.is_empty() {
+                    c.on_eof(now);
+                    true
+                } else {
+                    c.on_data(data, now);
+                    false
                 }
             };
+            let res = if lent {
+                io.read_lent(consume).await
+            } else {
+                buf.clear();
+                if buf.capacity() < READ_CHUNK {
+                    buf.reserve(READ_CHUNK);
+                }
+                let (res, b) = io.read(buf).await;
+                buf = b;
+                res.map(|n| consume(&buf[..n]))
+            };
+            // A failed read ends the connection like EOF.
+            let eof = res.unwrap_or_else(|_| consume(&[]));
             out_ready.notify_one();
             if eof {
                 return;

@@ -110,7 +110,11 @@ pub struct Request {
 #[derive(Debug)]
 enum State {
     Head,
-    Body { req: Request, framing: Framing },
+    /// Boxed: a connection between requests (`Head`) keeps no room for a request inline.
+    Body {
+        req: Box<Request>,
+        framing: Framing,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +163,15 @@ impl Decoder {
         matches!(self.state, State::Body { .. })
     }
 
+    /// Heap bytes held for a request being received (a body copied in chunks); 0 between
+    /// requests.
+    pub fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Head => 0,
+            State::Body { req, .. } => req.body.capacity(),
+        }
+    }
+
     /// True once, right after a head with `Expect: 100-continue` was accepted.
     pub fn take_expect_continue(&mut self) -> bool {
         std::mem::take(&mut self.expect_continue)
@@ -173,7 +186,10 @@ impl Decoder {
                 None => return Ok((0, None)),
                 Some((n, req, framing)) => {
                     consumed = n;
-                    self.state = State::Body { req, framing };
+                    self.state = State::Body {
+                        req: Box::new(req),
+                        framing,
+                    };
                 }
             }
         }
@@ -193,7 +209,7 @@ impl Decoder {
             self.scanned = 0;
             // The body is complete: a pending 100-continue is moot.
             self.expect_continue = false;
-            return Ok((consumed, Some(req)));
+            return Ok((consumed, Some(*req)));
         }
         Ok((consumed, None))
     }

@@ -78,8 +78,10 @@ pub struct WsSession {
     peer_close: Option<u16>,
 }
 
-/// Read buffer tungstenite keeps per connection (it only holds a partial frame).
-const WS_READ_BUFFER: usize = 4 * 1024;
+/// Read buffer tungstenite keeps per connection (it only holds a partial frame), and the
+/// most it copies out of the `MemStream` per step. Small: it is kept while the connection
+/// is idle, and tungstenite grows it to a whole frame when a larger one arrives.
+pub const WS_READ_BUFFER: usize = 512;
 
 impl WsSession {
     /// Starts a server-side session; `leftover` are bytes that followed the upgrade request.
@@ -111,6 +113,26 @@ impl WsSession {
     pub fn buffered(&self) -> usize {
         let s = self.ws.get_ref();
         s.rd.len() - s.rd_pos
+    }
+
+    /// Heap bytes of the stream buffers (received bytes not yet decoded, frames not yet
+    /// taken), by capacity. tungstenite's own buffers are not visible from here.
+    /// (read side, write side).
+    pub fn held_bytes(&self) -> (usize, usize) {
+        let s = self.ws.get_ref();
+        (s.rd.capacity(), s.wr.capacity())
+    }
+
+    /// Frees the stream buffers once they are empty, unless they are small.
+    pub fn release_idle(&mut self) {
+        let s = self.ws.get_mut();
+        if s.rd_pos == s.rd.len() && s.rd.capacity() > crate::conn::IDLE_BUFFER_FLOOR {
+            s.rd = Vec::new();
+            s.rd_pos = 0;
+        }
+        if s.wr.is_empty() && s.wr.capacity() > crate::conn::IDLE_BUFFER_FLOOR {
+            s.wr = Vec::new();
+        }
     }
 
     /// The code of the close frame the peer sent, if it sent one.

@@ -17,6 +17,8 @@ use compio::driver::{DriverType, ProactorBuilder};
 macro_rules! asymmetries {
     () => {
         "multishot-accept(io_uring>=5.19;single-shot on polling/older kernels),\
+         provided-buffer-reads(io_uring: kernel-selected buffers of a per-thread ring, none held \
+         by an idle connection; polling fallback: a 16 KiB buffer per connection),\
          uring-setup-flags(single_issuer,defer_taskrun,coop_taskrun,taskrun_flag where the kernel has them)"
     };
 }
@@ -136,6 +138,10 @@ pub struct Ring {
     flags: Flags,
 }
 
+/// Buffers of each I/O thread's provided-buffer ring (`READ_CHUNK` bytes each): the most
+/// reads whose bytes can wait in one ring turn before a read sees ENOBUFS and retries.
+const READ_POOL_BUFFERS: std::num::NonZero<u16> = std::num::NonZero::new(256).unwrap();
+
 fn proactor(
     entries: u32,
     cq_entries: u32,
@@ -148,7 +154,11 @@ fn proactor(
         .single_issuer(flags.single_issuer)
         .defer_taskrun(flags.defer_taskrun)
         .coop_taskrun(flags.coop_taskrun)
-        .taskrun_flag(flags.taskrun_flag);
+        .taskrun_flag(flags.taskrun_flag)
+        // The provided-buffer ring of lent reads (server.rs): buffers are held only from a
+        // read's completion until its bytes are consumed.
+        .buffer_pool_size(READ_POOL_BUFFERS)
+        .buffer_pool_buffer_len(common::driver::READ_CHUNK);
     if let Some(d) = driver {
         b.driver_type(d);
     }
@@ -262,6 +272,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
             ("uring_flags".into(), ring.flags.label()),
             ("accept".into(), accept.into()),
+            (
+                "reads".into(),
+                if ring.is_io_uring() {
+                    format!("provided-buffers x{READ_POOL_BUFFERS}")
+                } else {
+                    "owned".into()
+                },
+            ),
             ("asymmetries".into(), ASYMMETRIES.into()),
         ],
     };

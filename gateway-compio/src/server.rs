@@ -5,8 +5,9 @@ use std::future::Future;
 use std::io;
 use std::time::Instant;
 
+use common::driver::READ_CHUNK;
 use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
-use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::io::{AsyncRead, AsyncReadManaged, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 use compio::BufResult;
 use futures_util::StreamExt;
@@ -41,6 +42,7 @@ pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
 
 async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {
     let mut policy = AcceptPolicy::default();
+    let managed = managed_reads();
     // One multishot IORING_OP_ACCEPT (kernel >= 5.19) yields every connection until it
     // fails; the stream re-arms it on the next poll. Single-shot accepts on polling.
     let mut incoming = listener.incoming();
@@ -56,7 +58,7 @@ async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {
                     continue;
                 };
                 compio::runtime::spawn(serve_conn(
-                    CompioIo(stream),
+                    CompioIo { stream, managed },
                     CompioTimer,
                     ctx.clone(),
                     guard,
@@ -72,24 +74,85 @@ async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {
     }
 }
 
-struct CompioIo(TcpStream);
+/// Whether this thread reads with kernel-selected buffers from compio's provided-buffer
+/// ring: only on the io_uring driver (compio's polling fallback takes a pool buffer when a
+/// read is posted, i.e. one per idle connection, and the pool is small) and only if the
+/// ring could be registered (kernel >= 5.19).
+fn managed_reads() -> bool {
+    compio::runtime::Runtime::with_current(|rt| {
+        if rt.driver_type() != compio::driver::DriverType::IoUring {
+            return false;
+        }
+        match rt.buffer_pool() {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "no provided-buffer ring: every connection owns its read buffer");
+                false
+            }
+        }
+    })
+}
+
+struct CompioIo {
+    stream: TcpStream,
+    managed: bool,
+}
+
+/// Completes on its second poll: lets the tasks whose completions arrived in the same
+/// ring turn run (and give their provided buffers back).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
 
 impl ConnIo for CompioIo {
+    fn lends_read_buffers(&self) -> bool {
+        self.managed
+    }
+
+    /// A recv with IOSQE_BUFFER_SELECT: the kernel picks a buffer of the thread's ring when
+    /// bytes arrive, and it goes back to the ring when `consume` returned.
+    async fn read_lent<R>(&self, consume: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+        loop {
+            match (&mut &self.stream).read_managed(READ_CHUNK).await {
+                Ok(Some(buf)) => return Ok(consume(&buf)),
+                // No buffer selected: the peer closed (0 bytes).
+                Ok(None) => return Ok(consume(&[])),
+                // ENOBUFS: every ring buffer is held by a completion not yet consumed;
+                // nothing was read, so try again once those tasks ran.
+                Err(e) if e.kind() == io::ErrorKind::ResourceBusy => YieldNow(false).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
         // `&TcpStream` implements AsyncRead/AsyncWrite, so a read and a write can be in
         // flight together. The driver passes an empty Vec: the kernel fills it from index 0
         // and compio sets its length to the bytes read.
-        let BufResult(res, buf) = (&mut &self.0).read(buf).await;
+        let BufResult(res, buf) = (&mut &self.stream).read(buf).await;
         (res, buf)
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let BufResult(res, buf) = (&mut &self.0).write_all(buf).await;
+        let BufResult(res, buf) = (&mut &self.stream).write_all(buf).await;
         (res, buf)
     }
 
     fn close(&self) {
-        common::sys::shutdown_both(&self.0);
+        common::sys::shutdown_both(&self.stream);
     }
 }
 

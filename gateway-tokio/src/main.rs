@@ -48,6 +48,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         labels: vec![
             ("flavor".into(), flavor.into()),
             ("driver".into(), "epoll".into()),
+            (
+                "reads".into(),
+                "lent (readiness + per-thread scratch)".into(),
+            ),
         ],
     };
     let gateway = Gateway::start(&args.gateway, info)?;

@@ -1,4 +1,5 @@
-//! The tokio adapter: the accept loop and `ConnIo` over a readiness-based `TcpStream`.
+//! The tokio adapter: the accept loop and `ConnIo` over a readiness-based `TcpStream`
+//! (lent reads: readiness, then the I/O thread's scratch buffer).
 
 use std::future::Future;
 use std::io;
@@ -53,14 +54,23 @@ async fn accept_loop(listener: &tokio::net::TcpListener, ctx: &ConnCtx) {
 struct TokioIo(tokio::net::TcpStream);
 
 impl ConnIo for TokioIo {
-    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    fn lends_read_buffers(&self) -> bool {
+        true
+    }
+
+    /// Readiness, then `try_read` into the I/O thread's scratch buffer: a connection owns
+    /// no read buffer, idle or not.
+    async fn read_lent<R>(&self, consume: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+        let mut consume = Some(consume);
         loop {
-            if let Err(e) = self.0.readable().await {
-                return (Err(e), buf);
-            }
-            match self.0.try_read_buf(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return (r, buf),
+            self.0.readable().await?;
+            let done = common::driver::with_scratch(|buf| match self.0.try_read(buf) {
+                Ok(n) => Ok(consume.take().map(|f| f(&buf[..n]))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            })?;
+            if let Some(r) = done {
+                return Ok(r);
             }
         }
     }

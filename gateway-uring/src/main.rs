@@ -22,7 +22,9 @@ use common::{Gateway, GatewayArgs, RuntimeInfo};
         "\n  - no multishot accept in tokio-uring 0.5: one accept SQE per connection, with",
         "\n    16 of them in flight (one at a time starved under a connection burst: each",
         "\n    accept waited a whole ring turn behind the busy connections)",
-        "\n  - no provided/registered buffers: every read owns a Vec (16 KiB)",
+        "\n  - no provided/registered buffers in tokio-uring 0.5: a posted read owns its Vec, so",
+        "\n    every connection, idle ones too, holds a 16 KiB read buffer (tokio and compio on",
+        "\n    io_uring lend a per-thread buffer only while bytes are consumed)",
         "\n  - completions are reaped by polling the ring fd from tokio's epoll, so no DEFER_TASKRUN",
         "\n  - ring flags COOP_TASKRUN and SINGLE_ISSUER only where the kernel accepts them",
         "\n    (the active set is the `ring_flags` label of gateway_info in /metrics)",
@@ -56,6 +58,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             (
                 "accept".into(),
                 format!("oneshot x{}", server::ACCEPTS_IN_FLIGHT),
+            ),
+            (
+                "reads".into(),
+                format!(
+                    "owned {} KiB per connection",
+                    common::driver::READ_CHUNK / 1024
+                ),
             ),
         ],
     };

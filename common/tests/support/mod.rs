@@ -210,11 +210,13 @@ impl Harness {
         self.conn.on_timer(now);
     }
 
-    /// Everything the connection wants written now (empty if nothing).
+    /// Everything the connection wants written now (empty if nothing). Each written buffer
+    /// is handed back, as the driver does.
     pub fn out(&mut self) -> Vec<u8> {
         let mut all = Vec::new();
         while let Some(chunk) = self.conn.take_output() {
             all.extend_from_slice(&chunk);
+            self.conn.recycle_output(chunk);
         }
         all
     }
