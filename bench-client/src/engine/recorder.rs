@@ -393,60 +393,65 @@ impl Shared {
         }
     }
 
-    /// Append the record value of `seq` (`<id>` then `.` padding up to the size) to `buf`.
-    /// With `--body-file`, append that file's content instead.
-    pub(crate) fn payload_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
-        if let Some(b) = &self.cfg.body {
-            buf.extend_from_slice(b);
-            return;
-        }
+    /// The size drawn for the next record value (`--payload MIN..MAX`).
+    fn value_size(&self, rng: &mut fastrand::Rng) -> usize {
         let p = self.cfg.payload;
-        let size = if p.min == p.max {
+        if p.min == p.max {
             p.min
         } else {
             rng.usize(p.min..=p.max)
-        };
-        let start = buf.len();
-        use std::io::Write as _;
-        let _ = write!(buf, "{}-{}", self.run_id, self.id_seq(seq));
-        let idlen = buf.len() - start;
-        if size > idlen {
-            buf.extend_from_slice(&self.padding[..size - idlen]);
         }
     }
 
-    /// Append one full HTTP request for `seq` to `buf`, without allocating: the body is
-    /// written in place and its length (known once the id is written) goes into the head.
+    /// Length of the value `value_into(seq, size)` writes: the id, padded up to `size`.
+    fn value_len(&self, seq: u64, size: usize) -> usize {
+        let digits = self
+            .id_seq(seq)
+            .checked_ilog10()
+            .map_or(1, |d| d as usize + 1);
+        size.max(self.run_id.len() + 1 + digits)
+    }
+
+    /// Append `<id>` then `.` padding up to `size` to `buf`, without allocating.
+    fn value_into(&self, seq: u64, size: usize, buf: &mut Vec<u8>) {
+        let start = buf.len();
+        buf.extend_from_slice(self.run_id.as_bytes());
+        buf.push(b'-');
+        buf.extend_from_slice(itoa::Buffer::new().format(self.id_seq(seq)).as_bytes());
+        let idlen = buf.len() - start;
+        buf.extend_from_slice(&self.padding[..size.saturating_sub(idlen)]);
+    }
+
+    /// Append the record value of `seq` (`<id>` then `.` padding up to the size) to `buf`.
+    /// With `--body-file`, append that file's content instead.
+    pub(crate) fn payload_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
+        match &self.cfg.body {
+            Some(b) => buf.extend_from_slice(b),
+            None => {
+                let size = self.value_size(rng);
+                self.value_into(seq, size, buf);
+            }
+        }
+    }
+
+    /// Append one full HTTP request for `seq` to `buf`, without allocating: the value is
+    /// written in place and its length (known before it is written) goes into the head.
     pub(crate) fn http_request_into(&self, seq: u64, rng: &mut fastrand::Rng, buf: &mut Vec<u8>) {
         if self.cfg.format != Format::Raw {
             return self.rest_request_into(seq, rng, buf);
         }
-        let mut lens = itoa::Buffer::new();
-        if let Some(b) = &self.cfg.body {
-            // --body-file: the same value every time.
-            buf.extend_from_slice(&self.request_head);
-            buf.extend_from_slice(lens.format(b.len()).as_bytes());
-            buf.extend_from_slice(b"\r\n\r\n");
-            buf.extend_from_slice(b);
-            return;
-        }
-        let p = self.cfg.payload;
-        let size = if p.min == p.max {
-            p.min
-        } else {
-            rng.usize(p.min..=p.max)
+        let size = self.value_size(rng);
+        let len = match &self.cfg.body {
+            Some(b) => b.len(),
+            None => self.value_len(seq, size),
         };
-        let mut ids = itoa::Buffer::new();
-        let seq_s = ids.format(self.id_seq(seq));
-        let idlen = self.run_id.len() + 1 + seq_s.len();
-        let body_len = size.max(idlen);
         buf.extend_from_slice(&self.request_head);
-        buf.extend_from_slice(lens.format(body_len).as_bytes());
+        buf.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
         buf.extend_from_slice(b"\r\n\r\n");
-        buf.extend_from_slice(self.run_id.as_bytes());
-        buf.push(b'-');
-        buf.extend_from_slice(seq_s.as_bytes());
-        buf.extend_from_slice(&self.padding[..body_len - idlen]);
+        match &self.cfg.body {
+            Some(b) => buf.extend_from_slice(b),
+            None => self.value_into(seq, size, buf),
+        }
     }
 
     /// A REST Proxy v2 request for `seq`: `--batch` records, record `i` carrying the id of
