@@ -19,6 +19,7 @@
 
 pub mod cell;
 pub mod charts;
+pub mod peers;
 pub mod plan;
 pub mod procs;
 pub mod report;
@@ -116,55 +117,6 @@ pub struct CompareArgs {
     pub peer_format: Format,
 }
 
-/// `--peer NAME=URL` and `--peer-pid NAME=PID` as peer descriptions.
-pub fn parse_peers(
-    peers: &[String],
-    pids: &[String],
-    format: Format,
-) -> anyhow::Result<Vec<PeerDesc>> {
-    let mut out: Vec<PeerDesc> = Vec::new();
-    for p in peers {
-        let (name, url) = p
-            .split_once('=')
-            .with_context(|| format!("--peer {p:?}: expected NAME=URL"))?;
-        let name = name.trim();
-        anyhow::ensure!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
-            "--peer {p:?}: the name must be letters, digits, '-', '_' or '.'"
-        );
-        anyhow::ensure!(
-            out.iter().all(|o| o.name != name),
-            "--peer {name} given twice"
-        );
-        crate::engine::config::authority_of(url.trim())
-            .with_context(|| format!("--peer {p:?}: expected http://HOST:PORT"))?;
-        out.push(PeerDesc {
-            name: name.to_string(),
-            url: url.trim().trim_end_matches('/').to_string(),
-            pid: None,
-            format,
-        });
-    }
-    for p in pids {
-        let (name, pid) = p
-            .split_once('=')
-            .with_context(|| format!("--peer-pid {p:?}: expected NAME=PID"))?;
-        let pid: u32 = pid
-            .trim()
-            .parse()
-            .with_context(|| format!("--peer-pid {p:?}: bad PID"))?;
-        let peer = out
-            .iter_mut()
-            .find(|o| o.name == name.trim())
-            .with_context(|| format!("--peer-pid {p:?}: no --peer named {}", name.trim()))?;
-        peer.pid = Some(pid);
-    }
-    Ok(out)
-}
-
 /// Write `report.md` and the charts of `s` into `dir`.
 pub fn render(s: &Summary, dir: &Path) -> anyhow::Result<()> {
     let p = dir.join("report.md");
@@ -229,7 +181,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         .map(|s| Sink::parse(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let peers = parse_peers(&a.peers, &a.peer_pids, a.peer_format)?;
+    let peers = peers::parse_peers(&a.peers, &a.peer_pids, a.peer_format)?;
     if !peers.is_empty() && a.brokers.is_none() {
         eprintln!(
             "compare: warning: --peer without --brokers: the peers produce to their own Kafka, not to the kafka-mock compare starts"
@@ -416,51 +368,17 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         let sc = &plan.scenarios[si];
         let t0 = Instant::now();
         let recs = search_one(&ctx, &mut summary, v, sc);
-        let steps: Vec<String> = recs
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    r.step.map_or("-".into(), |s| s.to_string()),
-                    progress_rate(r)
-                )
-            })
-            .collect();
         overall.inc();
         overall.line(&format!(
             "search {:<13} {:<20} {}  [{:.1} s]",
             sc.id,
             v.name(),
-            steps.join(" | "),
+            steps_line(&recs),
             t0.elapsed().as_secs_f64()
         ));
         summary.runs.extend(recs);
     }
-    for peer in &peers {
-        for sc in plan
-            .scenarios
-            .iter()
-            .filter(|sc| is_http(sc) && sc.search().is_some())
-        {
-            let t0 = Instant::now();
-            let recs = search_peer(&ctx, peer, sc);
-            eprintln!(
-                "[search] {:<13} {:<20} {}  [{:.1} s]",
-                sc.id,
-                peer.variant(),
-                recs.iter()
-                    .map(|r| format!(
-                        "{} {}",
-                        r.step.map_or("-".into(), |s| s.to_string()),
-                        progress_rate(r)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                t0.elapsed().as_secs_f64()
-            );
-            summary.runs.extend(recs);
-        }
-    }
+    peers::search(&ctx, &plan, &peers, &mut summary);
     summary.write(&out)?;
 
     // Phase 2: the rounds.
@@ -523,32 +441,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         summary.runs.push(rec);
     }
     // The peers' rounds, after the gateways' (they are not restarted between runs).
-    for round in 0..plan.repeats {
-        for peer in &peers {
-            for sc in plan.scenarios.iter().filter(|sc| is_http(sc)) {
-                let t0 = Instant::now();
-                let mut rec = peer_record(peer, Phase::Round, round, sc);
-                let name = peer.variant();
-                let work = decide(&ctx, &summary, &name, &name, sc, &mut rec).and_then(|cfg| {
-                    let cfg = cfg.context("a load scenario without a load config")?;
-                    peer_run(peer, cfg, &mut rec)
-                });
-                if let Err(e) = work {
-                    rec.error = Some(format!("{e:#}"));
-                }
-                rec.wall_s = t0.elapsed().as_secs_f64();
-                eprintln!(
-                    "[peer] round {}/{} {:<13} {:<20} {}",
-                    round + 1,
-                    plan.repeats,
-                    sc.id,
-                    name,
-                    progress_line(&rec)
-                );
-                summary.runs.push(rec);
-            }
-        }
-    }
+    peers::rounds(&ctx, &plan, &peers, &mut summary);
     overall.finish();
     drop(kafka);
     summary.manifest.finished_at = Some(now_stamp());
@@ -917,7 +810,14 @@ fn one_run(
         }
         Ok(())
     })();
-    rec.gateway = Some(GatewayStats {
+    rec.gateway = Some(gateway_stats(pid, cpu0, wall0));
+    work
+}
+
+/// The CPU, memory and wall time of process `pid` since `cpu0` (its CPU seconds then) and
+/// `wall0`: a gateway's or a measured peer's run.
+fn gateway_stats(pid: u32, cpu0: Option<f64>, wall0: Instant) -> GatewayStats {
+    GatewayStats {
         pid,
         cpu_s: lab::proc_cpu_s(pid)
             .zip(cpu0)
@@ -925,8 +825,7 @@ fn one_run(
         rss_kib: lab::proc_status_kib(pid, "VmRSS"),
         hwm_kib: lab::proc_status_kib(pid, "VmHWM"),
         wall_s: wall0.elapsed().as_secs_f64(),
-    });
-    work
+    }
 }
 
 /// Runs `producer-bench` pinned to the gateway's CPUs against the same broker and topic,
@@ -1008,85 +907,19 @@ fn bare_producer(
     run
 }
 
-/// An HTTP load scenario (what peers are driven through).
-fn is_http(sc: &plan::Scenario) -> bool {
-    matches!(sc.mode(), Some(Mode::Http | Mode::HttpClose))
-}
-
-fn peer_record(peer: &PeerDesc, phase: Phase, round: usize, sc: &plan::Scenario) -> RunRecord {
-    RunRecord {
-        phase,
-        round,
-        scenario: sc.id.clone(),
-        variant: peer.variant(),
-        step: None,
-        rate: None,
-        rate_from: None,
-        result: None,
-        idle: None,
-        gateway: None,
-        gateway_info: None,
-        gateway_version: Some(format!("external: {}", peer.url)),
-        error: None,
-        wall_s: 0.0,
-    }
-}
-
-/// One load run against a peer: its URL, its format, its PID when known (then its CPU is
-/// measured like a gateway's and can label the run gateway-bound).
-fn peer_run(peer: &PeerDesc, mut c: RunConfig, rec: &mut RunRecord) -> anyhow::Result<()> {
-    c.target.clone_from(&peer.url);
-    c.authority = crate::engine::config::authority_of(&peer.url)?;
-    c.target_pid = peer.pid;
-    c.format = peer.format;
-    let cpu0 = peer.pid.and_then(lab::proc_cpu_s);
-    let wall0 = Instant::now();
-    let r = crate::engine::run_blocking(c);
-    if let Some(pid) = peer.pid {
-        rec.gateway = Some(GatewayStats {
-            pid,
-            cpu_s: lab::proc_cpu_s(pid)
-                .zip(cpu0)
-                .map(|(b, a)| (b - a).max(0.0)),
-            rss_kib: lab::proc_status_kib(pid, "VmRSS"),
-            hwm_kib: lab::proc_status_kib(pid, "VmHWM"),
-            wall_s: wall0.elapsed().as_secs_f64(),
-        });
-    }
-    rec.result = Some(r?);
-    Ok(())
-}
-
-/// A peer's saturation search for `sc` (the same ladder as the gateways').
-fn search_peer(ctx: &RunCtx<'_>, peer: &PeerDesc, sc: &plan::Scenario) -> Vec<RunRecord> {
-    let (Some((conns, depth, depths)), Some(mode)) = (sc.search(), sc.mode()) else {
-        return Vec::new();
-    };
-    let Shape::Load { payload, .. } = sc.shape else {
-        return Vec::new();
-    };
-    let mut recs: Vec<RunRecord> = Vec::new();
-    loop {
-        let refs: Vec<&RunRecord> = recs.iter().collect();
-        let Some(step) = next_step(conns, depth, depths, &outcomes(&refs)) else {
-            break;
-        };
-        let t0 = Instant::now();
-        let mut rec = peer_record(peer, Phase::Search, 0, sc);
-        rec.step = Some(step);
-        let work = load_config(ctx, mode, payload, step, None, true)
-            .and_then(|c| peer_run(peer, c, &mut rec));
-        if let Err(e) = work {
-            rec.error = Some(format!("{e:#}"));
-        }
-        rec.wall_s = t0.elapsed().as_secs_f64();
-        let failed = rec.error.is_some();
-        recs.push(rec);
-        if failed {
-            break;
-        }
-    }
-    recs
+/// A search's steps, one `STEP RATE/s (bound)` per step.
+fn steps_line(recs: &[RunRecord]) -> String {
+    let steps: Vec<String> = recs
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.step.map_or("-".into(), |s| s.to_string()),
+                progress_rate(r)
+            )
+        })
+        .collect();
+    steps.join(" | ")
 }
 
 fn progress_rate(r: &RunRecord) -> String {
@@ -1149,40 +982,6 @@ fn progress_line(r: &RunRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn peers_from_the_command_line() {
-        let p = parse_peers(
-            &[
-                "node=http://127.0.0.1:8090/".into(),
-                "rp=http://h:8082".into(),
-            ],
-            &["node=42".into()],
-            Format::RestV2Json,
-        )
-        .unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].url, "http://127.0.0.1:8090");
-        assert_eq!(p[0].pid, Some(42));
-        assert_eq!(p[1].pid, None);
-        assert_eq!(p[0].variant(), "node (external)");
-        assert_eq!(p[1].format, Format::RestV2Json);
-        for (peers, pids) in [
-            (vec!["node"], vec![]),
-            (vec!["=http://h:1"], vec![]),
-            (vec!["a b=http://h:1"], vec![]),
-            (vec!["n=http://h:1", "n=http://h:2"], vec![]),
-            (vec!["n=http://h:1"], vec!["m=3"]),
-            (vec!["n=http://h:1"], vec!["n=x"]),
-        ] {
-            let peers: Vec<String> = peers.into_iter().map(String::from).collect();
-            let pids: Vec<String> = pids.into_iter().map(String::from).collect();
-            assert!(
-                parse_peers(&peers, &pids, Format::Raw).is_err(),
-                "{peers:?} {pids:?}"
-            );
-        }
-    }
 
     #[test]
     fn dates() {
