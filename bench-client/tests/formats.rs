@@ -5,16 +5,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_client::engine::config::Format;
-use bench_client::lab::strip_ansi;
 use bench_client::{run_blocking, RunConfig, RunResult};
 
 /// A keep-alive server that answers every request `200 {"partition":0,"offset":N}` with
@@ -88,87 +86,41 @@ fn chunked_responses_count_as_successes() {
 
 // ---- against the real gateway and the Node.js peer -----------------------------------------
 
-/// `<target-dir>/debug/<name>`: the test exe is `<target-dir>/debug/deps/formats-…`.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} not found: build the workspace binaries first: cargo build --workspace --bins",
-        bin.display()
-    );
-    bin
-}
-
-/// A child process whose output lines are forwarded and searchable; SIGTERM on drop.
-struct Proc {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
+/// A child process (the shared `harness`), its output quoted when a test fails; SIGTERM
+/// and up to 15 s for the exit on drop.
+struct Proc(harness::Proc);
 
 impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        let (tx, lines) = std::sync::mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for stream in [
-            Box::new(out) as Box<dyn Read + Send>,
-            Box::new(err) as Box<dyn Read + Send>,
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    eprintln!("child: {line}");
-                    let _ = tx.send(strip_ansi(&line));
-                }
-            });
-        }
-        Proc { child, lines }
+    fn spawn(cmd: Command) -> Proc {
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        Proc(
+            harness::Proc::spawn(cmd, harness::Options::new(name))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
     }
 
     /// The first word after `needle` in the first line containing it.
     fn word_after(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no line with {needle:?} within 30 s"));
-            if let Some(i) = line.find(needle) {
-                return line[i + needle.len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_string();
-            }
-        }
+        let line = self
+            .0
+            .wait_for_line(needle, Instant::now() + Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let i = line.find(needle).expect("the line contains the needle");
+        line[i + needle.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        if std::thread::panicking() {
+            eprintln!("{} output:\n{}", self.0.name(), self.0.log_text());
         }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.shut_down(Duration::from_secs(15));
     }
 }
 
@@ -254,7 +206,7 @@ impl ParseFormat for Format {
 
 #[test]
 fn rest_formats_drive_gateway_tokio_and_every_record_is_in_kafka() {
-    let mut cmd = Command::new(bin("gateway-tokio"));
+    let mut cmd = Command::new(support::workspace_bin("gateway-tokio"));
     cmd.args(["--listen", "127.0.0.1:0", "--threads", "1"])
         .env("RUST_LOG", "info");
     let gw = Proc::spawn(cmd);
@@ -304,7 +256,7 @@ fn rest_v2_json_drives_the_node_kafkajs_peer() {
             return;
         }
     };
-    let mut cmd = Command::new(bin("kafka-mock"));
+    let mut cmd = Command::new(support::workspace_bin("kafka-mock"));
     cmd.args(["--brokers", "1"]);
     let kafka = Proc::spawn(cmd);
     let bootstrap = kafka.word_after("kafka-mock ready at ");

@@ -375,19 +375,6 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 // ---- against the real gateway ------------------------------------------------------------
 
-/// `<target-dir>/debug/gateway-tokio`: the test exe is `<target-dir>/debug/deps/it-…`.
-fn gateway_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("gateway-tokio");
-    assert!(
-        bin.exists(),
-        "{} not found: build the workspace binaries first: cargo build --workspace --bins",
-        bin.display()
-    );
-    bin
-}
-
 struct Gateway {
     child: Child,
     listen: String,
@@ -396,7 +383,7 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Self {
-        let mut child = Command::new(gateway_bin())
+        let mut child = Command::new(support::workspace_bin("gateway-tokio"))
             .args(["--listen", "127.0.0.1:0", "--threads", "1"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

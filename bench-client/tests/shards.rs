@@ -2,6 +2,8 @@
 //! against one gateway (gateway-tokio, null sink, loopback), merged with
 //! `bench-client merge`; `report` renders the merged file.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -13,22 +15,6 @@ fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bench-client"))
 }
 
-/// `<target-dir>/debug/gateway-tokio`: the test exe is `<target-dir>/debug/deps/shards-…`.
-fn gateway_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("gateway-tokio");
-    assert!(
-        bin.exists(),
-        "{} not found: build the workspace binaries first: cargo build --workspace --bins",
-        bin.display()
-    );
-    bin
-}
-
 struct Gateway {
     child: Child,
     listen: String,
@@ -36,7 +22,7 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Self {
-        let mut child = Command::new(gateway_bin())
+        let mut child = Command::new(support::workspace_bin("gateway-tokio"))
             .args([
                 "--listen",
                 "127.0.0.1:0",

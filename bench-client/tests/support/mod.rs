@@ -62,3 +62,16 @@ pub fn serve_http(
         }
     }
 }
+
+/// `<target-dir>/<profile>/<name>`, a workspace binary next to the test's own directory
+/// (the test exe is `<target-dir>/<profile>/deps/<test>-…`); fails with how to build it.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join(name);
+    assert!(
+        bin.exists(),
+        "{} not found: build the workspace binaries first: cargo build --workspace --bins",
+        bin.display()
+    );
+    bin
+}
