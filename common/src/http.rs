@@ -661,21 +661,26 @@ pub fn add_header(response: &mut Vec<u8>, header: &[u8]) {
     }
 }
 
-/// Encodes `{"error":"<code>"}` with `status`.
-pub fn write_error(out: &mut Vec<u8>, status: u16, code: &str, keep_alive: bool) {
-    let body = format!("{{\"error\":\"{code}\"}}");
-    let retry: &[(&str, &str)] = if status == 503 {
+/// The headers an error answer with `status` carries: `Retry-After: 1` on every 503
+/// (backpressure, Kafka unavailable), whatever the dialect.
+pub fn error_headers(status: u16) -> &'static [(&'static str, &'static str)] {
+    if status == 503 {
         &[("retry-after", "1")]
     } else {
         &[]
-    };
+    }
+}
+
+/// Encodes `{"error":"<code>"}` with `status`.
+pub fn write_error(out: &mut Vec<u8>, status: u16, code: &str, keep_alive: bool) {
+    let body = format!("{{\"error\":\"{code}\"}}");
     write_response(
         out,
         status,
         "application/json",
         body.as_bytes(),
         keep_alive,
-        retry,
+        error_headers(status),
     );
 }
 

@@ -254,12 +254,8 @@ pub fn record_error_code(e: &DeliveryError) -> u32 {
 /// Encodes a REST answer: `status` with `body` as `application/vnd.kafka.v2+json`, 503s
 /// with `Retry-After: 1`.
 fn write(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: bool) {
-    let retry: &[(&str, &str)] = if status == 503 {
-        &[("retry-after", "1")]
-    } else {
-        &[]
-    };
-    crate::http::write_response(out, status, CONTENT_TYPE, body, keep_alive, retry);
+    let extra = crate::http::error_headers(status);
+    crate::http::write_response(out, status, CONTENT_TYPE, body, keep_alive, extra);
 }
 
 /// Encodes a request-level error.
