@@ -15,6 +15,19 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+/// `suite!(case_a, case_b, …)`: one `#[test]` per case and gateway variant, in modules
+/// named after the variant (`tokio_multi::case_a`, …); each case is a `fn(&Variant)` of the
+/// calling test file.
+#[macro_export]
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod tokio_multi { $( #[test] fn $case() { super::$case(&$crate::TOKIO_MULTI) } )* }
+        mod tokio_per_core { $( #[test] fn $case() { super::$case(&$crate::TOKIO_PER_CORE) } )* }
+        mod uring { $( #[test] fn $case() { super::$case(&$crate::URING) } )* }
+        mod compio { $( #[test] fn $case() { super::$case(&$crate::COMPIO) } )* }
+    };
+}
+
 /// One gateway variant of the table: a binary and the arguments that select it.
 #[derive(Debug, Clone, Copy)]
 pub struct Variant {

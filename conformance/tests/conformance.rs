@@ -10,16 +10,7 @@ use conformance::{
     consume, encode_request, kafka_control, start_kafka_mock, ws_frame, Client, Gateway, Variant,
 };
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod tokio_multi { $( #[test] fn $case() { super::$case(&conformance::TOKIO_MULTI) } )* }
-        mod tokio_per_core { $( #[test] fn $case() { super::$case(&conformance::TOKIO_PER_CORE) } )* }
-        mod uring { $( #[test] fn $case() { super::$case(&conformance::URING) } )* }
-        mod compio { $( #[test] fn $case() { super::$case(&conformance::COMPIO) } )* }
-    };
-}
-
-suite!(
+conformance::suite!(
     post_record_roundtrip,
     ack_modes,
     pipelined_answers_in_order,

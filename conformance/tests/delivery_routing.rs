@@ -7,16 +7,7 @@ use std::time::Duration;
 
 use conformance::{consume, encode_request, kafka_control, start_kafka_mock, Gateway, Variant};
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod tokio_multi { $( #[test] fn $case() { super::$case(&conformance::TOKIO_MULTI) } )* }
-        mod tokio_per_core { $( #[test] fn $case() { super::$case(&conformance::TOKIO_PER_CORE) } )* }
-        mod uring { $( #[test] fn $case() { super::$case(&conformance::URING) } )* }
-        mod compio { $( #[test] fn $case() { super::$case(&conformance::COMPIO) } )* }
-    };
-}
-
-suite!(closed_connections_never_ack_for_new_ones);
+conformance::suite!(closed_connections_never_ack_for_new_ones);
 
 /// Rounds of: 40 WebSocket connections each send three ack=kafka messages and hang up at
 /// once, while records take ~150 ms to be acknowledged (a WebSocket connection whose peer

@@ -10,16 +10,7 @@ use std::time::{Duration, Instant};
 use conformance::{bin_path, consume, kafka_control, start_kafka_mock, Gateway, Proc, Variant};
 use prometheus_parse::{LineInfo, Scrape, Value};
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod tokio_multi { $( #[test] fn $case() { super::$case(&conformance::TOKIO_MULTI) } )* }
-        mod tokio_per_core { $( #[test] fn $case() { super::$case(&conformance::TOKIO_PER_CORE) } )* }
-        mod uring { $( #[test] fn $case() { super::$case(&conformance::URING) } )* }
-        mod compio { $( #[test] fn $case() { super::$case(&conformance::COMPIO) } )* }
-    };
-}
-
-suite!(
+conformance::suite!(
     metrics_in_prometheus_conventions,
     strict_request_targets,
     help_names_producer_config,

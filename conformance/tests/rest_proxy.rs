@@ -8,16 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use conformance::{consume, Gateway, Variant};
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod tokio_multi { $( #[test] fn $case() { super::$case(&conformance::TOKIO_MULTI) } )* }
-        mod tokio_per_core { $( #[test] fn $case() { super::$case(&conformance::TOKIO_PER_CORE) } )* }
-        mod uring { $( #[test] fn $case() { super::$case(&conformance::URING) } )* }
-        mod compio { $( #[test] fn $case() { super::$case(&conformance::COMPIO) } )* }
-    };
-}
-
-suite!(json_and_binary_offsets_are_in_kafka, malformed_envelopes);
+conformance::suite!(json_and_binary_offsets_are_in_kafka, malformed_envelopes);
 
 const JSON: &str = "application/vnd.kafka.json.v2+json";
 const BINARY: &str = "application/vnd.kafka.binary.v2+json";
