@@ -201,17 +201,32 @@ pub(crate) struct Claim {
 /// 100k/s, one per wake-up below 5k/s.
 pub(crate) const PACER_BATCH_NS: u64 = 200_000;
 
+/// The longest the pacer thread sleeps while the runtime keeps the schedule itself (its
+/// responses pump the permits, see [`Shared::pump`]): when the runtime goes quiet, the
+/// first batch after it is at most this late, then the pacer is back to [`PACER_BATCH_NS`].
+pub(crate) const PACER_IDLE_NS: u64 = 1_000_000;
+
 /// Requests due by `now_ns` (slot k is due at `k * iv`): slots `0..due_by`.
 pub(crate) fn due_by(now_ns: u64, iv: f64) -> u64 {
     (now_ns as f64 / iv) as u64 + 1
 }
 
 /// How long the pacer sleeps after releasing `released` slots at `now_ns`: until the next
-/// slot is due, but at least [`PACER_BATCH_NS`] (and at most 10 ms, to notice the stop).
-pub(crate) fn pacer_sleep_ns(now_ns: u64, released: u64, iv: f64) -> u64 {
+/// slot is due, but at least `min_ns` (and at most 10 ms, to notice the stop).
+pub(crate) fn pacer_sleep_ns(now_ns: u64, released: u64, iv: f64, min_ns: u64) -> u64 {
     let next = (released as f64 * iv) as u64;
-    next.saturating_sub(now_ns)
-        .clamp(PACER_BATCH_NS, 10_000_000)
+    next.saturating_sub(now_ns).clamp(min_ns, 10_000_000)
+}
+
+/// The pacer's next minimum sleep: [`PACER_BATCH_NS`] when it found due requests the
+/// runtime had not released, else twice the last one up to [`PACER_IDLE_NS`] (the runtime
+/// is keeping the schedule; waking it costs two context switches on the client's core).
+pub(crate) fn pacer_backoff_ns(last_ns: u64, found_due: bool) -> u64 {
+    if found_due {
+        PACER_BATCH_NS
+    } else {
+        (last_ns * 2).min(PACER_IDLE_NS)
+    }
 }
 
 /// Words of the resolved bitmap: every sequence number an open loop can claim (its
@@ -250,6 +265,8 @@ pub(crate) struct Shared {
     /// Open loop: requests due so far, published by the pacer thread for the relay task.
     pacer_due: AtomicU64,
     pacer_wake: tokio::sync::Notify,
+    /// Open loop: send permits released so far (by [`Shared::pump`]).
+    granted: AtomicU64,
     /// Open loop: one bit per sequence number, set when the request got its outcome
     /// within the run (what is left unset at the end is censored).
     resolved_bits: Vec<AtomicU64>,
@@ -305,6 +322,7 @@ impl Shared {
             stop: std::sync::atomic::AtomicBool::new(false),
             pacer_due: AtomicU64::new(0),
             pacer_wake: tokio::sync::Notify::new(),
+            granted: AtomicU64::new(0),
             resolved_bits: (0..resolved_words(&cfg))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -519,9 +537,11 @@ impl Shared {
     ///
     /// Batching is what lets one client core keep a 100k/s schedule: a wake-up per request
     /// from another thread (a context switch, the runtime's injection queue and an unpark
-    /// each time) costs more than the request. A request released late by the batching is
-    /// still timed from its intended time (`seq × interval`), so the delay shows in the
-    /// corrected latency, never hidden.
+    /// each time) costs more than the request. Under load the runtime releases the permits
+    /// itself as responses arrive ([`Shared::pump`]); the pacer then finds nothing due and
+    /// backs off to [`PACER_IDLE_NS`] ([`pacer_backoff_ns`]). A request released late by
+    /// the batching is still timed from its intended time (`seq × interval`), so the delay
+    /// shows in the corrected latency, never hidden.
     pub(crate) fn pacer(&self) {
         let Some(iv) = self.interval_ns else {
             return;
@@ -530,16 +550,22 @@ impl Shared {
         unsafe {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
         }
-        let mut released = 0u64;
+        let mut min_sleep = PACER_BATCH_NS;
         while !self.stop.load(Relaxed) {
             let now = self.ns(Instant::now());
             let due = due_by(now, iv);
-            if due > released {
-                released = due;
+            // Requests already a batch late that the runtime has not released: it is not
+            // keeping the schedule by itself.
+            let found_due =
+                due_by(now.saturating_sub(PACER_BATCH_NS), iv) > self.granted.load(Relaxed);
+            if due > self.granted.load(Relaxed) {
                 self.pacer_due.store(due, Relaxed);
                 self.pacer_wake.notify_one();
             }
-            std::thread::sleep(Duration::from_nanos(pacer_sleep_ns(now, released, iv)));
+            min_sleep = pacer_backoff_ns(min_sleep, found_due);
+            std::thread::sleep(Duration::from_nanos(pacer_sleep_ns(
+                now, due, iv, min_sleep,
+            )));
         }
         // Let the relay see the stop.
         self.pacer_wake.notify_one();
@@ -548,15 +574,31 @@ impl Shared {
     /// Open loop, a task on the client's runtime: turns the pacer's due count into send
     /// permits, so the connection tasks are woken from their own runtime (local wakes).
     pub(crate) async fn pacer_relay(&self) {
-        let Some(sem) = &self.sched else { return };
-        let mut granted = 0u64;
         while !self.stop.load(Relaxed) {
             self.pacer_wake.notified().await;
-            let due = self.pacer_due.load(Relaxed);
-            if due > granted {
-                sem.add_permits((due - granted) as usize);
-                granted = due;
-            }
+            self.grant_to(self.pacer_due.load(Relaxed));
+        }
+    }
+
+    /// Open loop, on the client's runtime: release the permits of every request due by
+    /// `now`. Called for each response, so a busy client keeps its schedule without the
+    /// pacer thread's wake-ups.
+    pub(crate) fn pump(&self, now: Instant) {
+        if let Some(iv) = self.interval_ns {
+            self.grant_to(due_by(self.ns(now), iv));
+        }
+    }
+
+    fn grant_to(&self, due: u64) {
+        let Some(sem) = &self.sched else { return };
+        let granted = self.granted.load(Relaxed);
+        if due > granted
+            && self
+                .granted
+                .compare_exchange(granted, due, Relaxed, Relaxed)
+                .is_ok()
+        {
+            sem.add_permits((due - granted) as usize);
         }
     }
 
@@ -619,6 +661,7 @@ impl Shared {
         status: Option<u16>,
         out: Outcome,
     ) {
+        self.pump(now);
         let ns = self.ns(now);
         let m = self.measured(ns);
         self.mark_resolved(f.seq, ns);
@@ -904,10 +947,21 @@ mod tests {
         let iv = 1e9 / 100_000.0;
         assert_eq!(due_by(0, iv), 1);
         assert_eq!(due_by(1_000_000, iv), 101);
-        assert_eq!(pacer_sleep_ns(1_000_000, 101, iv), PACER_BATCH_NS);
+        assert_eq!(
+            pacer_sleep_ns(1_000_000, 101, iv, PACER_BATCH_NS),
+            PACER_BATCH_NS
+        );
         // At 1k/s it sleeps until the next slot.
         let iv = 1e6;
-        assert_eq!(pacer_sleep_ns(1_500_000, 2, iv), 500_000);
+        assert_eq!(pacer_sleep_ns(1_500_000, 2, iv, PACER_BATCH_NS), 500_000);
+        // While the runtime releases the permits itself the pacer backs off to 1 ms, and
+        // is back to 200 us batches as soon as it finds requests due and unreleased.
+        let mut min = PACER_BATCH_NS;
+        for _ in 0..10 {
+            min = pacer_backoff_ns(min, false);
+        }
+        assert_eq!(min, PACER_IDLE_NS);
+        assert_eq!(pacer_backoff_ns(min, true), PACER_BATCH_NS);
         // However late a slot is claimed, its intended time is seq x interval.
         let mut cfg = RunConfig::new("http://127.0.0.1:9").unwrap();
         cfg.rate = Some(100_000.0);
