@@ -83,6 +83,14 @@ pub fn shutdown_both<S: std::os::fd::AsFd>(sock: &S) {
     let _ = socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Both);
 }
 
+/// One `recv(2)` on a socket whose readiness a runtime tracks (the caller handles
+/// `WouldBlock`).
+pub fn recv<S: std::os::fd::AsFd>(sock: &S, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let sock = socket2::SockRef::from(sock);
+    (&*sock).read(buf)
+}
+
 /// The process figures of the standard `process_*` Prometheus series, read from /proc.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessStats {

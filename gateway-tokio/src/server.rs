@@ -58,18 +58,37 @@ impl ConnIo for TokioIo {
         true
     }
 
-    /// Readiness, then `try_read` into the I/O thread's scratch buffer: a connection owns
+    /// Readiness, then one `recv` into the I/O thread's scratch buffer: a connection owns
     /// no read buffer, idle or not.
+    ///
+    /// A short read drained the socket, so the readiness is cleared with it (as tokio's own
+    /// `poll_read` does): `try_read` clears it only on `WouldBlock`, which would cost every
+    /// request a second `recv` that returns EAGAIN. `try_io` clears it when its closure
+    /// reports `WouldBlock`, so after a short read the closure keeps the bytes' result in
+    /// `out` and reports `WouldBlock`.
     async fn read_lent<R>(&self, consume: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
         let mut consume = Some(consume);
+        let mut out = None;
         loop {
             self.0.readable().await?;
-            let done = common::driver::with_scratch(|buf| match self.0.try_read(buf) {
-                Ok(n) => Ok(consume.take().map(|f| f(&buf[..n]))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                Err(e) => Err(e),
-            })?;
-            if let Some(r) = done {
+            let r = common::driver::with_scratch(|buf| {
+                self.0.try_io(tokio::io::Interest::READABLE, || {
+                    let n = common::sys::recv(&self.0, buf)?;
+                    let f = consume.take().expect("consumed once");
+                    out = Some(f(&buf[..n]));
+                    if n < buf.len() {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                })
+            });
+            match r {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(r) = out.take() {
                 return Ok(r);
             }
         }
