@@ -232,8 +232,16 @@ impl Decoder {
         if end > self.limits.max_head {
             return Err(HttpError::HeadersTooLarge);
         }
-        let mut slots = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
-        let mut parsed = httparse::Request::new(&mut slots);
+        // The usual limit fits on the stack: no allocation per request.
+        let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut heap = Vec::new();
+        let slots: &mut [httparse::Header] = if self.limits.max_headers <= STACK_HEADERS {
+            &mut stack[..self.limits.max_headers]
+        } else {
+            heap.resize(self.limits.max_headers, httparse::EMPTY_HEADER);
+            &mut heap
+        };
+        let mut parsed = httparse::Request::new(slots);
         let head_len = match parsed.parse(&input[..end]) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
@@ -627,6 +635,29 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// Encodes one response. `extra` headers are written verbatim.
+/// A JSON object of integer fields (`{"partition":0,"offset":42}`), written into `buf`
+/// without formatting machinery or allocation; the names are the caller's literals. What
+/// does not fit in `buf` is cut (names and numbers are short: 128 bytes hold six fields).
+pub fn int_object<'a>(buf: &'a mut [u8; 128], fields: &[(&str, i64)]) -> &'a [u8] {
+    use std::io::Write;
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let mut num = itoa::Buffer::new();
+    let _ = w.write_all(b"{");
+    for (i, (k, v)) in fields.iter().enumerate() {
+        let sep: &[u8] = if i > 0 { b",\"" } else { b"\"" };
+        let _ = w.write_all(sep);
+        let _ = w.write_all(k.as_bytes());
+        let _ = w.write_all(b"\":");
+        let _ = w.write_all(num.format(*v).as_bytes());
+    }
+    let _ = w.write_all(b"}");
+    let n = w.position() as usize;
+    &buf[..n]
+}
+
+/// Header lines a request head may have without the parser's slots going to the heap.
+const STACK_HEADERS: usize = 64;
+
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
@@ -635,15 +666,24 @@ pub fn write_response(
     keep_alive: bool,
     extra: &[(&str, &str)],
 ) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
-        reason(status),
-        body.len()
-    );
+    let reason = reason(status);
+    let extra_len: usize = extra.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    out.reserve(64 + reason.len() + content_type.len() + extra_len + 19 + body.len());
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(num.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    out.extend_from_slice(num.format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (k, v) in extra {
-        let _ = write!(out, "{k}: {v}\r\n");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
@@ -695,6 +735,19 @@ pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn int_object_writes_json() {
+        let mut buf = [0; 128];
+        assert_eq!(
+            super::int_object(&mut buf, &[("count", 3)]),
+            br#"{"count":3}"#
+        );
+        let body = super::int_object(&mut buf, &[("partition", -1), ("offset", i64::MAX)]);
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["partition"], -1);
+        assert_eq!(v["offset"], i64::MAX);
+    }
+
     use super::*;
 
     fn limits() -> Limits {

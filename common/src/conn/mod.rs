@@ -361,12 +361,14 @@ impl Conn {
                                 e.status()
                             }
                             (None, true) => {
-                                let body = format!("{{\"count\":{expected}}}");
+                                let mut buf = [0; 128];
+                                let body =
+                                    http::int_object(&mut buf, &[("count", *expected as i64)]);
                                 http::write_response(
                                     &mut out,
                                     200,
                                     "application/json",
-                                    body.as_bytes(),
+                                    body,
                                     slot.keep_alive,
                                     &[],
                                 );
@@ -374,12 +376,16 @@ impl Conn {
                             }
                             (None, false) => {
                                 let (p, o) = first.unwrap_or((-1, -1));
-                                let body = format!("{{\"partition\":{p},\"offset\":{o}}}");
+                                let mut buf = [0; 128];
+                                let body = http::int_object(
+                                    &mut buf,
+                                    &[("partition", i64::from(p)), ("offset", o)],
+                                );
                                 http::write_response(
                                     &mut out,
                                     200,
                                     "application/json",
-                                    body.as_bytes(),
+                                    body,
                                     slot.keep_alive,
                                     &[],
                                 );
