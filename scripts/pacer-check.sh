@@ -28,7 +28,7 @@ for i in $(seq 1 "$runs"); do
     sleep 0.1
   done
   taskset -c 0 "$bin/bench-client" run --target "http://127.0.0.1:$port" --rate 100000 \
-    --connections 256 --threads 1 --duration 5s --warmup 1s --target-pid "$gpid" \
+    --connections 256 --threads 1 --duration 5s --warmup 1s --target-pid "$gpid" ${PACER_ACK:+--ack "$PACER_ACK"} \
     --json "$out/r$i.json" >/dev/null 2>&1 || true
   kill -TERM "$gpid" 2>/dev/null || true
   wait "$gpid" 2>/dev/null || true
