@@ -90,6 +90,10 @@ impl Meter {
     fn peak(&self) -> i64 {
         PEAK.with(Cell::get) - self.base
     }
+    /// What this thread holds now above the baseline.
+    fn live(&self) -> i64 {
+        LIVE.with(Cell::get) - self.base
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -719,6 +723,58 @@ proptest! {
         let (fed, peak) = feed_bounded(&mut conn, &pattern, 512 << 10, read, true);
         prop_assert!(peak <= SMALL_BOUND, "held {} bytes after {} fed", peak, fed);
         prop_assert!(sink.count.load(Ordering::Relaxed) as usize <= fed);
+    }
+}
+
+/// What an idle connection may keep above a fresh one, once every answer is written: no
+/// received bytes, no answer queue, output only while answers are due — a small margin for
+/// the decoder's and the metrics' bookkeeping (see issue 13: an idle HTTP keep-alive
+/// connection's buffers are released, whatever exchange came before).
+const IDLE_BOUND: i64 = common::conn::IDLE_BUFFER_FLOOR as i64;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cfg().cases / 4, ..cfg() })]
+
+    #[test]
+    fn an_idle_http_connection_returns_its_buffers(
+        bodies in prop::collection::vec(0usize..20_000, 1..24),
+        read in 1usize..16_384,
+    ) {
+        let sink = Arc::new(CountingSink::default());
+        let shared = shared_with(config(AckMode::Enqueue), sink);
+        // The process-wide state (metrics series) is created by a first exchange elsewhere.
+        let mut first = Conn::new(shared.clone(), ReplyTo::detached(), Instant::now());
+        first.on_data(&post("/topics/t", b"v"), Instant::now());
+        prop_assert!(first.take_output().is_some());
+        let mut conn = Conn::new(shared, ReplyTo::detached(), Instant::now());
+        let stream: Vec<u8> = bodies
+            .iter()
+            .flat_map(|&n| post("/topics/t", &vec![b'v'; n]))
+            .collect();
+        let now = Instant::now();
+        // Measured from the connection's first byte: whatever it allocated for the exchange
+        // (a partial request, pipelined answers, a large output) must be gone once idle.
+        let meter = Meter::start();
+        let mut answers = Vec::new();
+        for part in stream.chunks(read) {
+            conn.on_data(part, now);
+            while let Some(out) = conn.take_output() {
+                answers.extend_from_slice(&out);
+                conn.recycle_output(out);
+            }
+        }
+        let answered = answers.windows(12).filter(|w| w.starts_with(b"HTTP/1.1 202")).count();
+        drop(answers);
+        let peak = meter.peak();
+        let live = meter.live();
+        prop_assert_eq!(answered, bodies.len());
+        prop_assert!(conn.wants_read() && !conn.is_finished());
+        prop_assert_eq!(conn.held_bytes().input, 0);
+        prop_assert!(
+            live <= IDLE_BOUND,
+            "idle after {} requests in {}-byte reads: {} bytes still held (peak {}): {:?}",
+            bodies.len(), read, live, peak, conn.held_bytes()
+        );
     }
 }
 
