@@ -711,16 +711,30 @@ pub fn error_headers(status: u16) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// Encodes `{"error":"<code>"}` with `status`.
+/// Encodes `{"error":"<code>"}` with `status` (and the headers every such status carries,
+/// see [`error_headers`]): the one encoder of the raw dialect's error answers.
 pub fn write_error(out: &mut Vec<u8>, status: u16, code: &str, keep_alive: bool) {
+    write_error_with(out, status, code, keep_alive, &[]);
+}
+
+/// [`write_error`] with headers of its own, e.g. `allow` on a 405.
+pub fn write_error_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    code: &str,
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) {
     let body = format!("{{\"error\":\"{code}\"}}");
+    let mut headers = error_headers(status).to_vec();
+    headers.extend_from_slice(extra);
     write_response(
         out,
         status,
         "application/json",
         body.as_bytes(),
         keep_alive,
-        error_headers(status),
+        &headers,
     );
 }
 

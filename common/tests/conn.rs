@@ -1186,3 +1186,57 @@ fn ws_eof_finishes() {
     assert_eq!(last_ack(&h.frames()), Some(1));
     assert!(h.conn.is_finished());
 }
+
+/// The ack-mode table (conn/ack.rs) holds for every protocol: a record the sink refuses is
+/// reported to the client under ack=enqueue|kafka and only counted under ack=none.
+#[test]
+fn a_refused_record_is_told_under_enqueue_and_kafka_and_only_counted_under_none() {
+    let rest_body = br#"{"records":[{"value":"v"}]}"#;
+    let rest_type = [("content-type", "application/vnd.kafka.json.v2+json")];
+    // Each ack mode as the gateway's default and asked for in the query.
+    for (ack, query, told) in [
+        (AckMode::Kafka, "kafka", true),
+        (AckMode::Enqueue, "enqueue", true),
+        (AckMode::None, "none", false),
+    ] {
+        // Raw HTTP, one record and a batch.
+        for target in [
+            format!("/topics/t?ack={query}"),
+            format!("/topics/t/batch?ack={query}"),
+        ] {
+            let mut h = Harness::with_ack(ack);
+            h.sink.refuse(Some(DeliveryError::QueueFull));
+            h.feed(&post(&target, b"a\nb"));
+            let r = h.responses();
+            assert_eq!(r.len(), 1, "{target}");
+            assert_eq!(r[0].status == 503, told, "{target}: {}", r[0].status);
+        }
+        // REST Proxy v2: the record's own error in the offsets.
+        let mut h = Harness::with_ack(ack);
+        h.sink.refuse(Some(DeliveryError::QueueFull));
+        h.feed(&post_with(
+            &format!("/topics/t?ack={query}"),
+            &rest_type,
+            rest_body,
+        ));
+        let r = h.responses();
+        assert_eq!(r.len(), 1, "rest {query}");
+        let body = String::from_utf8_lossy(&r[0].body);
+        assert_eq!(
+            body.contains("\"error_code\":null"),
+            !told,
+            "rest {query}: {body}"
+        );
+        // WebSocket: a nack, or the cumulative ack.
+        let mut h = Harness::with_ack(ack);
+        h.upgrade(&format!("/ws/t?ack={query}"));
+        h.sink.refuse(Some(DeliveryError::QueueFull));
+        h.feed(&binary(b"x"));
+        let texts = texts(&h.frames());
+        assert_eq!(
+            texts.iter().any(|t| t.contains("\"nack\":1")),
+            told,
+            "ws {query}: {texts:?}"
+        );
+    }
+}

@@ -172,19 +172,15 @@ pub(super) fn push_slot_wide(
 
 pub(super) fn push_error(h: &mut HttpState, e: &HttpError, keep_alive: bool) {
     let mut out = Vec::new();
-    let mut body_extra: Vec<(&str, &str)> = Vec::new();
-    if let HttpError::MethodNotAllowed(allow) = e {
-        body_extra.push(("allow", allow));
-    }
-    let body = format!("{{\"error\":\"{}\"}}", e.code());
-    http::write_response(
-        &mut out,
-        e.status(),
-        "application/json",
-        body.as_bytes(),
-        keep_alive,
-        &body_extra,
-    );
+    let allow;
+    let extra: &[(&str, &str)] = match e {
+        HttpError::MethodNotAllowed(methods) => {
+            allow = [("allow", *methods)];
+            &allow
+        }
+        _ => &[],
+    };
+    http::write_error_with(&mut out, e.status(), e.code(), keep_alive, extra);
     push_slot(h, keep_alive, SlotState::Ready(out));
 }
 
@@ -325,25 +321,19 @@ pub(super) fn answer_request(
                     partition: r.partition.or(req.query.partition),
                     headers: &req.headers,
                 };
-                let ticket = Ticket {
-                    reply: (ack == AckMode::Kafka).then_some(reply),
-                    seq: base + i as u64,
-                    start: now,
-                };
-                outcomes.push(match (shared.sink.send(&record, ticket), ack) {
-                    (Ok(()), AckMode::Kafka) => {
-                        *routed += 1;
-                        pending += 1;
-                        Outcome::Pending
-                    }
-                    // Fire-and-forget: a refusal is only counted, as in the raw contract.
-                    (Ok(()), _) | (Err(_), AckMode::None) => Outcome::Accepted,
-                    (Err(e), _) => Outcome::Failed(e),
-                });
+                let seq = base + i as u64;
+                outcomes.push(
+                    match ack::send(shared, &record, ack, reply, seq, now, routed) {
+                        Fate::Awaiting => {
+                            pending += 1;
+                            Outcome::Pending
+                        }
+                        Fate::Settled => Outcome::Accepted,
+                        Fate::Refused(e) => Outcome::Failed(e),
+                    },
+                );
             }
-            if cfg.has_fault(Fault::BlockingProduce) {
-                let _ = shared.sink.flush(std::time::Duration::from_secs(30));
-            }
+            ack::after_send(shared);
             if pending > 0 {
                 let width = outcomes.len() as u64;
                 let state = SlotState::AwaitingRest(Box::new(RestAwait { outcomes, pending }));
@@ -390,28 +380,15 @@ pub(super) fn answer_request(
                     partition: req.query.partition,
                     headers: &req.headers,
                 };
-                let ticket = Ticket {
-                    reply: (ack == AckMode::Kafka).then_some(reply),
-                    seq,
-                    start: now,
-                };
-                match shared.sink.send(&record, ticket) {
-                    Ok(()) => {
-                        sent += 1;
-                        if ticket.reply.is_some() {
-                            *routed += 1;
-                        }
-                    }
-                    Err(e) => {
+                match ack::send(shared, &record, ack, reply, seq, now, routed) {
+                    Fate::Awaiting | Fate::Settled => sent += 1,
+                    Fate::Refused(e) => {
                         error = Some(e);
                         break;
                     }
                 }
             }
-            if cfg.has_fault(Fault::BlockingProduce) {
-                // Reproduction of a classic mistake: waiting for Kafka on the I/O thread.
-                let _ = shared.sink.flush(std::time::Duration::from_secs(30));
-            }
+            ack::after_send(shared);
             match (ack, error) {
                 (AckMode::None, _) => ready_json(
                     h,

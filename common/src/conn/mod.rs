@@ -24,9 +24,11 @@ use crate::rest::{self, Outcome, RestError};
 use crate::route::{expand_seq, ReplyTo};
 use crate::ws::{WsRead, WsSession};
 
+mod ack;
 mod http_session;
 mod ws_session;
 
+use self::ack::Fate;
 use self::http_session::*;
 use self::ws_session::*;
 
@@ -410,11 +412,7 @@ impl Conn {
                     };
                     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if let Err(e) = d.result {
-                        w.session.send_text(format!(
-                            "{{\"nack\":{},\"error\":\"{}\"}}",
-                            seq,
-                            e.code()
-                        ));
+                        send_nack(w, seq, e.code());
                     }
                 }
             }

@@ -53,42 +53,32 @@ pub(super) fn process_ws(
                     partition: None,
                     headers: &[],
                 };
-                let ticket = Ticket {
-                    reply: (w.ack == AckMode::Kafka).then_some(reply),
-                    seq,
-                    start: Instant::now(),
-                };
-                let result = if shared.sink.ready() {
-                    shared.sink.send(&record, ticket).map_err(|e| e.code())
+                // Ok(resolved now) or Err(the nack's code).
+                let outcome = if shared.sink.ready() {
+                    match ack::send(shared, &record, w.ack, reply, seq, Instant::now(), routed) {
+                        Fate::Awaiting => Ok(false),
+                        Fate::Settled => Ok(true),
+                        Fate::Refused(e) => Err(e.code()),
+                    }
                 } else {
                     Err(KAFKA_UNAVAILABLE)
                 };
-                if result.is_ok() && ticket.reply.is_some() {
-                    *routed += 1;
-                }
-                if cfg.has_fault(Fault::BlockingProduce) {
-                    let _ = shared.sink.flush(std::time::Duration::from_secs(30));
-                }
+                ack::after_send(shared);
                 let counter = |c: &std::sync::atomic::AtomicU64| {
                     c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 };
-                let resolved_now = match (w.ack, result) {
-                    // Fire-and-forget: a refusal is only counted, unless Kafka is unreachable.
-                    (AckMode::None, Err(code)) if code != KAFKA_UNAVAILABLE => {
-                        counter(&shared.metrics.ws_acked);
-                        true
+                let resolved_now = match outcome {
+                    Ok(resolved) => {
+                        if resolved {
+                            counter(&shared.metrics.ws_acked);
+                        }
+                        resolved
                     }
-                    (_, Err(code)) => {
+                    Err(code) => {
                         counter(&shared.metrics.ws_nacked);
-                        w.session
-                            .send_text(format!("{{\"nack\":{seq},\"error\":\"{code}\"}}"));
+                        send_nack(w, seq, code);
                         true
                     }
-                    (AckMode::None | AckMode::Enqueue, Ok(())) => {
-                        counter(&shared.metrics.ws_acked);
-                        true
-                    }
-                    (AckMode::Kafka, Ok(())) => false,
                 };
                 w.pending.push_back(resolved_now);
                 advance_resolved(w);
@@ -139,4 +129,10 @@ pub(super) fn flush_acks(w: &mut WsState) {
         w.acked = w.resolved;
         w.session.send_text(format!("{{\"ack\":{}}}", w.acked));
     }
+}
+
+/// `{"nack":SEQ,"error":"CODE"}`: message SEQ was not stored.
+pub(super) fn send_nack(w: &mut WsState, seq: u64, code: &str) {
+    w.session
+        .send_text(format!("{{\"nack\":{seq},\"error\":\"{code}\"}}"));
 }
