@@ -128,24 +128,47 @@ impl Gateway {
         Ok(listeners)
     }
 
-    /// Runs `serve` on one named thread per listener. `serve` builds its runtime, runs the
-    /// accept loop until shutdown, then awaits `ctx.released()` before returning.
-    pub fn spawn_io_threads<F>(
+    /// Runs one named I/O thread per listener: each builds its runtime with `build`, then
+    /// runs `serve` on it (the accept loop until shutdown, then `ctx.released()`).
+    ///
+    /// No thread accepts before every thread has built its runtime: a runtime needs file
+    /// descriptors of its own (an io_uring ring, an epoll instance), and with a low
+    /// `--fd-limit` connections accepted by a thread that started first could leave none
+    /// for the next one's ring. A thread whose runtime cannot be built logs why and shuts
+    /// the gateway down (the others then drain as on a signal).
+    pub fn spawn_io_threads<RT, B, S>(
         &self,
         listeners: Vec<TcpListener>,
-        serve: F,
+        build: B,
+        serve: S,
     ) -> anyhow::Result<Vec<JoinHandle<()>>>
     where
-        F: Fn(usize, TcpListener, ConnCtx) + Send + Clone + 'static,
+        B: Fn(usize) -> anyhow::Result<RT> + Send + Clone + 'static,
+        S: Fn(RT, TcpListener, ConnCtx) + Send + Clone + 'static,
     {
+        let built = Arc::new(std::sync::Barrier::new(listeners.len()));
         let mut handles = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
-            let serve = serve.clone();
+            let (build, serve, built) = (build.clone(), serve.clone(), built.clone());
             let ctx = self.ctx.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("io-{i}"))
-                    .spawn(move || serve(i, l, ctx))?,
+                    .spawn(move || {
+                        let rt = build(i);
+                        built.wait();
+                        match rt {
+                            Ok(rt) => serve(rt, l, ctx),
+                            Err(e) => {
+                                tracing::error!(
+                                    thread = i,
+                                    error = format!("{e:#}"),
+                                    "cannot build the I/O thread's runtime"
+                                );
+                                ctx.shutdown.trigger();
+                            }
+                        }
+                    })?,
             );
         }
         Ok(handles)

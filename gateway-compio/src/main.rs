@@ -7,7 +7,7 @@
 
 mod server;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use common::{Gateway, GatewayArgs, RuntimeInfo};
 use compio::driver::{DriverType, ProactorBuilder};
@@ -302,16 +302,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         ),
     }
     let listeners = gateway.bind(gateway.config.threads)?;
-    let handles = gateway.spawn_io_threads(listeners, move |i, listener, ctx| {
-        let rt = match ring.runtime() {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(thread = i, error = %e, ?ring, "cannot build the compio runtime");
-                ctx.shutdown.trigger();
-                return;
-            }
-        };
-        rt.block_on(server::serve(listener, ctx));
-    })?;
+    let handles = gateway.spawn_io_threads(
+        listeners,
+        move |_| {
+            ring.runtime()
+                .with_context(|| format!("building the compio runtime ({ring:?})"))
+        },
+        |rt, listener, ctx| rt.block_on(server::serve(listener, ctx)),
+    )?;
     gateway.wait(handles)
 }

@@ -8,6 +8,7 @@
 
 mod server;
 
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use common::{Gateway, GatewayArgs, RuntimeInfo};
 
@@ -59,32 +60,41 @@ fn run(args: Args) -> anyhow::Result<()> {
     let handles = match args.flavor {
         Flavor::Multi => {
             let listeners = gateway.bind(1)?;
-            gateway.spawn_io_threads(listeners, move |_, listener, ctx| {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(threads)
-                    .thread_name("tokio-worker")
-                    .enable_all()
-                    .build()
-                    .expect("building the tokio runtime");
-                // The accept loop runs on the runtime's workers like every connection, not
-                // on this thread: with `--threads 1` the gateway then has one busy I/O
-                // thread, as on every other runtime, instead of an extra accept thread.
-                rt.block_on(async move {
-                    if let Err(e) = tokio::spawn(server::serve(listener, ctx)).await {
-                        tracing::error!("the accept loop task failed: {e}");
-                    }
-                });
-            })?
+            gateway.spawn_io_threads(
+                listeners,
+                move |_| {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(threads)
+                        .thread_name("tokio-worker")
+                        .enable_all()
+                        .build()
+                        .context("building the tokio runtime")
+                },
+                |rt, listener, ctx| {
+                    // The accept loop runs on the runtime's workers like every connection,
+                    // not on this thread: with `--threads 1` the gateway then has one busy
+                    // I/O thread, as on every other runtime, instead of an extra accept
+                    // thread.
+                    rt.block_on(async move {
+                        if let Err(e) = tokio::spawn(server::serve(listener, ctx)).await {
+                            tracing::error!("the accept loop task failed: {e}");
+                        }
+                    });
+                },
+            )?
         }
         Flavor::PerCore => {
             let listeners = gateway.bind(threads)?;
-            gateway.spawn_io_threads(listeners, |_, listener, ctx| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("building the tokio runtime");
-                rt.block_on(server::serve(listener, ctx));
-            })?
+            gateway.spawn_io_threads(
+                listeners,
+                |_| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("building the tokio runtime")
+                },
+                |rt, listener, ctx| rt.block_on(server::serve(listener, ctx)),
+            )?
         }
     };
     gateway.wait(handles)

@@ -7,6 +7,7 @@
 
 mod server;
 
+use anyhow::Context;
 use clap::Parser;
 use common::{Gateway, GatewayArgs, RuntimeInfo};
 
@@ -79,9 +80,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         "io_uring driver active"
     );
     let listeners = gateway.bind(gateway.config.threads)?;
-    let handles = gateway.spawn_io_threads(listeners, move |_, listener, ctx| {
-        let rt = tokio_uring::Runtime::new(&ring.builder()).expect("building the io_uring runtime");
-        rt.block_on(server::serve(listener, ctx));
-    })?;
+    let handles = gateway.spawn_io_threads(
+        listeners,
+        move |_| {
+            tokio_uring::Runtime::new(&ring.builder()).context("building the io_uring runtime")
+        },
+        |rt, listener, ctx| rt.block_on(server::serve(listener, ctx)),
+    )?;
     gateway.wait(handles)
 }
