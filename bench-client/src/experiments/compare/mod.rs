@@ -49,7 +49,8 @@ use crate::reporting::progress::Overall;
 /// Run every gateway through the scenario matrix and write a report.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
-    /// Smoke-test matrix (CI): fewer scenarios, 1 repeat, 1 s runs; about 2 minutes on 2 cores.
+    /// Smoke-test matrix (CI): fewer scenarios, 1 repeat, 1 s runs, smaller scale scenarios;
+    /// under 3 minutes on 2 cores.
     #[arg(long)]
     pub quick: bool,
     #[command(flatten)]
@@ -62,7 +63,11 @@ pub struct CompareArgs {
     /// Scenarios (comma-separated ids; default: the default or --quick set). Known:
     /// http-max, ws-max, http-max-10k, http-close (maxima, by saturation search),
     /// http-load-25/50/75/90 (open loop at a fraction of the gateway's own maximum),
-    /// cost-low, cost-high (open loop at rates common to all gateways), idle-http, idle-ws.
+    /// cost-low, cost-high (open loop at rates common to all gateways), idle-http, idle-ws,
+    /// and the scale scenarios: http-many (15,000 keep-alive connections at 30% of the
+    /// smallest http-max maximum; brings its twin http-many-64, the same rate over 64
+    /// connections), ws-many (10,000 WebSockets x 2 messages/s), accept-storm (1,024
+    /// connectors, one request per connection; --quick: 2,000 / 1,000 / 256).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Rounds of every cell after the search (default 5; --quick: 1).
