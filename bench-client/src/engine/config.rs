@@ -122,6 +122,55 @@ impl FromStr for BindRange {
     }
 }
 
+/// `FIRST-LAST` (IPv4, e.g. `127.0.0.2-127.0.0.9`): spread client connections over these
+/// source addresses, round robin (the kernel picks each port at connect time), so
+/// connection storms and many connections do not run out of ephemeral ports on one
+/// address (TIME_WAIT after client closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIps {
+    pub first: std::net::Ipv4Addr,
+    pub count: u32,
+}
+
+impl SourceIps {
+    /// The `i`-th address (wrapping round the range).
+    pub fn nth(&self, i: u32) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(self.first) + i % self.count.max(1))
+    }
+}
+
+impl std::fmt::Display for SourceIps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.nth(self.count.max(1) - 1))
+    }
+}
+
+impl FromStr for SourceIps {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ip = |t: &str| {
+            t.trim()
+                .parse::<std::net::Ipv4Addr>()
+                .map_err(|e| format!("bad IPv4 address {t:?}: {e}"))
+        };
+        let (a, b) = match s.split_once('-') {
+            Some((a, b)) => (ip(a)?, ip(b)?),
+            None => (ip(s)?, ip(s)?),
+        };
+        let (lo, hi) = (u32::from(a), u32::from(b));
+        if lo > hi {
+            return Err(format!("source address range {s:?} is empty"));
+        }
+        if hi - lo >= 65_536 {
+            return Err(format!("source address range {s:?} is larger than 65536"));
+        }
+        Ok(SourceIps {
+            first: a,
+            count: hi - lo + 1,
+        })
+    }
+}
+
 /// The one duration grammar of the workspace (`1h30m`, `250ms`, `2s`, bare number =
 /// seconds), shared with the gateways' flags: the `duration-grammar` crate.
 pub use duration_grammar::parse_duration;
@@ -223,6 +272,12 @@ pub struct RunArgs {
     /// Bind client sockets to source ports IP:LOW-HIGH (reproduces port exhaustion without root).
     #[arg(long)]
     pub bind_range: Option<BindRange>,
+    /// Spread client connections over the source addresses FIRST-LAST (IPv4, round
+    /// robin; e.g. 127.0.0.2-127.0.0.9 on loopback), the port chosen by the kernel at
+    /// connect time: many connections or a connection storm without running short of
+    /// ephemeral ports on one address.
+    #[arg(long, value_name = "FIRST-LAST", conflicts_with = "bind_range")]
+    pub source_ips: Option<SourceIps>,
     /// Write the full result (with manifest) as JSON; schema in bench-client/SCHEMA.md.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -351,6 +406,9 @@ pub struct RunConfig {
     #[serde(default = "yes")]
     pub server_probe: bool,
     pub bind_range: Option<BindRange>,
+    /// Source addresses the connections are spread over (`--source-ips`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ips: Option<SourceIps>,
     /// Keep the ids acknowledged with ack=kafka (for `--acked-file`).
     pub collect_acks: bool,
     /// Keep one histogram per second (for `--hdr-log`).
@@ -507,6 +565,7 @@ impl RunConfig {
             stall_window_s: a.stall_window.as_secs_f64(),
             server_probe: !a.no_server_probe,
             bind_range: a.bind_range,
+            source_ips: a.source_ips,
             collect_acks: a.acked_file.is_some(),
             interval_histograms: a.hdr_log.is_some(),
             progress: !a.quiet,
@@ -727,6 +786,57 @@ fn one() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_source_address_ranges() {
+        let r: SourceIps = "127.0.0.2-127.0.0.9".parse().unwrap();
+        assert_eq!(r.count, 8);
+        assert_eq!(r.nth(0), std::net::Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(r.nth(7), std::net::Ipv4Addr::new(127, 0, 0, 9));
+        assert_eq!(r.nth(8), std::net::Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(r.to_string(), "127.0.0.2-127.0.0.9");
+        // Across an octet boundary, and a single address.
+        let r: SourceIps = "127.0.0.255-127.0.1.1".parse().unwrap();
+        assert_eq!(r.count, 3);
+        assert_eq!(r.nth(2), std::net::Ipv4Addr::new(127, 0, 1, 1));
+        assert_eq!("127.0.0.5".parse::<SourceIps>().unwrap().count, 1);
+        assert!("127.0.0.9-127.0.0.2".parse::<SourceIps>().is_err());
+        assert!("127.0.0.1-::1".parse::<SourceIps>().is_err());
+        assert!("10.0.0.0-10.2.0.0".parse::<SourceIps>().is_err());
+        // Through the command line, and not together with --bind-range.
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: RunArgs,
+        }
+        let p = P::try_parse_from([
+            "run",
+            "--target",
+            "http://127.0.0.1:1",
+            "--source-ips",
+            "127.0.0.2-127.0.0.3",
+        ])
+        .unwrap();
+        assert_eq!(
+            RunConfig::from_args(&p.a)
+                .unwrap()
+                .source_ips
+                .unwrap()
+                .count,
+            2
+        );
+        assert!(P::try_parse_from([
+            "run",
+            "--target",
+            "http://127.0.0.1:1",
+            "--source-ips",
+            "127.0.0.2",
+            "--bind-range",
+            "127.0.0.1:40000-40010"
+        ])
+        .is_err());
+    }
 
     #[test]
     fn parses_shapes() {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::engine::config::BindRange;
+use crate::engine::config::{BindRange, SourceIps};
 use crate::engine::errors::ConnectClass;
 use crate::engine::recorder::Shared;
 
@@ -65,9 +65,10 @@ pub(crate) async fn establish(sh: &Shared) -> TcpStream {
 
 async fn attempt(sh: &Shared) -> io::Result<TcpStream> {
     let connect = async {
-        match sh.cfg.bind_range {
-            None => TcpStream::connect(sh.addr).await,
-            Some(r) => connect_bound(sh, r).await,
+        match (sh.cfg.bind_range, sh.cfg.source_ips) {
+            (Some(r), _) => connect_bound(sh, r).await,
+            (None, Some(ips)) => connect_from(sh, ips).await,
+            (None, None) => TcpStream::connect(sh.addr).await,
         }
     };
     let s = tokio::time::timeout(sh.cfg.timeout(), connect)
@@ -75,6 +76,37 @@ async fn attempt(sh: &Shared) -> io::Result<TcpStream> {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     s.set_nodelay(true)?;
     Ok(s)
+}
+
+/// Connect from the next source address of `ips` (round robin), the port left to the
+/// kernel until connect (IP_BIND_ADDRESS_NO_PORT), so each address has the whole
+/// ephemeral range per destination.
+async fn connect_from(sh: &Shared, ips: SourceIps) -> io::Result<TcpStream> {
+    let ip = ips.nth(sh.bind_cursor.fetch_add(1, Relaxed));
+    let sock = TcpSocket::new_v4()?;
+    set_bind_no_port(&sock)?;
+    sock.bind(SocketAddr::new(ip.into(), 0))?;
+    sock.connect(sh.addr).await
+}
+
+fn set_bind_no_port(sock: &TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a c_int option value of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Connect from a source port of the range. No SO_REUSEADDR: a port in TIME_WAIT stays

@@ -273,6 +273,7 @@ impl Probe {
         let sum = |f: &dyn Fn(&ClassCost) -> u64| by_class.values().map(f).sum::<u64>();
         Some(ProcessCost {
             pid: self.pid,
+            rss_kib: rss_kib(self.pid),
             wall_s,
             cpu_s: by_class.values().map(|c| c.cpu_s).sum(),
             voluntary_cs: sum(&|c| c.voluntary_cs),
@@ -310,6 +311,21 @@ pub struct ProcessCost {
     pub syscalls: Option<u64>,
     /// Per thread class (`io`, `poll`, `librdkafka`, `other`).
     pub by_class: BTreeMap<String, ClassCost>,
+    /// Resident memory at the end of the measured phase, while the run's connections are
+    /// still open (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_kib: Option<u64>,
+}
+
+/// VmRSS of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl ProcessCost {

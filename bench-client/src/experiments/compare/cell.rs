@@ -54,6 +54,16 @@ pub struct Cell {
     pub idle_open: Option<Spread>,
     pub idle_rss_before_kib: Option<Spread>,
     pub idle_rss_after_kib: Option<Spread>,
+    /// Connect latency of the runs, merged (connects of the measured phase only).
+    pub connect_latency: Option<HistSummary>,
+    /// Load runs: gateway RSS growth per open connection, bytes (see
+    /// [`super::summary::LoadMemory`]), and the RSS with the connections open.
+    pub load_bytes_per_conn: Option<Spread>,
+    pub load_rss_kib: Option<Spread>,
+    /// Connections accepted per second (connects that completed, measured phase).
+    pub connects_per_sec: Option<Spread>,
+    /// `gateway_info{…}` of the cell's first run that had one.
+    pub gateway_info: Option<String>,
 }
 
 impl Cell {
@@ -71,7 +81,16 @@ impl Cell {
         let mut lat = new_hist();
         let mut unc = new_hist();
         let mut any_unc = false;
+        let mut con = new_hist();
+        let (mut lbpc, mut lrss, mut cps) = (vec![], vec![], vec![]);
         for r in runs {
+            if c.gateway_info.is_none() {
+                c.gateway_info.clone_from(&r.gateway_info);
+            }
+            if let Some(m) = &r.memory {
+                lbpc.push(m.bytes_per_conn);
+                lrss.push(m.rss_loaded_kib as f64);
+            }
             if let Some(e) = &r.error {
                 c.errors.push(format!(
                     "round {}: {}",
@@ -89,6 +108,12 @@ impl Cell {
                 *c.bounds.entry(res.binding.bound).or_default() += 1;
                 if let Ok(h) = res.latency.histogram() {
                     merge(&mut lat, &h);
+                }
+                if let Ok(h) = res.connect_latency.histogram() {
+                    merge(&mut con, &h);
+                }
+                if res.measured_s > 0.0 {
+                    cps.push(res.totals.connects as f64 / res.measured_s);
                 }
                 if let Some(u) = &res.latency_uncorrected {
                     if let Ok(h) = u.histogram() {
@@ -137,6 +162,12 @@ impl Cell {
             }
         }
         c.throughput = Spread::of(&tp);
+        if !con.is_empty() {
+            c.connect_latency = Some(HistSummary::of(&con));
+        }
+        c.load_bytes_per_conn = Spread::of(&lbpc);
+        c.load_rss_kib = Spread::of(&lrss);
+        c.connects_per_sec = Spread::of(&cps);
         if !lat.is_empty() {
             c.latency = Some(HistSummary::of(&lat));
         }

@@ -49,7 +49,8 @@ use crate::reporting::progress::Overall;
 /// Run every gateway through the scenario matrix and write a report.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompareArgs {
-    /// Smoke-test matrix (CI): fewer scenarios, 1 repeat, 1 s runs; about 2 minutes on 2 cores.
+    /// Smoke-test matrix (CI): fewer scenarios, 1 repeat, 1 s runs, smaller scale scenarios;
+    /// under 3 minutes on 2 cores.
     #[arg(long)]
     pub quick: bool,
     #[command(flatten)]
@@ -62,7 +63,11 @@ pub struct CompareArgs {
     /// Scenarios (comma-separated ids; default: the default or --quick set). Known:
     /// http-max, ws-max, http-max-10k, http-close (maxima, by saturation search),
     /// http-load-25/50/75/90 (open loop at a fraction of the gateway's own maximum),
-    /// cost-low, cost-high (open loop at rates common to all gateways), idle-http, idle-ws.
+    /// cost-low, cost-high (open loop at rates common to all gateways), idle-http, idle-ws,
+    /// and the scale scenarios: http-many (15,000 keep-alive connections at 30% of the
+    /// smallest http-max maximum; brings its twin http-many-64, the same rate over 64
+    /// connections), ws-many (10,000 WebSockets x 2 messages/s), accept-storm (1,024
+    /// connectors, one request per connection; --quick: 2,000 / 1,000 / 256).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Rounds of every cell after the search (default 5; --quick: 1).
@@ -528,6 +533,7 @@ fn new_record(
         rate_from: None,
         result: None,
         idle: None,
+        memory: None,
         gateway: None,
         gateway_info: None,
         gateway_version: summary
@@ -744,10 +750,57 @@ fn decide(
                 Some(min * f64::from(*pct) / 100.0),
             )
         }
+        Offer::ManyCommon { pct, connections } => {
+            let (min, from) = common_max(summary).with_context(|| {
+                format!("no {MAX_SCENARIO} maximum (Kafka sink) to derive the common rate from")
+            })?;
+            rec.rate_from = Some(format!(
+                "{pct}% of the smallest {MAX_SCENARIO} search maximum without pipelining with Kafka ({from}: {min:.0}/s)"
+            ));
+            (
+                Step {
+                    connections: *connections,
+                    depth: 1,
+                },
+                offer.rate(Some(min), None),
+            )
+        }
+        Offer::PerConnection {
+            connections,
+            per_conn,
+        } => {
+            rec.rate_from = Some(format!(
+                "{connections} connections x {per_conn} per second each"
+            ));
+            (
+                Step {
+                    connections: *connections,
+                    // One message in flight per WebSocket at a time is the traffic asked
+                    // for; a small window lets a late ack not hold the next message back.
+                    depth: 4,
+                },
+                offer.rate(None, None),
+            )
+        }
+        Offer::Storm { connections } => (
+            Step {
+                connections: *connections,
+                depth: 1,
+            },
+            None,
+        ),
     };
     rec.step = Some(step);
     rec.rate = rate;
-    load_config(ctx, mode, payload, step, rate, false).map(Some)
+    let mut c = load_config(ctx, mode, payload, step, rate, false)?;
+    if offer.is_scale() {
+        c.warmup_s = offer.warmup_s(ctx.plan.warmup_s);
+        c.source_ips = Some(plan::SCALE_SOURCE_IPS.parse().map_err(anyhow::Error::msg)?);
+        if !matches!(offer, Offer::Storm { .. }) {
+            c.connect_rate = Some(plan::SCALE_CONNECT_RATE);
+        }
+    }
+    Ok(Some(c))
 }
 
 /// The smallest Kafka-sink `http-max` search maximum over the variants, and whose.
@@ -778,6 +831,7 @@ fn one_run(
     rec: &mut RunRecord,
 ) -> anyhow::Result<()> {
     let pid = g.pid();
+    let rss0 = lab::proc_status_kib(pid, "VmRSS");
     let cpu0 = lab::proc_cpu_s(pid);
     let wall0 = Instant::now();
     let work: anyhow::Result<()> = (|| {
@@ -793,6 +847,11 @@ fn one_run(
                     crate::engine::run_blocking(c)?
                 };
                 r.manifest.target_version.clone_from(&rec.gateway_version);
+                rec.memory = summary::LoadMemory::of(
+                    rss0,
+                    r.target_cost.as_ref().and_then(|t| t.rss_kib),
+                    r.config.connections,
+                );
                 rec.result = Some(r);
             }
             (None, Shape::Idle { ws, connections }) => {

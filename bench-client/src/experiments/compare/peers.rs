@@ -131,6 +131,7 @@ fn peer_record(peer: &PeerDesc, phase: Phase, round: usize, sc: &plan::Scenario)
         rate_from: None,
         result: None,
         idle: None,
+        memory: None,
         gateway: None,
         gateway_info: None,
         gateway_version: Some(format!("external: {}", peer.url)),

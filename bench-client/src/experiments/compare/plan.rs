@@ -127,6 +127,105 @@ pub enum Offer {
     /// gateways: the same rate for every variant, below every gateway's maximum, over
     /// `connections`. This is where cost per request is compared.
     Common { pct: u32, connections: usize },
+    /// Scale: open loop at `pct`% of the smallest Kafka-sink unpipelined maximum of
+    /// [`MAX_SCENARIO`] (as [`Offer::Common`]: the same rate for every variant), over
+    /// `connections` keep-alive connections opened at [`SCALE_CONNECT_RATE`] during the
+    /// warmup, from [`SCALE_SOURCE_IPS`].
+    ManyCommon { pct: u32, connections: usize },
+    /// Scale: open loop over `connections` (opened as for [`Offer::ManyCommon`]), each
+    /// offering `per_conn` requests (messages) per second: a fixed total rate of
+    /// `connections × per_conn`.
+    PerConnection { connections: usize, per_conn: f64 },
+    /// Scale: closed loop at a fixed concurrency (no search), from [`SCALE_SOURCE_IPS`]:
+    /// in http-close mode, `connections` connectors, each connecting, sending one
+    /// request and closing as fast as the gateway serves them.
+    Storm { connections: usize },
+}
+
+impl Offer {
+    /// One of the scale scenarios' offers (http-many, ws-many, accept-storm).
+    pub fn is_scale(&self) -> bool {
+        matches!(
+            self,
+            Offer::ManyCommon { .. } | Offer::PerConnection { .. } | Offer::Storm { .. }
+        )
+    }
+
+    /// Connections a run of this offer opens, when the offer fixes them.
+    pub fn fixed_connections(&self) -> Option<usize> {
+        match *self {
+            Offer::Common { connections, .. }
+            | Offer::ManyCommon { connections, .. }
+            | Offer::PerConnection { connections, .. }
+            | Offer::Storm { connections } => Some(connections),
+            Offer::Search { .. } | Offer::OwnMax { .. } => None,
+        }
+    }
+
+    /// The open-loop rate: `common` is the smallest Kafka-sink unpipelined maximum of
+    /// [`MAX_SCENARIO`], `own` the variant's own; `None` for a closed loop, or when the
+    /// maximum the rate derives from is missing.
+    pub fn rate(&self, common: Option<f64>, own: Option<f64>) -> Option<f64> {
+        match *self {
+            Offer::Search { .. } | Offer::Storm { .. } => None,
+            Offer::OwnMax { pct } => own.map(|m| m * f64::from(pct) / 100.0),
+            Offer::Common { pct, .. } | Offer::ManyCommon { pct, .. } => {
+                common.map(|m| m * f64::from(pct) / 100.0)
+            }
+            Offer::PerConnection {
+                connections,
+                per_conn,
+            } => Some(connections as f64 * per_conn),
+        }
+    }
+
+    /// The warmup a run of this offer needs on top of `base`: time to open its
+    /// connections at [`SCALE_CONNECT_RATE`] (scale offers with many connections).
+    pub fn warmup_s(&self, base: f64) -> f64 {
+        match *self {
+            Offer::ManyCommon { connections, .. } | Offer::PerConnection { connections, .. } => {
+                base + connections as f64 / SCALE_CONNECT_RATE + SCALE_SETTLE_S
+            }
+            _ => base,
+        }
+    }
+
+    /// Does the rate derive from a measured [`MAX_SCENARIO`] maximum?
+    pub fn derived(&self) -> bool {
+        matches!(
+            self,
+            Offer::OwnMax { .. } | Offer::Common { .. } | Offer::ManyCommon { .. }
+        )
+    }
+}
+
+/// Scale scenarios open their connections at this many per second during the warmup (a
+/// burst of 15,000 SYNs at once would overflow the listen backlog and measure SYN
+/// retransmits instead).
+pub const SCALE_CONNECT_RATE: f64 = 10_000.0;
+/// Warmup after the last connection is open, before the measured phase.
+pub const SCALE_SETTLE_S: f64 = 0.5;
+/// Source addresses the scale scenarios spread their connections over: each has the whole
+/// ephemeral port range (28k ports here) per destination, and an accept storm leaves its
+/// TIME_WAITs on the client.
+pub const SCALE_SOURCE_IPS: &str = "127.0.0.2-127.0.0.9";
+/// http-many's rate: this percentage of the smallest Kafka-sink unpipelined http-max
+/// maximum of all gateways (cost-low's level), the same for http-many and its
+/// 64-connection twin.
+pub const MANY_PCT: u32 = 30;
+/// ws-many: messages per second each WebSocket sends.
+pub const WS_MANY_PER_CONN: f64 = 2.0;
+/// The twin of http-many: the same rate over this many connections.
+pub const HTTP_MANY_TWIN: &str = "http-many-64";
+
+/// Sizes of the scale scenarios: (http-many connections, ws-many WebSockets,
+/// accept-storm connectors).
+pub fn scale_sizes(quick: bool) -> (usize, usize, usize) {
+    if quick {
+        (2_000, 1_000, 256)
+    } else {
+        (15_000, 10_000, 1_024)
+    }
 }
 
 /// What a scenario does to the gateway.
@@ -271,6 +370,42 @@ pub fn all_scenarios(idle_conns: usize, quick: bool) -> Vec<Scenario> {
             true,
         ));
     }
+    let (many, ws_many, storm) = scale_sizes(quick);
+    v.push(load(
+        "http-many",
+        &format!("HTTP keep-alive, {many} connections, open loop at {MANY_PCT}% of the smallest http-max maximum without pipelining (Kafka) of all gateways, the same rate for every variant, 100 B"),
+        Mode::Http,
+        100,
+        Offer::ManyCommon { pct: MANY_PCT, connections: many },
+        false,
+    ));
+    v.push(load(
+        HTTP_MANY_TWIN,
+        "HTTP keep-alive, http-many's rate over 64 connections (its twin), 100 B",
+        Mode::Http,
+        100,
+        Offer::ManyCommon {
+            pct: MANY_PCT,
+            connections: 64,
+        },
+        false,
+    ));
+    v.push(load(
+        "ws-many",
+        &format!("WebSocket, {ws_many} connections each sending {WS_MANY_PER_CONN} messages/s (open loop, {:.0} messages/s in all), 100 B", ws_many as f64 * WS_MANY_PER_CONN),
+        Mode::Ws,
+        100,
+        Offer::PerConnection { connections: ws_many, per_conn: WS_MANY_PER_CONN },
+        false,
+    ));
+    v.push(load(
+        "accept-storm",
+        &format!("Accept storm: {storm} connectors, each connecting, sending one 100 B request and closing, as fast as the gateway accepts and serves (closed loop)"),
+        Mode::HttpClose,
+        100,
+        Offer::Storm { connections: storm },
+        false,
+    ));
     v.push(Scenario {
         id: "idle-http".into(),
         title: format!("{idle_conns} idle HTTP keep-alive connections (one request each)"),
@@ -306,6 +441,10 @@ pub const DEFAULT_SCENARIOS: &[&str] = &[
     "cost-high",
     "idle-http",
     "idle-ws",
+    "http-many",
+    HTTP_MANY_TWIN,
+    "ws-many",
+    "accept-storm",
 ];
 pub const QUICK_SCENARIOS: &[&str] = &[
     "http-max",
@@ -314,6 +453,10 @@ pub const QUICK_SCENARIOS: &[&str] = &[
     "cost-low",
     "idle-http",
     "idle-ws",
+    "http-many",
+    HTTP_MANY_TWIN,
+    "ws-many",
+    "accept-storm",
 ];
 
 /// Seconds a gateway start (until `/readyz`) plus its SIGTERM drain take, measured on
@@ -416,7 +559,9 @@ impl Plan {
     /// Estimated wall time of one run of `s` in the rounds phase.
     pub fn run_estimate_s(&self, s: &Scenario) -> f64 {
         match s.shape {
-            Shape::Load { .. } => PROCESS_OVERHEAD_S + self.warmup_s + self.duration_s,
+            Shape::Load { ref offer, .. } => {
+                PROCESS_OVERHEAD_S + offer.warmup_s(self.warmup_s) + self.duration_s
+            }
             Shape::Idle { connections, .. } => {
                 PROCESS_OVERHEAD_S + 0.5 + connections as f64 * IDLE_PER_CONN_S
             }
@@ -490,7 +635,12 @@ pub fn plan(sel: &Selection) -> Result<Plan, String> {
         };
         set.iter().map(|s| s.to_string()).collect()
     } else {
-        sel.scenarios.clone()
+        let mut ids = sel.scenarios.clone();
+        // http-many is reported next to its 64-connection twin: one comes with the other.
+        if ids.iter().any(|i| i == "http-many") && !ids.iter().any(|i| i == HTTP_MANY_TWIN) {
+            ids.push(HTTP_MANY_TWIN.to_string());
+        }
+        ids
     };
     for id in &ids {
         if !all.iter().any(|s| &s.id == id) {
@@ -505,14 +655,9 @@ pub fn plan(sel: &Selection) -> Result<Plan, String> {
     }
     // Keep the canonical order whatever order was asked for.
     let scenarios: Vec<Scenario> = all.into_iter().filter(|s| ids.contains(&s.id)).collect();
-    let derived = scenarios.iter().any(|s| {
-        matches!(
-            s.shape,
-            Shape::Load {
-                offer: Offer::OwnMax { .. } | Offer::Common { .. },
-                ..
-            }
-        )
+    let derived = scenarios.iter().any(|s| match &s.shape {
+        Shape::Load { offer, .. } => offer.derived(),
+        Shape::Idle { .. } => false,
     });
     if derived && !scenarios.iter().any(|s| s.id == MAX_SCENARIO) {
         return Err(format!(
@@ -651,9 +796,9 @@ mod tests {
     fn default_matrix_size_and_time() {
         let p = plan(&sel(false)).unwrap();
         assert_eq!(p.variants.len(), 8);
-        assert_eq!(p.scenarios.len(), 12);
-        // 4 Kafka variants x 12 scenarios + 4 null variants x (http-max, ws-max, 2 cost).
-        assert_eq!(p.cells(), 4 * 12 + 4 * 4);
+        assert_eq!(p.scenarios.len(), 16);
+        // 4 Kafka variants x 16 scenarios + 4 null variants x (http-max, ws-max, 2 cost).
+        assert_eq!(p.cells(), 4 * 16 + 4 * 4);
         assert!(p.repeats >= 5);
         // Idle cells run in the first two rounds only.
         assert_eq!(p.slots().len(), p.repeats * p.cells() - (p.repeats - 2) * 8);
@@ -663,9 +808,148 @@ mod tests {
     #[test]
     fn quick_matrix_fits_in_three_minutes() {
         let p = plan(&sel(true)).unwrap();
-        assert_eq!(p.cells(), 4 * 6 + 4 * 3);
+        assert_eq!(p.cells(), 4 * 10 + 4 * 3);
         assert_eq!(p.repeats, 1);
-        assert!(p.estimate_s() <= 150.0, "{}", p.estimate_s());
+        assert!(p.estimate_s() <= 180.0, "{}", p.estimate_s());
+    }
+
+    fn offer(p: &Plan, id: &str) -> Offer {
+        match &p.scenarios[p.scenario_index(id).unwrap()].shape {
+            Shape::Load { offer, .. } => offer.clone(),
+            Shape::Idle { .. } => panic!("{id} is not a load scenario"),
+        }
+    }
+
+    #[test]
+    fn scale_scenarios_at_full_and_quick_size() {
+        for (quick, many, ws, storm) in [(false, 15_000, 10_000, 1_024), (true, 2_000, 1_000, 256)]
+        {
+            let p = plan(&sel(quick)).unwrap();
+            let mode = |id: &str| p.scenarios[p.scenario_index(id).unwrap()].mode();
+            assert_eq!(
+                offer(&p, "http-many"),
+                Offer::ManyCommon {
+                    pct: MANY_PCT,
+                    connections: many
+                }
+            );
+            assert_eq!(mode("http-many"), Some(Mode::Http));
+            // The twin: the same percentage (so the same rate) over 64 connections.
+            assert_eq!(
+                offer(&p, HTTP_MANY_TWIN),
+                Offer::ManyCommon {
+                    pct: MANY_PCT,
+                    connections: 64
+                }
+            );
+            assert_eq!(
+                offer(&p, "ws-many"),
+                Offer::PerConnection {
+                    connections: ws,
+                    per_conn: WS_MANY_PER_CONN
+                }
+            );
+            assert_eq!(mode("ws-many"), Some(Mode::Ws));
+            assert_eq!(
+                offer(&p, "accept-storm"),
+                Offer::Storm { connections: storm }
+            );
+            assert_eq!(mode("accept-storm"), Some(Mode::HttpClose));
+            for id in ["http-many", HTTP_MANY_TWIN, "ws-many", "accept-storm"] {
+                let sc = &p.scenarios[p.scenario_index(id).unwrap()];
+                assert!(offer(&p, id).is_scale(), "{id}");
+                // Kafka variants only: 4 cells each.
+                assert_eq!(p.variants_for(sc).len(), 4, "{id}");
+            }
+            // The warmup opens every connection at the connect rate, then settles.
+            let w = offer(&p, "http-many").warmup_s(p.warmup_s);
+            assert!(
+                (w - (p.warmup_s + many as f64 / SCALE_CONNECT_RATE + SCALE_SETTLE_S)).abs() < 1e-9
+            );
+            assert_eq!(offer(&p, "accept-storm").warmup_s(p.warmup_s), p.warmup_s);
+            let sc = &p.scenarios[p.scenario_index("http-many").unwrap()];
+            assert!(p.run_estimate_s(sc) >= w + p.duration_s);
+        }
+        // Ephemeral ports: 28,232 per source address and destination here; 8 addresses.
+        let ips: crate::engine::config::SourceIps = SCALE_SOURCE_IPS.parse().unwrap();
+        assert_eq!(ips.count, 8);
+        assert!(
+            scale_sizes(false).0 <= 20_000 - 256,
+            "under the open-file limit"
+        );
+    }
+
+    #[test]
+    fn scale_rates_derive_as_stated() {
+        let min_max = 52_000.0;
+        // http-many and its twin: MANY_PCT of the smallest unpipelined maximum, the same rate.
+        let many = Offer::ManyCommon {
+            pct: MANY_PCT,
+            connections: 15_000,
+        };
+        let twin = Offer::ManyCommon {
+            pct: MANY_PCT,
+            connections: 64,
+        };
+        assert_eq!(many.rate(Some(min_max), Some(90_000.0)), Some(15_600.0));
+        assert_eq!(
+            many.rate(Some(min_max), None),
+            twin.rate(Some(min_max), None)
+        );
+        assert_eq!(many.rate(None, Some(90_000.0)), None, "no maximum, no rate");
+        assert!(many.derived() && twin.derived());
+        // ws-many: a fixed rate, connections x per connection, from nothing measured.
+        let ws = Offer::PerConnection {
+            connections: 10_000,
+            per_conn: 2.0,
+        };
+        assert_eq!(ws.rate(None, None), Some(20_000.0));
+        assert!(!ws.derived());
+        // accept-storm: a closed loop.
+        let storm = Offer::Storm { connections: 1024 };
+        assert_eq!(storm.rate(Some(min_max), Some(min_max)), None);
+        assert!(!storm.derived());
+        // The existing offers keep their rules.
+        assert_eq!(
+            Offer::OwnMax { pct: 50 }.rate(Some(1.0), Some(80_000.0)),
+            Some(40_000.0)
+        );
+        assert_eq!(
+            Offer::Common {
+                pct: 30,
+                connections: 256
+            }
+            .rate(Some(min_max), Some(1.0)),
+            Some(15_600.0)
+        );
+    }
+
+    #[test]
+    fn http_many_comes_with_its_twin_and_needs_http_max() {
+        let mut s = sel(true);
+        s.scenarios = vec![
+            "http-max".into(),
+            "http-many".into(),
+            "ws-many".into(),
+            "accept-storm".into(),
+        ];
+        let p = plan(&s).unwrap();
+        let ids: Vec<&str> = p.scenarios.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "http-max",
+                "http-many",
+                HTTP_MANY_TWIN,
+                "ws-many",
+                "accept-storm"
+            ]
+        );
+        // http-many derives its rate from http-max; ws-many and accept-storm do not.
+        s.scenarios = vec!["http-many".into()];
+        assert!(plan(&s).unwrap_err().contains("http-max"));
+        s.scenarios = vec!["ws-many".into(), "accept-storm".into()];
+        assert_eq!(plan(&s).unwrap().scenarios.len(), 2);
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub fn run_args(c: &RunConfig) -> anyhow::Result<Vec<String>> {
         "--reconnect-after",
         c.reconnect_after.map(|n| n.to_string()),
     );
+    opt("--source-ips", c.source_ips.map(|s| s.to_string()));
     opt("--target-pid", c.target_pid.map(|p| p.to_string()));
     opt("--broker-pid", c.broker_pid.map(|p| p.to_string()));
     opt("--start-at", c.start_at_unix_ms.map(|t| t.to_string()));
@@ -191,6 +192,7 @@ mod tests {
         c.connections = 10;
         c.rate = Some(3000.0);
         c.threads = 4;
+        c.source_ips = Some("127.0.0.2-127.0.0.9".parse().unwrap());
         let parts: Vec<RunConfig> = (0..3)
             .map(|k| shard_config(&c, k, 3, 1_800_000_000_000))
             .collect();

@@ -80,6 +80,31 @@ pub struct GatewayStats {
     pub wall_s: f64,
 }
 
+/// Gateway memory around a load run: VmRSS of the fresh gateway before the load, and at
+/// the end of the measured phase, with the run's connections still open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadMemory {
+    pub connections: usize,
+    pub rss_before_kib: u64,
+    pub rss_loaded_kib: u64,
+    /// (loaded - before) / connections, in bytes: what each connection costs under load
+    /// (its buffers in flight included; with few connections, mostly the producer's
+    /// and the runtime's own growth).
+    pub bytes_per_conn: f64,
+}
+
+impl LoadMemory {
+    pub fn of(before: Option<u64>, loaded: Option<u64>, connections: usize) -> Option<Self> {
+        let (b, l) = (before?, loaded?);
+        (connections > 0).then(|| LoadMemory {
+            connections,
+            rss_before_kib: b,
+            rss_loaded_kib: l,
+            bytes_per_conn: (l as f64 - b as f64) * 1024.0 / connections as f64,
+        })
+    }
+}
+
 /// Which phase a run belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -104,6 +129,10 @@ pub struct RunRecord {
     pub rate_from: Option<String>,
     pub result: Option<RunResult>,
     pub idle: Option<IdleResult>,
+    /// Load runs: the gateway's memory before the load and with the run's connections
+    /// open (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<LoadMemory>,
     pub gateway: Option<GatewayStats>,
     /// `gateway_info{…}` of this run's process.
     pub gateway_info: Option<String>,
