@@ -758,8 +758,18 @@ fn render_markdown(r: &LabReport) -> String {
          answered. *Class* is bench-client's own classification of the longest stall; the \
          evidence columns are sampled from /proc on the server side while the run went on.\n"
     );
-    let mut causes: Vec<Cause> = r.runs.iter().map(|x| x.cause).collect();
-    causes.dedup();
+    // Causes that ran, then those skipped on every gateway asked for (their notes only).
+    let mut causes: Vec<Cause> = Vec::new();
+    for c in r
+        .runs
+        .iter()
+        .map(|x| x.cause)
+        .chain(r.skipped.iter().map(|x| x.0))
+    {
+        if !causes.contains(&c) {
+            causes.push(c);
+        }
+    }
     for cause in causes {
         let _ = writeln!(s, "## {}\n\n{}\n", cause.name(), cause.description());
         let _ = match cause.expectation() {
@@ -1001,6 +1011,28 @@ mod tests {
             1,
             Some(StallClass::Service)
         )));
+    }
+
+    #[test]
+    fn report_names_the_skipped_gateways() {
+        let r = LabReport {
+            manifest: crate::engine::manifest::Manifest::collect(),
+            pinning: "none".into(),
+            duration_s: 1.0,
+            runs: vec![run(Cause::Emfile, "default", 0, None)],
+            skipped: vec![(
+                Cause::UringSqFull,
+                "compio".into(),
+                Cause::UringSqFull
+                    .skip_reason(GatewayKind::Compio)
+                    .unwrap()
+                    .into(),
+            )],
+        };
+        let md = render_markdown(&r);
+        assert!(md.contains("## emfile"), "{md}");
+        assert!(md.contains("## uring-sq-full"), "{md}");
+        assert!(md.contains("Not run on compio: an io_uring"), "{md}");
     }
 
     #[test]
