@@ -42,6 +42,7 @@ impl Gateway {
     pub fn start(args: &GatewayArgs, info: RuntimeInfo) -> anyhow::Result<Gateway> {
         crate::telemetry::init();
         let config = Config::from_args(args)?;
+        crate::config::check_faults(&config.faults, info.runtime)?;
         if let Err(e) = crate::sys::raise_fd_limit(args.fd_limit) {
             tracing::warn!(error = %e, "could not change RLIMIT_NOFILE");
         }

@@ -61,6 +61,59 @@ pub enum Fault {
     /// Reproduction: answer one request per connection and close it (the original
     /// tokio-uring server), so the client's ports pile up in TIME_WAIT.
     OneRequestPerConnection,
+    /// Reproduction, io_uring only: the accept loop races each accept against a 100 ms
+    /// timer and drops the loser, the way a careless server polls a shutdown flag. A dropped
+    /// tokio-uring accept is not cancelled: the kernel still accepts a connection into it
+    /// and its completion (the new fd) is discarded.
+    UringCancelAccept,
+    /// Reproduction, io_uring only: a tiny ring (2 submission, 4 completion entries), so a
+    /// connection burst overflows the completion queue.
+    UringTinyRing,
+    /// Reproduction, io_uring only: a 2-entry submission queue (the completion queue kept
+    /// large), so a connection burst finds the submission queue full.
+    UringSqFull,
+}
+
+impl Fault {
+    /// Every fault, in declaration order.
+    pub fn all() -> &'static [Fault] {
+        Fault::value_variants()
+    }
+
+    /// The `--fault` spelling.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
+    }
+
+    /// The runtime (as `RuntimeInfo::runtime` names it) a fault is specific to, or `None`
+    /// when every gateway reproduces it.
+    pub fn only_runtime(self) -> Option<&'static str> {
+        match self {
+            Fault::UringCancelAccept | Fault::UringTinyRing | Fault::UringSqFull => {
+                Some("tokio-uring")
+            }
+            Fault::AcceptExitOnError | Fault::BlockingProduce | Fault::OneRequestPerConnection => {
+                None
+            }
+        }
+    }
+}
+
+/// Refuses a fault that `runtime` cannot reproduce: starting anyway would run the default
+/// configuration under a reproduction's name.
+pub fn check_faults(faults: &[Fault], runtime: &str) -> anyhow::Result<()> {
+    for &f in faults {
+        if let Some(only) = f.only_runtime() {
+            anyhow::ensure!(
+                only == runtime,
+                "--fault {} reproduces a {only} (io_uring) stall; this gateway runs on {runtime} \
+                 and cannot reproduce it (use gateway-uring)",
+                f.name()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Command line shared by `gateway-tokio`, `gateway-uring` and `gateway-compio`.
@@ -500,6 +553,33 @@ mod tests {
         let cli = Cli::try_parse_from(["gw", "--producer-config", "/nonexistent/x"]).unwrap();
         assert!(cli.g.producer_settings().is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn uring_only_faults_are_refused_on_other_runtimes() {
+        for &f in Fault::all() {
+            assert_eq!(
+                f.name().starts_with("uring-"),
+                f.only_runtime().is_some(),
+                "{f:?}"
+            );
+            assert!(check_faults(&[f], "tokio-uring").is_ok(), "{f:?}");
+        }
+        assert_eq!(Fault::UringCancelAccept.name(), "uring-cancel-accept");
+        for runtime in ["tokio", "compio"] {
+            assert!(check_faults(&[Fault::AcceptExitOnError], runtime).is_ok());
+            for f in [
+                Fault::UringCancelAccept,
+                Fault::UringTinyRing,
+                Fault::UringSqFull,
+            ] {
+                let e = check_faults(&[Fault::BlockingProduce, f], runtime)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains(&f.name()) && e.contains(runtime), "{e}");
+            }
+        }
+        assert!(check_faults(&[], "tokio").is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ conformance::suite!(
     producer_config_file_and_environment,
     kafka_unavailable_answers_at_once,
     second_signal_forces_exit,
+    uring_only_faults_refused_elsewhere,
 );
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -352,4 +353,66 @@ fn second_signal_forces_exit(v: &Variant) {
     gw.proc
         .wait_for_line("second signal: exiting at once", SECS(1));
     drop(c);
+}
+
+/// The io_uring stall reproductions (`--fault uring-*`) exist on gateway-uring only; the
+/// other gateways refuse them at start with a clear error instead of running their default
+/// configuration under a reproduction's name.
+fn uring_only_faults_refused_elsewhere(v: &Variant) {
+    for fault in ["uring-cancel-accept", "uring-tiny-ring", "uring-sq-full"] {
+        let mut child = Command::new(bin_path(v.bin))
+            .args(v.args)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+                "--sink",
+                "null",
+            ])
+            .args(["--shutdown-timeout", "1s", "--fault", fault])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Refusing is immediate; gateway-uring, which runs it, needs only to stay up a moment.
+        let wait = SECS(if v.bin == "gateway-uring" { 1 } else { 10 });
+        let deadline = Instant::now() + wait;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break Some(st);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if v.bin == "gateway-uring" {
+            // It runs the reproduction: still up, or failed for a reason of its own.
+            assert!(
+                status.is_none(),
+                "{} --fault {fault} exited: {status:?}",
+                v.name
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            continue;
+        }
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} started with --fault {fault} instead of refusing it",
+                v.name
+            );
+        };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!status.success(), "{} --fault {fault}: {status:?}", v.name);
+        assert!(
+            stderr.contains(&format!("--fault {fault}")) && stderr.contains("io_uring"),
+            "{} --fault {fault} did not say why:\n{stderr}",
+            v.name
+        );
+    }
 }

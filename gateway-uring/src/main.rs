@@ -30,6 +30,11 @@ use common::{Gateway, GatewayArgs, RuntimeInfo};
         "\n  - ring flags COOP_TASKRUN and SINGLE_ISSUER only where the kernel accepts them",
         "\n    (the active set is the `ring_flags` label of gateway_info in /metrics)",
         "\n  - no accept cancellation: shutdown(2) on the listener fails the pending accept",
+        "\n    (a dropped in-flight accept is not cancelled by tokio-uring 0.5: the kernel still",
+        "\n    accepts into it and the fd is lost; see --fault uring-cancel-accept)",
+        "\n  - a full completion queue is not a stall: the kernel (IORING_FEAT_NODROP) keeps",
+        "\n    overflowing completions until the next io_uring_enter; a full submission queue",
+        "\n    makes tokio-uring submit at once (--fault uring-tiny-ring, uring-sq-full)",
     )
 )]
 struct Args {
@@ -48,7 +53,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     // Probe before `start` so the flags the kernel really accepted go into gateway_info.
-    let ring = server::RingConfig::probe(args.ring_entries)?;
+    let ring = server::RingConfig::probe(args.ring_entries, &args.gateway.fault)?;
     let info = RuntimeInfo {
         runtime: "tokio-uring",
         labels: vec![

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use common::config::Fault;
 use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 use tokio_uring::net::{TcpListener, TcpStream};
 
@@ -66,12 +67,11 @@ pub struct RingConfig {
 impl RingConfig {
     /// Finds the best flag set this kernel accepts by building (and dropping) a ring with
     /// each candidate; fails only if even a plain ring cannot be built.
-    pub fn probe(entries: u32) -> anyhow::Result<RingConfig> {
-        // The kernel rounds both queues up to powers of two; report what it really built.
-        let entries = entries.next_power_of_two();
+    pub fn probe(entries: u32, faults: &[Fault]) -> anyhow::Result<RingConfig> {
+        let (entries, cq_entries) = ring_sizes(entries, faults);
         let mut ring = RingConfig {
             entries,
-            cq_entries: entries.saturating_mul(2),
+            cq_entries,
             flags: RingFlags::CANDIDATES[0],
             rejected: Vec::new(),
         };
@@ -112,6 +112,31 @@ impl RingConfig {
     }
 }
 
+/// Submission queue entries of the `uring-tiny-ring` and `uring-sq-full` reproductions.
+pub const TINY_SQ_ENTRIES: u32 = 2;
+/// Completion queue entries of the `uring-tiny-ring` reproduction (the kernel's own default
+/// of twice the submission queue): fewer than the accepts kept in flight alone.
+pub const TINY_CQ_ENTRIES: u32 = 2 * TINY_SQ_ENTRIES;
+
+/// The (submission, completion) queue sizes for `--ring-entries` and the faults. The kernel
+/// rounds both up to powers of two; these are what it really builds.
+pub fn ring_sizes(ring_entries: u32, faults: &[Fault]) -> (u32, u32) {
+    let entries = ring_entries.next_power_of_two();
+    let default_cq = entries.saturating_mul(2);
+    if faults.contains(&Fault::UringTinyRing) {
+        (TINY_SQ_ENTRIES, TINY_CQ_ENTRIES)
+    } else if faults.contains(&Fault::UringSqFull) {
+        // Only the submission side is small: the completion queue keeps its default size.
+        (TINY_SQ_ENTRIES, default_cq)
+    } else {
+        (entries, default_cq)
+    }
+}
+
+/// `--fault uring-cancel-accept`: how long the careless accept loop waits for a connection
+/// before it drops the accept future (to look at a shutdown flag, say) and starts another.
+pub const CARELESS_ACCEPT_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Accept SQEs kept in flight per thread. tokio-uring 0.5 has no multishot accept, and
 /// with a single accept in flight a burst of connections drains one per ring turn while
 /// the turns are long with busy connections (400 connects took > 500 ms in debug builds).
@@ -119,6 +144,7 @@ pub const ACCEPTS_IN_FLIGHT: usize = 16;
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
+    let careless = ctx.shared.config.has_fault(Fault::UringCancelAccept);
     let (ctx, deliveries) = ctx.for_io_thread();
     tokio_uring::spawn(deliveries);
     let listener = Rc::new(TcpListener::from_std(listener));
@@ -136,7 +162,7 @@ pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
     let loops: Vec<_> = (0..ACCEPTS_IN_FLIGHT)
         .map(|_| {
             let (listener, ctx) = (listener.clone(), ctx.clone());
-            tokio_uring::spawn(async move { accept_loop(&listener, &ctx).await })
+            tokio_uring::spawn(async move { accept_loop(&listener, &ctx, careless).await })
         })
         .collect();
     for l in loops {
@@ -147,10 +173,23 @@ pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
     ctx.released().await;
 }
 
-async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {
+async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx, careless: bool) {
     let mut policy = AcceptPolicy::default();
     loop {
-        match listener.accept().await {
+        let accepted = if careless {
+            // The reproduction: the timer wins, the in-flight accept future is dropped.
+            // tokio-uring 0.5 submits no cancellation for it; the SQE stays armed in the
+            // kernel, takes the next connection, and the driver discards that completion
+            // (the accepted fd is never served nor closed).
+            match tokio::time::timeout(CARELESS_ACCEPT_TIMEOUT, listener.accept()).await {
+                Ok(r) => r,
+                Err(_elapsed) if ctx.shutdown.is_triggered() => return,
+                Err(_elapsed) => continue,
+            }
+        } else {
+            listener.accept().await
+        };
+        match accepted {
             Ok((stream, _peer)) => {
                 policy.on_success();
                 let Some(guard) = ctx.admit(&fd(&stream)) else {
