@@ -210,7 +210,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PER_SEC")]
     pub connect_rate: Option<f64>,
     /// Connection churn (http mode): close each keep-alive connection after this many
-    /// requests (once all are answered) and open a new one.
+    /// requests (once all are answered) and open a new one. A connection's first budget
+    /// is drawn from 1..=N, so the connections reconnect continuously, not all at once.
     #[arg(long, value_name = "REQUESTS")]
     pub reconnect_after: Option<u64>,
     /// Measured run time after warmup (default 10s unless --requests is given); `1h30m`,

@@ -237,11 +237,26 @@ pub(crate) fn outcome(status: u16, body: &[u8], cfg: &RunConfig) -> Outcome {
 /// One keep-alive connection slot: connect, pipeline until the connection breaks, repeat.
 pub(crate) async fn keepalive_task(sh: Arc<Shared>, idx: u64) {
     let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 1);
+    let mut budget = first_churn_budget(sh.cfg.reconnect_after, &mut rng);
     loop {
         let stream = establish(&sh).await;
         let open = Open::new(&sh);
-        keepalive_conn(&sh, stream, &mut rng, &open).await;
+        keepalive_conn(&sh, stream, &mut rng, &open, budget).await;
         drop(open);
+        budget = sh.cfg.reconnect_after.unwrap_or(u64::MAX);
+    }
+}
+
+/// Connection churn (`--reconnect-after N`): after its budget of requests a connection stops
+/// writing, waits for their answers and closes (the client closes first); the task then
+/// reconnects with a budget of N. The first budget is drawn from 1..=N, so connections
+/// opened together do not all reconnect together: churn is continuous, not a storm of
+/// every connection every N requests (with 10,000 connections such a storm overflows any
+/// listen backlog and stalls on SYN retransmits).
+fn first_churn_budget(reconnect_after: Option<u64>, rng: &mut fastrand::Rng) -> u64 {
+    match reconnect_after {
+        Some(n) => rng.u64(1..=n.max(1)),
+        None => u64::MAX,
     }
 }
 
@@ -250,6 +265,7 @@ async fn keepalive_conn(
     mut stream: TcpStream,
     rng: &mut fastrand::Rng,
     open: &Open<'_>,
+    budget: u64,
 ) {
     let (mut rd, mut wr) = stream.split();
     let permits = Semaphore::new(sh.cfg.pipeline);
@@ -259,8 +275,8 @@ async fn keepalive_conn(
     let queue = Mutex::new(VecDeque::with_capacity(sh.cfg.pipeline.min(1024)));
     let mut buf = Vec::with_capacity(16 * 1024);
     let end = tokio::select! {
-        e = writer(sh, &mut wr, &permits, &queue, rng) => Some(e),
-        e = reader(sh, &mut rd, &permits, &queue, &mut buf, open) => e,
+        e = writer(sh, &mut wr, &permits, &queue, rng, budget) => Some(e),
+        e = reader(sh, &mut rd, &permits, &queue, &mut buf, open, budget) => e,
     };
     let Some(end) = end else {
         // Every request of the connection was answered: a planned close, not an error.
@@ -274,20 +290,14 @@ async fn keepalive_conn(
     sh.on_aborted(Instant::now(), &lost, key);
 }
 
-/// Connection churn: after this many requests a connection stops writing, waits for
-/// their answers and closes (the client closes first); the task then reconnects.
-fn churn_budget(sh: &Shared) -> u64 {
-    sh.cfg.reconnect_after.unwrap_or(u64::MAX)
-}
-
 async fn writer(
     sh: &Shared,
     wr: &mut WriteHalf<'_>,
     permits: &Semaphore,
     queue: &Mutex<VecDeque<InFlight>>,
     rng: &mut fastrand::Rng,
+    budget: u64,
 ) -> ConnEnd {
-    let budget = churn_budget(sh);
     let mut buf = Vec::with_capacity(sh.cfg.payload.max + 256);
     let mut written = 0u64;
     loop {
@@ -341,8 +351,8 @@ async fn reader(
     queue: &Mutex<VecDeque<InFlight>>,
     buf: &mut Vec<u8>,
     open: &Open<'_>,
+    budget: u64,
 ) -> Option<ConnEnd> {
-    let budget = churn_budget(sh);
     let timeout = sh.cfg.timeout();
     let mut answered = 0u64;
     // The response timeout, armed lazily: its deadline is never later than the oldest
@@ -476,6 +486,32 @@ async fn exchange(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn churn_starts_staggered_so_connections_do_not_reconnect_together() {
+        assert_eq!(
+            super::first_churn_budget(None, &mut fastrand::Rng::with_seed(1)),
+            u64::MAX
+        );
+        // 10,000 connections with --reconnect-after 100: their first reconnects spread over
+        // the whole period (each of 1..=100 drawn ~100 times), not all at request 100.
+        let mut counts = [0u32; 101];
+        for idx in 0..10_000u64 {
+            let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 1);
+            let b = super::first_churn_budget(Some(100), &mut rng);
+            assert!((1..=100).contains(&b), "{b}");
+            counts[b as usize] += 1;
+        }
+        let busiest = *counts.iter().max().unwrap();
+        assert!(
+            busiest < 200,
+            "the busiest request number has {busiest} of 10000 reconnects"
+        );
+        assert_eq!(
+            super::first_churn_budget(Some(1), &mut fastrand::Rng::with_seed(7)),
+            1
+        );
+    }
+
     use super::*;
     use crate::engine::config::Format;
 

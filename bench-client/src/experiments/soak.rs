@@ -59,7 +59,8 @@ pub struct SoakArgs {
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub probe: Duration,
     /// Connection churn: each keep-alive connection is closed and reopened after this
-    /// many requests.
+    /// many requests (the first time after 1..=N, drawn per connection: continuous churn,
+    /// not every connection at once).
     #[arg(long, default_value_t = 1000)]
     pub reconnect_after: u64,
     /// Concurrent keep-alive connections.
