@@ -735,22 +735,7 @@ fn decide(
                 Some(rate),
             )
         }
-        Offer::Common { pct, connections } => {
-            let (min, from) = common_max(summary).with_context(|| {
-                format!("no {MAX_SCENARIO} maximum (Kafka sink) to derive the common rate from")
-            })?;
-            rec.rate_from = Some(format!(
-                "{pct}% of the smallest {MAX_SCENARIO} search maximum without pipelining with Kafka ({from}: {min:.0}/s)"
-            ));
-            (
-                Step {
-                    connections: *connections,
-                    depth: 1,
-                },
-                Some(min * f64::from(*pct) / 100.0),
-            )
-        }
-        Offer::ManyCommon { pct, connections } => {
+        Offer::Common { pct, connections } | Offer::ManyCommon { pct, connections } => {
             let (min, from) = common_max(summary).with_context(|| {
                 format!("no {MAX_SCENARIO} maximum (Kafka sink) to derive the common rate from")
             })?;
