@@ -275,7 +275,7 @@ async fn keepalive_conn(
     let queue = Mutex::new(VecDeque::with_capacity(sh.cfg.pipeline.min(1024)));
     let mut buf = Vec::with_capacity(16 * 1024);
     let end = tokio::select! {
-        e = writer(sh, &mut wr, &permits, &queue, rng, budget) => Some(e),
+        e = writer(sh, &mut wr, &permits, &queue, rng, open, budget) => Some(e),
         e = reader(sh, &mut rd, &permits, &queue, &mut buf, open, budget) => e,
     };
     let Some(end) = end else {
@@ -296,6 +296,7 @@ async fn writer(
     permits: &Semaphore,
     queue: &Mutex<VecDeque<InFlight>>,
     rng: &mut fastrand::Rng,
+    open: &Open<'_>,
     budget: u64,
 ) -> ConnEnd {
     let mut buf = Vec::with_capacity(sh.cfg.payload.max + 256);
@@ -337,6 +338,7 @@ async fn writer(
             }
         }
         sh.on_sent(now, n);
+        open.sent();
         written += n;
         if let Err(e) = wr.write_all(&buf).await {
             return ConnEnd::Error(ErrorKey::io(Phase::Write, &e));
@@ -439,6 +441,7 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
         sh.http_request_into(c.seq, &mut rng, &mut req);
         let sent = Instant::now();
         sh.on_sent(sent, 1);
+        open.sent();
         let res = tokio::time::timeout_at(
             (sent + sh.cfg.timeout()).into(),
             exchange(&mut stream, &req, &mut rbuf),

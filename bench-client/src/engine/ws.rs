@@ -87,6 +87,8 @@ pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
     loop {
         let stream = establish(&sh).await;
         let open = Open::new(&sh);
+        // The upgrade request goes out at once: the connection waits for the server now.
+        open.sent();
         let hs = tokio::time::timeout(
             sh.cfg.timeout(),
             tokio_tungstenite::client_async(request.clone(), stream),
