@@ -24,8 +24,9 @@ use common::{Gateway, GatewayArgs, RuntimeInfo};
         "\n    16 of them in flight (one at a time starved under a connection burst: each",
         "\n    accept waited a whole ring turn behind the busy connections)",
         "\n  - no provided/registered buffers in tokio-uring 0.5: a posted read owns its Vec, so",
-        "\n    every connection, idle ones too, holds a 16 KiB read buffer (tokio and compio on",
-        "\n    io_uring lend a per-thread buffer only while bytes are consumed)",
+        "\n    every connection, idle ones too, holds a read buffer: 2 KiB, 16 KiB while reads",
+        "\n    fill it (tokio and compio on io_uring lend a per-thread buffer only while bytes",
+        "\n    are consumed)",
         "\n  - completions are reaped by polling the ring fd from tokio's epoll, so no DEFER_TASKRUN",
         "\n  - ring flags COOP_TASKRUN and SINGLE_ISSUER only where the kernel accepts them",
         "\n    (the active set is the `ring_flags` label of gateway_info in /metrics)",
@@ -68,7 +69,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             (
                 "reads".into(),
                 format!(
-                    "owned {} KiB per connection",
+                    "owned {} KiB per connection, {} KiB while reads fill it",
+                    common::driver::OWNED_READ_MIN / 1024,
                     common::driver::READ_CHUNK / 1024
                 ),
             ),
