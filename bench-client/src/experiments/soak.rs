@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
@@ -25,6 +25,7 @@ use crate::engine::manifest::Manifest;
 use crate::engine::result::RunResult;
 use crate::engine::stats::HistSummary;
 use crate::experiments::shared::{Experiment, ExperimentArgs};
+use crate::experiments::verify::{verify, VerifyArgs, VerifyResult};
 use crate::lab::{
     self, ExitInfo, Gateway, GatewayKind, GatewaySpec, KafkaMock, ProcSample, Sampler,
 };
@@ -92,6 +93,14 @@ pub struct SoakArgs {
     /// window average).
     #[arg(long, value_name = "MIB")]
     pub fail_on_growth: Option<f64>,
+    /// Exit non-zero when a gateway's RSS grew by more than this percentage of its first
+    /// window's average (last minus first window average).
+    #[arg(long, value_name = "PERCENT")]
+    pub fail_on_growth_pct: Option<f64>,
+    /// Do not check that the acknowledged records are in Kafka after each gateway's soak
+    /// (with ack=kafka every acknowledged id is looked up in the topic by default).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 impl SoakArgs {
@@ -193,6 +202,9 @@ pub struct GatewaySoak {
     pub metrics_end: BTreeMap<String, f64>,
     /// How the gateway ended on SIGTERM after the run.
     pub exit: Option<ExitInfo>,
+    /// The acknowledged ids looked up in Kafka after the soak (`None`: not checked).
+    #[serde(default)]
+    pub verify: Option<VerifyResult>,
     /// Why this gateway failed the soak (empty: passed).
     pub failures: Vec<String>,
 }
@@ -236,6 +248,8 @@ pub struct SoakReport {
     pub fraction: f64,
     pub reconnect_after: u64,
     pub fail_on_growth_mib: Option<f64>,
+    #[serde(default)]
+    pub fail_on_growth_pct: Option<f64>,
     pub manifest: Manifest,
     pub gateways: Vec<GatewaySoak>,
     /// Gateways that could not be soaked at all: `(gateway, error)`.
@@ -291,6 +305,7 @@ pub fn run_soak(a: &SoakArgs) -> anyhow::Result<SoakReport> {
         fraction: a.fraction,
         reconnect_after: a.reconnect_after,
         fail_on_growth_mib: a.fail_on_growth,
+        fail_on_growth_pct: a.fail_on_growth_pct,
         manifest: Manifest::collect(),
         gateways,
         not_run,
@@ -333,7 +348,7 @@ fn soak_one(
     let mut args = a.shared.producer_args();
     args.extend(a.gateway_arg.iter().cloned());
     let mut gw = Gateway::start(&GatewaySpec {
-        brokers: Some(brokers),
+        brokers: Some(brokers.clone()),
         threads: a.shared.gateway_threads,
         args,
         ..GatewaySpec::new(kind, bin_dir)?
@@ -371,6 +386,8 @@ fn soak_one(
     let mut c = load_config(a, &gw.target())?;
     c.rate = Some(rate);
     c.reconnect_after = Some(a.reconnect_after);
+    // Keep the acknowledged ids for the check against Kafka after the run.
+    c.collect_acks = !a.no_verify && a.ack == Ack::Kafka;
     c.duration_s = Some(a.duration.as_secs_f64());
     let sampler = Sampler::start(gw.proc.pid(), Some(gw.addr), a.sample_every);
     let run = crate::engine::run_blocking(c);
@@ -380,7 +397,18 @@ fn soak_one(
 
     let mut failures = Vec::new();
     let metrics_end = lab::final_metrics(&gw, "soak", &mut failures);
+    // SIGTERM drains and flushes: what was acknowledged is in Kafka from here on.
     let exit = gw.terminate(Duration::from_secs(30)).ok();
+    let verify = if a.no_verify || a.ack != Ack::Kafka {
+        None
+    } else {
+        overall.line(&format!(
+            "soak: {name}: verifying {} acknowledged ids",
+            run.acked_ids.len()
+        ));
+        Some(verify_acked(&run, &brokers, &a.topic, name)?)
+    };
+    run.acked_ids = Vec::new();
     drop(kafka);
 
     let mut g = GatewaySoak {
@@ -395,15 +423,59 @@ fn soak_one(
         run,
         metrics_end,
         exit,
+        verify,
         failures,
     };
     g.compute_growth();
-    judge(&mut g, a.fail_on_growth, a.sample_every);
+    judge(
+        &mut g,
+        Limits {
+            growth_mib: a.fail_on_growth,
+            growth_pct: a.fail_on_growth_pct,
+        },
+        a.sample_every,
+    );
     Ok(g)
 }
 
-/// Fills `failures`: stalls, RSS growth over the limit, missing samples, unclean exit.
-fn judge(g: &mut GatewaySoak, fail_on_growth: Option<f64>, period: Duration) {
+/// The acknowledged ids of `run`, looked up in `topic`.
+fn verify_acked(
+    run: &RunResult,
+    brokers: &str,
+    topic: &str,
+    name: &str,
+) -> anyhow::Result<VerifyResult> {
+    let acked_file = std::env::temp_dir().join(format!(
+        "bench-soak-{}-{}-{}.acked",
+        std::process::id(),
+        name,
+        run.run_id
+    ));
+    crate::engine::result::write_acked(run, &acked_file)?;
+    let v = verify(&VerifyArgs {
+        brokers: brokers.to_string(),
+        topic: topic.to_string(),
+        acked_file: acked_file.clone(),
+        // Millions of records after a long soak: reading them takes a while.
+        timeout: Duration::from_secs(600),
+        json: None,
+        property: vec![],
+    });
+    let _ = std::fs::remove_file(&acked_file);
+    v.with_context(|| format!("{name}: verifying the acknowledged records"))
+}
+
+/// What fails a soak besides stalls, lost records, missing samples and an unclean exit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    growth_mib: Option<f64>,
+    growth_pct: Option<f64>,
+}
+
+/// Fills `failures`: stalls, RSS growth over the limits, acknowledged records missing from
+/// Kafka, missing samples, unclean exit.
+fn judge(g: &mut GatewaySoak, limits: Limits, period: Duration) {
+    let fail_on_growth = limits.growth_mib;
     if !g.run.stalls.is_empty() {
         let worst = g.run.stalls.iter().map(|s| s.length_ms).fold(0.0, f64::max);
         g.failures.push(format!(
@@ -416,6 +488,26 @@ fn judge(g: &mut GatewaySoak, fail_on_growth: Option<f64>, period: Duration) {
         if r.growth > limit {
             g.failures
                 .push(format!("RSS grew {:.1} MiB (limit {limit} MiB)", r.growth));
+        }
+    }
+    if let (Some(limit), Some(r)) = (limits.growth_pct, &g.rss_mib) {
+        let pct = growth_pct(r);
+        if pct > limit {
+            g.failures
+                .push(format!("RSS grew {pct:.1}% (limit {limit}%)"));
+        }
+    }
+    if let Some(v) = &g.verify {
+        if v.missing > 0 {
+            g.failures.push(format!(
+                "{} acknowledged record(s) missing from Kafka{}",
+                v.missing,
+                if v.retention_trimmed {
+                    " (retention trimmed some partitions)"
+                } else {
+                    ""
+                }
+            ));
         }
     }
     // The sampler stops early only when the process is gone.
@@ -436,12 +528,31 @@ fn judge(g: &mut GatewaySoak, fail_on_growth: Option<f64>, period: Duration) {
     }
 }
 
+/// RSS growth as a percentage of the first window's average.
+fn growth_pct(r: &Growth) -> f64 {
+    if r.first_avg > 0.0 {
+        r.growth / r.first_avg * 100.0
+    } else {
+        0.0
+    }
+}
+
+/// `acked / missing` of the verification, or `-`.
+fn fmt_verify(v: &Option<VerifyResult>) -> String {
+    v.as_ref()
+        .map_or("-".into(), |v| format!("{} / {}", v.acked, v.missing))
+}
+
 fn one_line(g: &GatewaySoak) -> String {
     let t = &g.run.totals;
     let rss = g.rss_mib.as_ref().map_or("-".into(), |r| {
         format!(
-            "RSS {:.1} -> {:.1} MiB ({:+.1} MiB, {:+.1} MiB/h)",
-            r.first_avg, r.last_avg, r.growth, r.slope_per_hour
+            "RSS {:.1} -> {:.1} MiB ({:+.1} MiB = {:+.1}%, {:+.1} MiB/h)",
+            r.first_avg,
+            r.last_avg,
+            r.growth,
+            growth_pct(r),
+            r.slope_per_hour
         )
     });
     let fds = g.fds.as_ref().map_or("-".into(), |f| {
@@ -451,13 +562,14 @@ fn one_line(g: &GatewaySoak) -> String {
         )
     });
     format!(
-        "{}: {:.0} ok/s of {:.0} req/s, {} errors, {} backpressure, {} stall(s); {rss}; {fds}; {}",
+        "{}: {:.0} ok/s of {:.0} req/s, {} errors, {} backpressure, {} stall(s); {rss}; {fds}; acked/missing {}; {}",
         g.gateway,
         t.ok_per_sec,
         g.rate,
         t.errors,
         t.backpressure,
         g.run.stalls.len(),
+        fmt_verify(&g.verify),
         outcome::verdict(&g.failures)
     )
 }
@@ -619,21 +731,29 @@ pub fn soak_markdown(r: &SoakReport) -> String {
         s,
         "Verdict: **{}**{}\n",
         if r.passed { "PASS" } else { "FAIL" },
-        r.fail_on_growth_mib
-            .map_or(String::new(), |l| format!(" (RSS growth limit {l} MiB)"))
+        [
+            r.fail_on_growth_mib
+                .map(|l| format!("RSS growth limit {l} MiB")),
+            r.fail_on_growth_pct
+                .map(|l| format!("RSS growth limit {l}%")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|l| format!(" ({l})"))
+        .collect::<String>()
     );
     let _ = writeln!(
         s,
-        "| gateway | probe max ok/s | soak rate | ok/s | p99 | p99.9 | RSS MiB first -> last | RSS growth | RSS slope | fds first -> last | fd growth | fd slope | errors | 503 | connects | stalls | SIGTERM exit | verdict |"
+        "| gateway | probe max ok/s | soak rate | ok/s | p99 | p99.9 | RSS MiB first -> last | RSS growth | RSS slope | fds first -> last | fd growth | fd slope | errors | 503 | connects | stalls | acked / missing in Kafka | SIGTERM exit | verdict |"
     );
-    let _ = writeln!(s, "|{}", "---|".repeat(18));
+    let _ = writeln!(s, "|{}", "---|".repeat(19));
     for g in &r.gateways {
         let t = &g.run.totals;
         let (rf, rg, rs) = fmt_growth(&g.rss_mib, "MiB", 1);
         let (ff, fg, fs) = fmt_growth(&g.fds, "", 1);
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {rf} | {rg} | {rs} | {ff} | {fg} | {fs} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {rf} | {rg} | {rs} | {ff} | {fg} | {fs} | {} | {} | {} | {} | {} | {} | {} |",
             g.gateway,
             g.probe_ok_per_sec.map_or("-".into(), |p| format!("{p:.0}")),
             g.rate,
@@ -644,6 +764,7 @@ pub fn soak_markdown(r: &SoakReport) -> String {
             t.backpressure,
             t.connects,
             g.run.stalls.len(),
+            fmt_verify(&g.verify),
             g.exit.as_ref().map_or("-".into(), |e| if e.clean {
                 format!("0 in {:.1} s", e.after_s)
             } else {
@@ -914,11 +1035,52 @@ pub(crate) mod tests {
                 code: Some(0),
                 after_s: 0.2,
             }),
+            verify: None,
             failures: vec![],
         };
         g.compute_growth();
-        judge(&mut g, Some(5.0), Duration::from_secs(1));
+        judge(
+            &mut g,
+            Limits {
+                growth_mib: Some(5.0),
+                growth_pct: Some(5.0),
+            },
+            Duration::from_secs(1),
+        );
         g
+    }
+
+    #[test]
+    fn growth_in_percent_and_lost_acks_fail_a_soak() {
+        // 40 KiB/s on a 20 MiB base: ~7 MiB between the first and last minute, ~35%.
+        let leaky = synthetic_gateway("uring", 40);
+        assert!(
+            leaky.failures.iter().any(|f| f.contains("%")),
+            "{:?}",
+            leaky.failures
+        );
+        let mut lost = synthetic_gateway("compio", 0);
+        assert!(lost.failures.is_empty(), "{:?}", lost.failures);
+        lost.verify = Some(VerifyResult {
+            topic: "soak".into(),
+            acked: 1000,
+            found: 997,
+            missing: 3,
+            duplicates: 0,
+            scanned: 997,
+            unacked_same_run: 0,
+            partitions: vec![],
+            complete: true,
+            retention_trimmed: false,
+            missing_sample: vec![],
+            duplicate_sample: vec![],
+        });
+        judge(&mut lost, Limits::default(), Duration::from_secs(1));
+        assert_eq!(
+            lost.failures,
+            vec!["3 acknowledged record(s) missing from Kafka".to_string()]
+        );
+        assert_eq!(fmt_verify(&lost.verify), "1000 / 3");
     }
 
     #[test]
@@ -944,6 +1106,7 @@ pub(crate) mod tests {
             fraction: 0.8,
             reconnect_after: 100,
             fail_on_growth_mib: Some(5.0),
+            fail_on_growth_pct: Some(5.0),
             manifest: Manifest::collect(),
             gateways: vec![flat, leaky],
             not_run: vec![("compio".into(), "binary missing".into())],
