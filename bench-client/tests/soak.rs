@@ -82,6 +82,10 @@ fn soak_samples_every_second_without_stalls() {
         g.run.totals.connects
     );
     assert_eq!(g.run.config.reconnect_after, Some(200));
+    // ack=kafka: every acknowledged id was looked up in kafka-mock after the run.
+    let v = g.verify.as_ref().expect("soak verifies by default");
+    assert!(v.acked > 0 && v.acked == g.run.acked, "{v:?}");
+    assert_eq!(v.missing, 0, "{v:?}");
     assert!(g.exit.as_ref().is_some_and(|e| e.clean), "{:?}", g.exit);
     assert!(g.failures.is_empty(), "{:?}", g.failures);
     assert!(r.passed);
