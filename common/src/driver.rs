@@ -288,7 +288,17 @@ impl ConnCtx {
             mailbox: Some(mailbox.clone()),
             ..self.clone()
         };
-        (ctx, mailbox.run())
+        // The thread's one shutdown waiter: wakes every connection once, and each sees the
+        // flag (`serve_conn`'s writer checks it after registering its waker).
+        let shutdown = self.shutdown.clone();
+        let woken = mailbox.clone();
+        let run = futures_util::future::join(mailbox.run(), async move {
+            shutdown.wait().await;
+            woken.wake_all();
+        });
+        (ctx, async move {
+            run.await;
+        })
     }
 
     /// Admits a freshly accepted socket: enforces `--max-connections` (over it: `None`, the
@@ -326,9 +336,60 @@ enum Wake {
     Shutdown,
 }
 
+/// A notification between the reader and the writer of one connection. Both run in the
+/// connection's one task, so it needs no waiter of its own (a `Notify` and its `Notified`
+/// cost ~100 bytes per connection): a flag, like `Notify::notify_one`'s permit, and a wake
+/// of the task if the other side is waiting for it now.
+#[derive(Default)]
+struct Signal {
+    set: AtomicBool,
+    waiting: AtomicBool,
+}
+
+impl Signal {
+    /// Sets the flag (the next `poll_wait` takes it) and wakes the task if the other side
+    /// waits.
+    async fn notify(&self) {
+        self.set.store(true, Ordering::Release);
+        if self.waiting.load(Ordering::Acquire) {
+            std::future::poll_fn(|cx| {
+                cx.waker().wake_by_ref();
+                Poll::Ready(())
+            })
+            .await
+        }
+    }
+
+    /// Takes the flag if set; otherwise the next `notify` wakes the task.
+    fn poll_wait(&self) -> Poll<()> {
+        if self.set.swap(false, Ordering::AcqRel) {
+            self.waiting.store(false, Ordering::Release);
+            Poll::Ready(())
+        } else {
+            self.waiting.store(true, Ordering::Release);
+            Poll::Pending
+        }
+    }
+
+    /// The waiter gave up waiting (it was woken by something else).
+    fn stop_waiting(&self) {
+        self.waiting.store(false, Ordering::Release);
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|_| self.poll_wait()).await
+    }
+}
+
 /// Serves one connection until it is finished; then closes the socket.
 ///
 /// `ctx` must come from `ConnCtx::for_io_thread` on this runtime.
+///
+/// What an idle connection holds is this future (and the state machine's few bytes), so its
+/// idle wait carries as little as it can: no shutdown waiter (the I/O thread's dispatcher
+/// wakes its connections, `Mailbox::wake_all`), no `Notify` between the reader and the
+/// writer (`Signal`), the timer only while a deadline is set. `tests/footprint.rs` bounds
+/// its size.
 pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guard: ConnGuard) {
     let mailbox = ctx
         .mailbox
@@ -336,8 +397,8 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
         .expect("serve_conn needs a ConnCtx from for_io_thread");
     let mut port = mailbox.register();
     let conn = Mutex::new(Conn::new(ctx.shared.clone(), port.reply(), Instant::now()));
-    let out_ready = Notify::new();
-    let read_ready = Notify::new();
+    let out_ready = Signal::default();
+    let read_ready = Signal::default();
     let closed = AtomicBool::new(false);
 
     let lent = io.lends_read_buffers();
@@ -359,7 +420,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 if wants {
                     break;
                 }
-                read_ready.notified().await;
+                read_ready.wait().await;
             }
             // Hands bytes read (empty: EOF) to the state machine; true at EOF.
             let consume = |data: &[u8]| {
@@ -386,7 +447,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
             };
             // A failed read ends the connection like EOF.
             let eof = res.unwrap_or_else(|_| consume(&[]));
-            out_ready.notify_one();
+            out_ready.notify().await;
             if eof {
                 return;
             }
@@ -408,7 +469,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 }
                 (c.take_output(), c.is_finished(), c.deadline())
             };
-            read_ready.notify_one();
+            read_ready.notify().await;
             if let Some(out) = out {
                 let (res, buf) = io.write_all(out).await;
                 if res.is_err() {
@@ -423,27 +484,24 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
             let wake = {
                 let port = &port;
                 let inbox = &mut inbox;
-                let mut notified = pin!(out_ready.notified());
+                let out_ready = &out_ready;
+                let shutdown = &ctx.shutdown;
                 let mut sleep = pin!(async {
                     match deadline {
                         Some(d) => timer.sleep_until(d).await,
                         None => std::future::pending().await,
                     }
                 });
-                let mut shut = pin!(async {
-                    if shutdown_seen {
-                        std::future::pending::<()>().await;
-                    }
-                    ctx.shutdown.wait().await
-                });
                 std::future::poll_fn(|cx| {
+                    // Registers the task's waker with the mailbox first: a shutdown
+                    // triggered after the check below wakes it there (`for_io_thread`).
                     if port.poll_take(cx, inbox).is_ready() {
                         return Poll::Ready(Wake::Delivery);
                     }
-                    if notified.as_mut().poll(cx).is_ready() {
+                    if out_ready.poll_wait().is_ready() {
                         return Poll::Ready(Wake::Output);
                     }
-                    if shut.as_mut().poll(cx).is_ready() {
+                    if !shutdown_seen && shutdown.is_triggered() {
                         return Poll::Ready(Wake::Shutdown);
                     }
                     if sleep.as_mut().poll(cx).is_ready() {
@@ -453,6 +511,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 })
                 .await
             };
+            out_ready.stop_waiting();
             let now = Instant::now();
             let mut c = conn.lock().unwrap();
             match wake {
@@ -473,7 +532,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
         }
         closed.store(true, Ordering::Release);
         io.close();
-        read_ready.notify_one();
+        read_ready.notify().await;
     };
 
     futures_util::future::join(reader, writer).await;

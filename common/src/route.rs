@@ -360,6 +360,21 @@ impl Mailbox {
         n
     }
 
+    /// Wakes every open connection that is waiting (`Port::poll_take`), whether or not a
+    /// report came: how the I/O thread tells its connections to look at a process-wide
+    /// event (shutdown) without each holding a waiter of its own. A connection that registers
+    /// its waker after this call returned must check the event itself after registering.
+    pub fn wake_all(&self) {
+        let table = self.table.lock().unwrap();
+        for slot in &table.slots {
+            if slot.state == SlotState::Open {
+                if let Some(w) = &slot.waker {
+                    w.wake_by_ref();
+                }
+            }
+        }
+    }
+
     /// The I/O thread's dispatcher: runs until dropped (with its runtime).
     pub fn run(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
         std::future::poll_fn(move |cx| {
@@ -401,6 +416,10 @@ impl Port {
         match &slot.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => slot.waker = Some(cx.waker().clone()),
+        }
+        // A waiting connection keeps no report buffer (the next report allocates one).
+        if slot.inbox.capacity() > 0 {
+            slot.inbox = Vec::new();
         }
         Poll::Pending
     }
