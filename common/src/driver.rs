@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 use crate::config::Fault;
 use crate::conn::{Conn, Shared};
-use crate::route::{router, Mailbox};
+use crate::route::{router, Mailbox, Port};
 
 /// Bytes asked for per read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -88,7 +88,8 @@ pub trait ConnIo {
     fn close(&self);
 }
 
-/// The runtime's timer.
+/// The runtime's timer: one sleep per I/O thread, in its dispatcher (connections' deadlines
+/// are kept in the mailbox, `route`).
 pub trait Timer {
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()>;
 }
@@ -175,10 +176,12 @@ impl Drain {
     }
 }
 
-/// Held by every admitted connection; dropping it updates the counts.
+/// Held by every admitted connection: its registration in the I/O thread's mailbox, and
+/// the counts, which dropping it updates.
 pub struct ConnGuard {
     shared: Arc<Shared>,
     drain: Arc<Drain>,
+    port: Port,
 }
 
 impl Drop for ConnGuard {
@@ -274,27 +277,31 @@ pub struct ConnCtx {
     pub shared: Arc<Shared>,
     pub shutdown: Shutdown,
     pub drain: Arc<Drain>,
-    /// Set by `for_io_thread`; `serve_conn` needs it.
+    /// Set by `for_io_thread`; `admit` needs it.
     pub mailbox: Option<Arc<Mailbox>>,
 }
 
 impl ConnCtx {
     /// The context for one I/O thread (one runtime): a new delivery mailbox, and the task
-    /// that dispatches its reports to the connections, which the adapter spawns on that
-    /// runtime before accepting. It runs until the runtime is dropped.
-    pub fn for_io_thread(&self) -> (ConnCtx, impl Future<Output = ()> + Send + 'static) {
+    /// that dispatches its reports to the connections and wakes them at their deadlines
+    /// (with the thread's one runtime sleep, from `timer`) and at shutdown, which the
+    /// adapter spawns on that runtime before accepting. It runs until the runtime is dropped.
+    pub fn for_io_thread<T: Timer + 'static>(
+        &self,
+        timer: T,
+    ) -> (ConnCtx, impl Future<Output = ()> + 'static) {
         let mailbox = router().new_mailbox();
         let ctx = ConnCtx {
             mailbox: Some(mailbox.clone()),
             ..self.clone()
         };
-        // The thread's one shutdown waiter: wakes every connection once, and each sees the
+        // The thread's one shutdown waiter: tells every connection once, and each sees the
         // flag (`serve_conn`'s writer checks it after registering its waker).
         let shutdown = self.shutdown.clone();
         let woken = mailbox.clone();
-        let run = futures_util::future::join(mailbox.run(), async move {
+        let run = futures_util::future::join(dispatch(mailbox, timer), async move {
             shutdown.wait().await;
-            woken.wake_all();
+            woken.shut_down();
         });
         (ctx, async move {
             run.await;
@@ -302,7 +309,8 @@ impl ConnCtx {
     }
 
     /// Admits a freshly accepted socket: enforces `--max-connections` (over it: `None`, the
-    /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it.
+    /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it and
+    /// registers it in the I/O thread's mailbox. `self` must come from `for_io_thread`.
     pub fn admit<S: std::os::fd::AsFd>(&self, sock: &S) -> Option<ConnGuard> {
         let metrics = &self.shared.metrics;
         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
@@ -317,9 +325,15 @@ impl ConnCtx {
         }
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         let _ = socket2::SockRef::from(sock).set_tcp_nodelay(true);
+        let port = self
+            .mailbox
+            .as_ref()
+            .expect("admit needs a ConnCtx from for_io_thread")
+            .register();
         Some(ConnGuard {
             shared: self.shared.clone(),
             drain: self.drain.clone(),
+            port,
         })
     }
 
@@ -329,8 +343,34 @@ impl ConnCtx {
     }
 }
 
+/// The I/O thread's dispatcher: moves delivery reports into the connections' inboxes and
+/// wakes connections whose deadline came, sleeping until the earliest one.
+async fn dispatch<T: Timer>(mailbox: Arc<Mailbox>, timer: T) {
+    let mut next: Option<Instant> = None;
+    loop {
+        let target = next;
+        let mut sleep = pin!(async {
+            match target {
+                Some(t) => timer.sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        });
+        next = std::future::poll_fn(|cx| {
+            mailbox.register_dispatcher(cx.waker());
+            mailbox.dispatch();
+            let next = mailbox.fire_timers(Instant::now());
+            if next != target || sleep.as_mut().poll(cx).is_ready() {
+                // A new earliest deadline, or the sleep ended: a new sleep.
+                return Poll::Ready(next);
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
 enum Wake {
-    Delivery,
+    Delivery(Vec<crate::publish::Delivery>),
     Output,
     Timer,
     Shutdown,
@@ -383,23 +423,24 @@ impl Signal {
 
 /// Serves one connection until it is finished; then closes the socket.
 ///
-/// `ctx` must come from `ConnCtx::for_io_thread` on this runtime.
+/// `guard` must come from `ConnCtx::admit` on a context from `ConnCtx::for_io_thread` on
+/// this runtime.
 ///
-/// What an idle connection holds is this future (and the state machine's few bytes), so its
-/// idle wait carries as little as it can: no shutdown waiter (the I/O thread's dispatcher
-/// wakes its connections, `Mailbox::wake_all`), no `Notify` between the reader and the
-/// writer (`Signal`), the timer only while a deadline is set. `tests/footprint.rs` bounds
-/// its size.
-pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guard: ConnGuard) {
-    let mailbox = ctx
-        .mailbox
-        .as_ref()
-        .expect("serve_conn needs a ConnCtx from for_io_thread");
-    let mut port = mailbox.register();
-    let conn = Mutex::new(Conn::new(ctx.shared.clone(), port.reply(), Instant::now()));
+/// What an idle connection holds is this future (and the state machine's few bytes, and
+/// its mailbox slot), so its idle wait carries as little as it can: no shutdown waiter and
+/// no sleep (the I/O thread's dispatcher wakes its connections at shutdown and at their
+/// deadlines, `route`), no `Notify` between the reader and the writer (`Signal`), no
+/// context beyond its guard. `tests/footprint.rs` bounds its size.
+pub async fn serve_conn<I: ConnIo>(io: I, mut guard: ConnGuard) {
+    let conn = Mutex::new(Conn::new(
+        guard.shared.clone(),
+        guard.port.reply(),
+        Instant::now(),
+    ));
     let out_ready = Signal::default();
     let read_ready = Signal::default();
     let closed = AtomicBool::new(false);
+    let port = &guard.port;
 
     let lent = io.lends_read_buffers();
     let reader = async {
@@ -456,10 +497,10 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
 
     let writer = async {
         let mut shutdown_seen = false;
-        let mut inbox = Vec::new();
         loop {
-            port.take(&mut inbox);
             let (out, finished, deadline) = {
+                let mut inbox = Vec::new();
+                port.take(&mut inbox);
                 let mut c = conn.lock().unwrap();
                 if !inbox.is_empty() {
                     let now = Instant::now();
@@ -481,44 +522,36 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
             if finished {
                 break;
             }
-            let wake = {
-                let port = &port;
-                let inbox = &mut inbox;
-                let out_ready = &out_ready;
-                let shutdown = &ctx.shutdown;
-                let mut sleep = pin!(async {
-                    match deadline {
-                        Some(d) => timer.sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                });
-                std::future::poll_fn(|cx| {
-                    // Registers the task's waker with the mailbox first: a shutdown
-                    // triggered after the check below wakes it there (`for_io_thread`).
-                    if port.poll_take(cx, inbox).is_ready() {
-                        return Poll::Ready(Wake::Delivery);
-                    }
-                    if out_ready.poll_wait().is_ready() {
-                        return Poll::Ready(Wake::Output);
-                    }
-                    if !shutdown_seen && shutdown.is_triggered() {
-                        return Poll::Ready(Wake::Shutdown);
-                    }
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Timer);
-                    }
-                    Poll::Pending
-                })
-                .await
-            };
+            let wake = std::future::poll_fn(|cx| {
+                // The deadline is compared here: the dispatcher's wake may come early.
+                let expired = deadline.is_some_and(|d| Instant::now() >= d);
+                // Registers the task's waker with the mailbox first: a shutdown or a
+                // deadline after the checks below wakes it there.
+                let mut inbox = Vec::new();
+                let armed = if expired { None } else { deadline };
+                if port.poll_take(cx, &mut inbox, armed).is_ready() {
+                    return Poll::Ready(Wake::Delivery(inbox));
+                }
+                if out_ready.poll_wait().is_ready() {
+                    return Poll::Ready(Wake::Output);
+                }
+                if !shutdown_seen && port.is_shut_down() {
+                    return Poll::Ready(Wake::Shutdown);
+                }
+                if expired {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
             out_ready.stop_waiting();
             let now = Instant::now();
             let mut c = conn.lock().unwrap();
             match wake {
-                Wake::Delivery => {
+                Wake::Delivery(inbox) => {
                     // Every report that arrived, then one write with every answer (and one
                     // cumulative WebSocket ack).
-                    for d in inbox.drain(..) {
+                    for d in inbox {
                         c.on_delivery(d, now);
                     }
                 }
@@ -538,6 +571,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
     futures_util::future::join(reader, writer).await;
     // Reports still to come for this connection are dropped; its slot is reused once
     // they all came.
-    port.close(conn.lock().unwrap().routed());
+    let routed = conn.lock().unwrap().routed();
+    guard.port.close(routed);
     drop(guard);
 }

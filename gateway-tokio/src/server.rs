@@ -9,7 +9,7 @@ use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
-    let (ctx, deliveries) = ctx.for_io_thread();
+    let (ctx, deliveries) = ctx.for_io_thread(TokioTimer);
     tokio::spawn(deliveries);
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -40,7 +40,7 @@ async fn accept_loop(listener: &tokio::net::TcpListener, ctx: &ConnCtx) {
                 let Some(guard) = ctx.admit(&stream) else {
                     continue;
                 };
-                tokio::spawn(serve_conn(TokioIo(stream), TokioTimer, ctx.clone(), guard));
+                tokio::spawn(serve_conn(TokioIo(stream), guard));
             }
             Err(e) => match policy.on_error(ctx, &e) {
                 AcceptAction::Retry => {}
