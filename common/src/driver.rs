@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use crate::config::Fault;
 use crate::conn::{Conn, Shared};
-use crate::route::{router, Mailbox};
+use crate::route::{router, Mailbox, Port};
 
 /// Bytes asked for per read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -138,7 +138,8 @@ pub trait ConnIo {
     fn close(&self);
 }
 
-/// The runtime's timer.
+/// The runtime's timer: one sleep per I/O thread, in its dispatcher (connections' deadlines
+/// are kept in the mailbox, `route`).
 pub trait Timer {
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()>;
 }
@@ -225,10 +226,12 @@ impl Drain {
     }
 }
 
-/// Held by every admitted connection; dropping it updates the counts.
+/// Held by every admitted connection: its registration in the I/O thread's mailbox, and
+/// the counts, which dropping it updates.
 pub struct ConnGuard {
     shared: Arc<Shared>,
     drain: Arc<Drain>,
+    port: Port,
 }
 
 impl Drop for ConnGuard {
@@ -324,25 +327,40 @@ pub struct ConnCtx {
     pub shared: Arc<Shared>,
     pub shutdown: Shutdown,
     pub drain: Arc<Drain>,
-    /// Set by `for_io_thread`; `serve_conn` needs it.
+    /// Set by `for_io_thread`; `admit` needs it.
     pub mailbox: Option<Arc<Mailbox>>,
 }
 
 impl ConnCtx {
     /// The context for one I/O thread (one runtime): a new delivery mailbox, and the task
-    /// that dispatches its reports to the connections, which the adapter spawns on that
-    /// runtime before accepting. It runs until the runtime is dropped.
-    pub fn for_io_thread(&self) -> (ConnCtx, impl Future<Output = ()> + Send + 'static) {
+    /// that dispatches its reports to the connections and wakes them at their deadlines
+    /// (with the thread's one runtime sleep, from `timer`) and at shutdown, which the
+    /// adapter spawns on that runtime before accepting. It runs until the runtime is dropped.
+    pub fn for_io_thread<T: Timer + 'static>(
+        &self,
+        timer: T,
+    ) -> (ConnCtx, impl Future<Output = ()> + 'static) {
         let mailbox = router().new_mailbox();
         let ctx = ConnCtx {
             mailbox: Some(mailbox.clone()),
             ..self.clone()
         };
-        (ctx, mailbox.run())
+        // The thread's one shutdown waiter: tells every connection once, and each sees the
+        // flag (`serve_conn`'s writer checks it after registering its waker).
+        let shutdown = self.shutdown.clone();
+        let woken = mailbox.clone();
+        let run = futures_util::future::join(dispatch(mailbox, timer), async move {
+            shutdown.wait().await;
+            woken.shut_down();
+        });
+        (ctx, async move {
+            run.await;
+        })
     }
 
     /// Admits a freshly accepted socket: enforces `--max-connections` (over it: `None`, the
-    /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it.
+    /// caller drops the socket, which closes it at once), sets TCP_NODELAY, counts it and
+    /// registers it in the I/O thread's mailbox. `self` must come from `for_io_thread`.
     pub fn admit<S: std::os::fd::AsFd>(&self, sock: &S) -> Option<ConnGuard> {
         let metrics = &self.shared.metrics;
         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
@@ -357,9 +375,15 @@ impl ConnCtx {
         }
         metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         let _ = socket2::SockRef::from(sock).set_tcp_nodelay(true);
+        let port = self
+            .mailbox
+            .as_ref()
+            .expect("admit needs a ConnCtx from for_io_thread")
+            .register();
         Some(ConnGuard {
             shared: self.shared.clone(),
             drain: self.drain.clone(),
+            port,
         })
     }
 
@@ -369,26 +393,104 @@ impl ConnCtx {
     }
 }
 
+/// The I/O thread's dispatcher: moves delivery reports into the connections' inboxes and
+/// wakes connections whose deadline came, sleeping until the earliest one.
+async fn dispatch<T: Timer>(mailbox: Arc<Mailbox>, timer: T) {
+    let mut next: Option<Instant> = None;
+    loop {
+        let target = next;
+        let mut sleep = pin!(async {
+            match target {
+                Some(t) => timer.sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        });
+        next = std::future::poll_fn(|cx| {
+            mailbox.register_dispatcher(cx.waker());
+            mailbox.dispatch();
+            let next = mailbox.fire_timers(Instant::now());
+            if next != target || sleep.as_mut().poll(cx).is_ready() {
+                // A new earliest deadline, or the sleep ended: a new sleep.
+                return Poll::Ready(next);
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
 enum Wake {
-    Delivery,
+    Delivery(Vec<crate::publish::Delivery>),
     Output,
     Timer,
     Shutdown,
 }
 
+/// A notification between the reader and the writer of one connection. Both run in the
+/// connection's one task, so it needs no waiter of its own (a `Notify` and its `Notified`
+/// cost ~100 bytes per connection): a flag, like `Notify::notify_one`'s permit, and a wake
+/// of the task if the other side is waiting for it now.
+#[derive(Default)]
+struct Signal {
+    set: AtomicBool,
+    waiting: AtomicBool,
+}
+
+impl Signal {
+    /// Sets the flag (the next `poll_wait` takes it) and wakes the task if the other side
+    /// waits.
+    async fn notify(&self) {
+        self.set.store(true, Ordering::Release);
+        if self.waiting.load(Ordering::Acquire) {
+            std::future::poll_fn(|cx| {
+                cx.waker().wake_by_ref();
+                Poll::Ready(())
+            })
+            .await
+        }
+    }
+
+    /// Takes the flag if set; otherwise the next `notify` wakes the task.
+    fn poll_wait(&self) -> Poll<()> {
+        if self.set.swap(false, Ordering::AcqRel) {
+            self.waiting.store(false, Ordering::Release);
+            Poll::Ready(())
+        } else {
+            self.waiting.store(true, Ordering::Release);
+            Poll::Pending
+        }
+    }
+
+    /// The waiter gave up waiting (it was woken by something else).
+    fn stop_waiting(&self) {
+        self.waiting.store(false, Ordering::Release);
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|_| self.poll_wait()).await
+    }
+}
+
 /// Serves one connection until it is finished; then closes the socket.
 ///
-/// `ctx` must come from `ConnCtx::for_io_thread` on this runtime.
-pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guard: ConnGuard) {
-    let mailbox = ctx
-        .mailbox
-        .as_ref()
-        .expect("serve_conn needs a ConnCtx from for_io_thread");
-    let mut port = mailbox.register();
-    let conn = Mutex::new(Conn::new(ctx.shared.clone(), port.reply(), Instant::now()));
-    let out_ready = Notify::new();
-    let read_ready = Notify::new();
+/// `guard` must come from `ConnCtx::admit` on a context from `ConnCtx::for_io_thread` on
+/// this runtime.
+///
+/// What an idle connection holds is this future (and the state machine's few bytes, and
+/// its mailbox slot), so its idle wait carries as little as it can: no shutdown waiter and
+/// no sleep (the I/O thread's dispatcher wakes its connections at shutdown and at their
+/// deadlines, `route`), no `Notify` between the reader and the writer (`Signal`), no
+/// context beyond its guard. `tests/footprint.rs` bounds its size.
+pub async fn serve_conn<I: ConnIo>(io: I, mut guard: ConnGuard) {
+    let conn = Mutex::new(Conn::new(
+        guard.shared.clone(),
+        guard.port.reply(),
+        Instant::now(),
+    ));
+    let out_ready = Signal::default();
+    let read_ready = Signal::default();
     let closed = AtomicBool::new(false);
+    let port = &guard.port;
 
     let lent = io.lends_read_buffers();
     let reader = async {
@@ -410,7 +512,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 if wants {
                     break;
                 }
-                read_ready.notified().await;
+                read_ready.wait().await;
             }
             // Hands bytes read (empty: EOF) to the state machine; true at EOF.
             let consume = |data: &[u8]| {
@@ -440,7 +542,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
             };
             // A failed read ends the connection like EOF.
             let eof = res.unwrap_or_else(|_| consume(&[]));
-            out_ready.notify_one();
+            out_ready.notify().await;
             if eof {
                 return;
             }
@@ -449,10 +551,10 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
 
     let writer = async {
         let mut shutdown_seen = false;
-        let mut inbox = Vec::new();
         loop {
-            port.take(&mut inbox);
             let (out, finished, deadline) = {
+                let mut inbox = Vec::new();
+                port.take(&mut inbox);
                 let mut c = conn.lock().unwrap();
                 if !inbox.is_empty() {
                     let now = Instant::now();
@@ -462,7 +564,7 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
                 }
                 (c.take_output(), c.is_finished(), c.deadline())
             };
-            read_ready.notify_one();
+            read_ready.notify().await;
             if let Some(out) = out {
                 let (res, buf) = io.write_all(out).await;
                 if res.is_err() {
@@ -474,46 +576,36 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
             if finished {
                 break;
             }
-            let wake = {
-                let port = &port;
-                let inbox = &mut inbox;
-                let mut notified = pin!(out_ready.notified());
-                let mut sleep = pin!(async {
-                    match deadline {
-                        Some(d) => timer.sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                });
-                let mut shut = pin!(async {
-                    if shutdown_seen {
-                        std::future::pending::<()>().await;
-                    }
-                    ctx.shutdown.wait().await
-                });
-                std::future::poll_fn(|cx| {
-                    if port.poll_take(cx, inbox).is_ready() {
-                        return Poll::Ready(Wake::Delivery);
-                    }
-                    if notified.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Output);
-                    }
-                    if shut.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Shutdown);
-                    }
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Timer);
-                    }
-                    Poll::Pending
-                })
-                .await
-            };
+            let wake = std::future::poll_fn(|cx| {
+                // The deadline is compared here: the dispatcher's wake may come early.
+                let expired = deadline.is_some_and(|d| Instant::now() >= d);
+                // Registers the task's waker with the mailbox first: a shutdown or a
+                // deadline after the checks below wakes it there.
+                let mut inbox = Vec::new();
+                let armed = if expired { None } else { deadline };
+                if port.poll_take(cx, &mut inbox, armed).is_ready() {
+                    return Poll::Ready(Wake::Delivery(inbox));
+                }
+                if out_ready.poll_wait().is_ready() {
+                    return Poll::Ready(Wake::Output);
+                }
+                if !shutdown_seen && port.is_shut_down() {
+                    return Poll::Ready(Wake::Shutdown);
+                }
+                if expired {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            out_ready.stop_waiting();
             let now = Instant::now();
             let mut c = conn.lock().unwrap();
             match wake {
-                Wake::Delivery => {
+                Wake::Delivery(inbox) => {
                     // Every report that arrived, then one write with every answer (and one
                     // cumulative WebSocket ack).
-                    for d in inbox.drain(..) {
+                    for d in inbox {
                         c.on_delivery(d, now);
                     }
                 }
@@ -527,13 +619,14 @@ pub async fn serve_conn<I: ConnIo, T: Timer>(io: I, timer: T, ctx: ConnCtx, guar
         }
         closed.store(true, Ordering::Release);
         io.close();
-        read_ready.notify_one();
+        read_ready.notify().await;
     };
 
     futures_util::future::join(reader, writer).await;
     // Reports still to come for this connection are dropped; its slot is reused once
     // they all came.
-    port.close(conn.lock().unwrap().routed());
+    let routed = conn.lock().unwrap().routed();
+    guard.port.close(routed);
     drop(guard);
 }
 

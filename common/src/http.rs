@@ -132,7 +132,7 @@ const MAX_CHUNK_LINE: usize = 1024;
 /// Incremental request decoder for one connection.
 #[derive(Debug)]
 pub struct Decoder {
-    limits: Limits,
+    limits: DecodeLimits,
     state: State,
     /// How far the input has been searched for the end of the head (avoids rescanning a
     /// slowly arriving head: linear, not quadratic, in its length).
@@ -141,10 +141,24 @@ pub struct Decoder {
     borrow_bodies: bool,
 }
 
+/// The limits the decoder applies, kept in 16 bytes rather than a copy of `Limits` (48): a
+/// decoder is part of every connection, idle ones included.
+#[derive(Debug, Clone, Copy)]
+struct DecodeLimits {
+    max_head: usize,
+    max_headers: u32,
+    /// `Limits::max_body`, saturated at u32::MAX (4 GiB: past any configurable body limit).
+    max_body: u32,
+}
+
 impl Decoder {
     pub fn new(limits: Limits) -> Decoder {
         Decoder {
-            limits,
+            limits: DecodeLimits {
+                max_head: limits.max_head,
+                max_headers: u32::try_from(limits.max_headers).unwrap_or(u32::MAX),
+                max_body: u32::try_from(limits.max_body).unwrap_or(u32::MAX),
+            },
             state: State::Head,
             scanned: 0,
             expect_continue: false,
@@ -235,10 +249,11 @@ impl Decoder {
         // The usual limit fits on the stack: no allocation per request.
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
         let mut heap = Vec::new();
-        let slots: &mut [httparse::Header] = if self.limits.max_headers <= STACK_HEADERS {
-            &mut stack[..self.limits.max_headers]
+        let max_headers = self.limits.max_headers as usize;
+        let slots: &mut [httparse::Header] = if max_headers <= STACK_HEADERS {
+            &mut stack[..max_headers]
         } else {
-            heap.resize(self.limits.max_headers, httparse::EMPTY_HEADER);
+            heap.resize(max_headers, httparse::EMPTY_HEADER);
             &mut heap
         };
         let mut parsed = httparse::Request::new(slots);
@@ -314,7 +329,9 @@ impl Decoder {
             Framing::ChunkSize
         } else {
             match content_length {
-                Some(n) if n > self.limits.max_body => return Err(HttpError::PayloadTooLarge),
+                Some(n) if n > self.limits.max_body as usize => {
+                    return Err(HttpError::PayloadTooLarge)
+                }
                 Some(n) => Framing::Length(n),
                 None if method == "POST" || method == "PUT" => {
                     return Err(HttpError::LengthRequired)
@@ -370,7 +387,7 @@ impl Decoder {
     fn decode_body(&mut self, input: &[u8], base: usize) -> Result<usize, HttpError> {
         let borrow = self.borrow_bodies;
         let input = &input[base..];
-        let max_body = self.limits.max_body;
+        let max_body = self.limits.max_body as usize;
         let max_head = self.limits.max_head;
         let State::Body { req, framing } = &mut self.state else {
             return Ok(0);

@@ -18,12 +18,21 @@
 //!
 //! The poll thread never takes a lock a connection holds and never waits: it only sends
 //! on `std::sync::mpsc` (lock-free) and wakes an `AtomicWaker`.
+//!
+//! The mailbox also keeps its connections' deadlines (idle, request and close timeouts):
+//! one heap entry of 16 bytes per waiting connection instead of a runtime sleep in every
+//! connection's future, and one runtime sleep per I/O thread, in the dispatcher
+//! (`Mailbox::fire_timers`, driven by `driver::ConnCtx::for_io_thread`). A slot has at most
+//! one live entry (`Slot::armed`); entries of closed connections and superseded deadlines
+//! are dropped when they come up, or by a compaction once they outnumber the open
+//! connections, so churn cannot pile them up.
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
@@ -140,11 +149,16 @@ impl Router {
             spare_rx: Mutex::new(spare_rx),
             waker: AtomicWaker::new(),
             wakes: AtomicU64::new(0),
+            shut_down: AtomicBool::new(false),
+            epoch: Instant::now(),
             table: Mutex::new(Table {
                 rx,
                 slots: Vec::new(),
                 free: VecDeque::new(),
                 dropped: 0,
+                open: 0,
+                timers: BinaryHeap::new(),
+                sleeping_until: 0,
             }),
         });
         let _ = self.mailboxes[index].set(mailbox.clone());
@@ -225,6 +239,10 @@ pub struct Mailbox {
     waker: AtomicWaker,
     /// Batches handed over (one wake each).
     wakes: AtomicU64,
+    /// Set by `shut_down`: every connection of this mailbox is told to shut down.
+    shut_down: AtomicBool,
+    /// Deadlines are kept as nanoseconds since this instant, plus one (0: none).
+    epoch: Instant,
     table: Mutex<Table>,
 }
 
@@ -235,28 +253,55 @@ struct Table {
     free: VecDeque<usize>,
     /// Reports dropped: connection gone or generation mismatch.
     dropped: u64,
+    /// Slots registered and not closed.
+    open: usize,
+    /// The connections' deadlines, earliest first: (time, `timer_key(slot, gen)`). An entry
+    /// is live if its slot is open with that generation and `armed` at that time.
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// When the dispatcher's sleep ends (0: no sleep): an earlier deadline wakes it.
+    sleeping_until: u64,
 }
 
-#[derive(Default)]
 struct Slot {
     /// Current generation, never 0; bumped when the slot is handed out.
     gen: u32,
     state: SlotState,
+    /// Open: reports handed to the connection (its inbox) so far. Closed: reports still
+    /// to come.
+    count: u64,
+    /// The time of this slot's live timer entry (0: none).
+    armed: u64,
     inbox: Vec<Delivery>,
     waker: Option<Waker>,
-    /// Reports handed to the connection (its inbox) so far.
-    delivered: u64,
 }
 
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            gen: 0,
+            state: SlotState::Free,
+            count: 0,
+            armed: 0,
+            inbox: Vec::new(),
+            waker: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum SlotState {
-    #[default]
     Free,
     Open,
-    /// The connection is gone; this many reports are still to come.
-    Closed {
-        owed: u64,
-    },
+    /// The connection is gone; `count` reports are still to come.
+    Closed,
+}
+
+fn timer_key(slot: usize, gen: u32) -> u32 {
+    ((slot as u32) << GEN_BITS) | gen
+}
+
+fn timer_slot(key: u32) -> (usize, u32) {
+    ((key >> GEN_BITS) as usize, key & GEN_MASK)
 }
 
 impl Table {
@@ -271,7 +316,7 @@ impl Table {
         }
         match slot.state {
             SlotState::Open => {
-                slot.delivered += 1;
+                slot.count += 1;
                 let was_empty = slot.inbox.is_empty();
                 slot.inbox.push(Delivery { seq: t.seq, result });
                 if was_empty {
@@ -280,13 +325,13 @@ impl Table {
                     }
                 }
             }
-            SlotState::Closed { owed } => {
+            SlotState::Closed => {
                 self.dropped += 1;
-                if owed <= 1 {
+                if slot.count <= 1 {
                     slot.state = SlotState::Free;
                     self.free.push_back(t.slot);
                 } else {
-                    slot.state = SlotState::Closed { owed: owed - 1 };
+                    slot.count -= 1;
                 }
             }
             SlotState::Free => self.dropped += 1,
@@ -332,15 +377,69 @@ impl Mailbox {
         let s = &mut table.slots[slot];
         s.gen = if s.gen >= GEN_MASK { 1 } else { s.gen + 1 };
         s.state = SlotState::Open;
-        s.delivered = 0;
-        s.inbox.clear();
+        s.count = 0;
+        s.armed = 0;
+        s.inbox = Vec::new();
         s.waker = None;
+        let gen = s.gen as u16;
+        table.open += 1;
         Port {
             mailbox: self.clone(),
-            slot,
-            reply: ReplyTo::new(self.index, slot, s.gen),
+            slot: slot as u32,
+            gen,
             closed: false,
         }
+    }
+
+    fn ticks(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64 + 1
+    }
+
+    fn instant(&self, ticks: u64) -> Instant {
+        self.epoch + Duration::from_nanos(ticks - 1)
+    }
+
+    /// Wakes every waiting connection whose deadline (`Port::poll_take`) is `now` or
+    /// earlier; returns the earliest deadline still set, which the dispatcher sleeps until.
+    pub fn fire_timers(&self, now: Instant) -> Option<Instant> {
+        let now = self.ticks(now);
+        let mut table = self.table.lock().unwrap();
+        let Table {
+            slots,
+            timers,
+            sleeping_until,
+            ..
+        } = &mut *table;
+        while let Some(&Reverse((t, key))) = timers.peek() {
+            if t > now {
+                break;
+            }
+            timers.pop();
+            let (slot, gen) = timer_slot(key);
+            if let Some(s) = slots.get_mut(slot) {
+                if s.gen == gen && s.state == SlotState::Open && s.armed == t {
+                    s.armed = 0;
+                    if let Some(w) = &s.waker {
+                        w.wake_by_ref();
+                    }
+                }
+            }
+        }
+        let next = timers.peek().map(|e| e.0 .0);
+        *sleeping_until = next.unwrap_or(0);
+        next.map(|t| self.instant(t))
+    }
+
+    /// Timer entries held (live or not yet dropped).
+    pub fn timers(&self) -> usize {
+        self.table.lock().unwrap().timers.len()
+    }
+
+    /// Tells every connection of this mailbox to shut down (`Port::is_shut_down`) and wakes
+    /// every waiting one.
+    pub fn shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+        self.wake_all();
     }
 
     /// Moves every batch that arrived into the connections' inboxes, waking each connection
@@ -360,40 +459,74 @@ impl Mailbox {
         n
     }
 
-    /// The I/O thread's dispatcher: runs until dropped (with its runtime).
-    pub fn run(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
-        std::future::poll_fn(move |cx| {
-            self.waker.register(cx.waker());
-            self.dispatch();
-            Poll::<()>::Pending
-        })
+    /// Wakes every open connection that is waiting (`Port::poll_take`), whether or not a
+    /// report came: how the I/O thread tells its connections to look at a process-wide
+    /// event (shutdown) without each holding a waiter of its own. A connection that registers
+    /// its waker after this call returned must check the event itself after registering.
+    fn wake_all(&self) {
+        let table = self.table.lock().unwrap();
+        for slot in &table.slots {
+            if slot.state == SlotState::Open {
+                if let Some(w) = &slot.waker {
+                    w.wake_by_ref();
+                }
+            }
+        }
+    }
+
+    /// The dispatcher task (`driver`) registers its waker before each `dispatch` and
+    /// `fire_timers`: a batch or an earlier deadline wakes it.
+    pub fn register_dispatcher(&self, waker: &Waker) {
+        self.waker.register(waker);
     }
 }
 
-/// A connection's registration in its I/O thread's mailbox.
+/// A connection's registration in its I/O thread's mailbox (16 bytes: part of every
+/// connection).
 pub struct Port {
     mailbox: Arc<Mailbox>,
-    slot: usize,
-    reply: ReplyTo,
+    slot: u32,
+    gen: u16,
     closed: bool,
 }
 
 impl Port {
     /// The address this connection's records carry.
     pub fn reply(&self) -> ReplyTo {
-        self.reply
+        ReplyTo::new(self.mailbox.index, self.slot as usize, self.gen as u32)
+    }
+
+    /// True once the I/O thread was told to shut down (`Mailbox::shut_down`). A connection
+    /// checks it after `poll_take` registered its waker: a shutdown after the check wakes it.
+    pub fn is_shut_down(&self) -> bool {
+        self.mailbox.shut_down.load(Ordering::Acquire)
     }
 
     /// Swaps the reports that arrived into `out` (which should be empty).
     pub fn take(&self, out: &mut Vec<Delivery>) {
         let mut table = self.mailbox.table.lock().unwrap();
-        std::mem::swap(&mut table.slots[self.slot].inbox, out);
+        std::mem::swap(&mut table.slots[self.slot as usize].inbox, out);
     }
 
-    /// Like `take`, but registers the task to be woken when nothing arrived yet.
-    pub fn poll_take(&self, cx: &mut Context<'_>, out: &mut Vec<Delivery>) -> Poll<()> {
+    /// Like `take`, but when nothing arrived yet registers the task to be woken when a
+    /// report arrives, at shutdown, and at `deadline` if one is given (a later call replaces
+    /// it). The wake at the deadline comes from the dispatcher's timer and may come early
+    /// (a deadline that was moved later): the caller compares the time itself.
+    pub fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Delivery>,
+        deadline: Option<Instant>,
+    ) -> Poll<()> {
         let mut table = self.mailbox.table.lock().unwrap();
-        let slot = &mut table.slots[self.slot];
+        let Table {
+            slots,
+            timers,
+            sleeping_until,
+            open,
+            ..
+        } = &mut *table;
+        let slot = &mut slots[self.slot as usize];
         if !slot.inbox.is_empty() {
             std::mem::swap(&mut slot.inbox, out);
             return Poll::Ready(());
@@ -401,6 +534,38 @@ impl Port {
         match &slot.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => slot.waker = Some(cx.waker().clone()),
+        }
+        // A waiting connection keeps no report buffer (the next report allocates one).
+        if slot.inbox.capacity() > 0 {
+            slot.inbox = Vec::new();
+        }
+        let Some(deadline) = deadline else {
+            // An entry still armed fires as a spurious wake, or is dropped by compaction.
+            return Poll::Pending;
+        };
+        let t = self.mailbox.ticks(deadline);
+        // An armed entry at or before `t` wakes the connection in time (to re-arm if early).
+        if slot.armed != 0 && slot.armed <= t {
+            return Poll::Pending;
+        }
+        slot.armed = t;
+        timers.push(Reverse((t, timer_key(self.slot as usize, self.gen as u32))));
+        if timers.len() > 2 * *open + 1024 {
+            // Compaction: only live entries stay, at most one per open slot.
+            timers.retain(|&Reverse((t, key))| {
+                let (slot, gen) = timer_slot(key);
+                slots
+                    .get(slot)
+                    .is_some_and(|s| s.gen == gen && s.state == SlotState::Open && s.armed == t)
+            });
+        }
+        let wake_dispatcher = *sleeping_until == 0 || t < *sleeping_until;
+        if wake_dispatcher {
+            *sleeping_until = t;
+        }
+        drop(table);
+        if wake_dispatcher {
+            self.mailbox.waker.wake();
         }
         Poll::Pending
     }
@@ -412,16 +577,19 @@ impl Port {
             return;
         }
         let mut table = self.mailbox.table.lock().unwrap();
-        let slot = &mut table.slots[self.slot];
+        table.open -= 1;
+        let slot = &mut table.slots[self.slot as usize];
         let dropped = slot.inbox.len() as u64;
-        slot.inbox.clear();
+        slot.inbox = Vec::new();
         slot.waker = None;
-        let owed = sent.saturating_sub(slot.delivered);
+        slot.armed = 0;
+        let owed = sent.saturating_sub(slot.count);
         if owed == 0 {
             slot.state = SlotState::Free;
-            table.free.push_back(self.slot);
+            table.free.push_back(self.slot as usize);
         } else {
-            slot.state = SlotState::Closed { owed };
+            slot.state = SlotState::Closed;
+            slot.count = owed;
         }
         table.dropped += dropped;
     }
@@ -437,6 +605,7 @@ impl Drop for Port {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
@@ -461,7 +630,7 @@ mod tests {
         let waker = Waker::from(w.clone());
         let mut out = Vec::new();
         assert!(port
-            .poll_take(&mut Context::from_waker(&waker), &mut out)
+            .poll_take(&mut Context::from_waker(&waker), &mut out, None)
             .is_pending());
         w
     }
@@ -606,7 +775,12 @@ mod tests {
         let wa = park(&a);
         let task = Arc::new(CountingWaker::default());
         let waker = Waker::from(task.clone());
-        let mut fut = Box::pin(mb.clone().run());
+        let m = mb.clone();
+        let mut fut = Box::pin(std::future::poll_fn(move |cx| {
+            m.register_dispatcher(cx.waker());
+            m.dispatch();
+            Poll::<()>::Pending
+        }));
         let mut cx = Context::from_waker(&waker);
         assert!(fut.as_mut().poll(&mut cx).is_pending());
         let mut batcher = Batcher::default();
@@ -620,5 +794,59 @@ mod tests {
         let mut got = Vec::new();
         a.take(&mut got);
         assert_eq!(got.len(), 10);
+    }
+
+    #[test]
+    fn deadlines_wake_waiting_connections_once_and_stale_entries_do_not_pile_up() {
+        let mb = router().new_mailbox();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let a = mb.register();
+        let w = Arc::new(CountingWaker::default());
+        let waker = Waker::from(w.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut out = Vec::new();
+        assert!(a.poll_take(&mut cx, &mut out, Some(at(100))).is_pending());
+        // A later deadline keeps the earlier entry (it wakes early; the caller re-arms).
+        assert!(a.poll_take(&mut cx, &mut out, Some(at(200))).is_pending());
+        assert_eq!(mb.timers(), 1);
+        assert_eq!(mb.fire_timers(at(50)), Some(at(100)));
+        assert_eq!(w.0.load(Ordering::Relaxed), 0);
+        assert_eq!(mb.fire_timers(at(100)), None);
+        assert_eq!(w.0.load(Ordering::Relaxed), 1);
+        // An earlier deadline is armed at once.
+        assert!(a.poll_take(&mut cx, &mut out, Some(at(300))).is_pending());
+        assert!(a.poll_take(&mut cx, &mut out, Some(at(150))).is_pending());
+        assert_eq!(mb.fire_timers(at(160)), Some(at(300)));
+        assert_eq!(w.0.load(Ordering::Relaxed), 2);
+        // The superseded entry at 300 is dropped without a wake.
+        assert_eq!(mb.fire_timers(at(400)), None);
+        assert_eq!(w.0.load(Ordering::Relaxed), 2);
+        // Churn: closed connections' entries are compacted away.
+        for i in 0..10_000 {
+            let p = mb.register();
+            assert!(p
+                .poll_take(&mut cx, &mut out, Some(at(1000 + i)))
+                .is_pending());
+        }
+        assert!(mb.timers() <= 2 + 1024, "{} entries", mb.timers());
+        drop(a);
+    }
+
+    #[test]
+    fn per_connection_parts_stay_small() {
+        // Part of every idle connection: its slot here (the timer entry is 16 bytes more
+        // while a deadline is set) and its port in the connection's future.
+        assert!(
+            std::mem::size_of::<Slot>() <= 64,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+        assert!(
+            std::mem::size_of::<Port>() <= 16,
+            "{}",
+            std::mem::size_of::<Port>()
+        );
+        assert_eq!(std::mem::size_of::<Reverse<(u64, u32)>>(), 16);
     }
 }

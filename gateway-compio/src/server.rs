@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
-    let (ctx, deliveries) = ctx.for_io_thread();
+    let (ctx, deliveries) = ctx.for_io_thread(CompioTimer);
     compio::runtime::spawn(deliveries).detach();
     match TcpListener::from_std(listener) {
         Ok(listener) => {
@@ -57,13 +57,7 @@ async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx) {
                 let Some(guard) = ctx.admit(&stream) else {
                     continue;
                 };
-                compio::runtime::spawn(serve_conn(
-                    CompioIo { stream, managed },
-                    CompioTimer,
-                    ctx.clone(),
-                    guard,
-                ))
-                .detach();
+                compio::runtime::spawn(serve_conn(CompioIo { stream, managed }, guard)).detach();
             }
             Err(e) => match policy.on_error(ctx, &e) {
                 AcceptAction::Retry => {}

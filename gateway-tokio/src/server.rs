@@ -9,7 +9,7 @@ use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
-    let (ctx, deliveries) = ctx.for_io_thread();
+    let (ctx, deliveries) = ctx.for_io_thread(TokioTimer);
     tokio::spawn(deliveries);
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -40,7 +40,7 @@ async fn accept_loop(listener: &tokio::net::TcpListener, ctx: &ConnCtx) {
                 let Some(guard) = ctx.admit(&stream) else {
                     continue;
                 };
-                tokio::spawn(serve_conn(TokioIo(stream), TokioTimer, ctx.clone(), guard));
+                tokio::spawn(serve_conn(TokioIo(stream), guard));
             }
             Err(e) => match policy.on_error(ctx, &e) {
                 AcceptAction::Retry => {}
@@ -70,7 +70,9 @@ impl ConnIo for TokioIo {
         let mut consume = Some(consume);
         let mut out = None;
         loop {
-            self.0.readable().await?;
+            // poll_read_ready, not readable(): the waker lives in the socket's registration,
+            // not in a ~150-byte waiter inside every idle connection's future.
+            std::future::poll_fn(|cx| self.0.poll_read_ready(cx)).await?;
             let r = common::driver::with_scratch(|buf| {
                 self.0.try_io(tokio::io::Interest::READABLE, || {
                     let n = common::sys::recv(&self.0, buf)?;
@@ -97,7 +99,7 @@ impl ConnIo for TokioIo {
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         let mut pos = 0;
         while pos < buf.len() {
-            if let Err(e) = self.0.writable().await {
+            if let Err(e) = std::future::poll_fn(|cx| self.0.poll_write_ready(cx)).await {
                 return (Err(e), buf);
             }
             match self.0.try_write(&buf[pos..]) {

@@ -145,7 +145,7 @@ pub const ACCEPTS_IN_FLIGHT: usize = 16;
 /// Accepts until shutdown, then waits for the drain to release this thread.
 pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
     let careless = ctx.shared.config.has_fault(Fault::UringCancelAccept);
-    let (ctx, deliveries) = ctx.for_io_thread();
+    let (ctx, deliveries) = ctx.for_io_thread(UringTimer);
     tokio_uring::spawn(deliveries);
     let listener = Rc::new(TcpListener::from_std(listener));
     // An in-flight tokio-uring accept must never be dropped (it is not cancelled and the fd
@@ -195,7 +195,7 @@ async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx, careless: bool) {
                 let Some(guard) = ctx.admit(&fd(&stream)) else {
                     continue;
                 };
-                tokio_uring::spawn(serve_conn(UringIo(stream), UringTimer, ctx.clone(), guard));
+                tokio_uring::spawn(serve_conn(UringIo(stream), guard));
             }
             Err(e) => match policy.on_error(ctx, &e) {
                 AcceptAction::Retry => {}

@@ -35,10 +35,11 @@ use self::ws_session::*;
 /// Stop reading a connection whose unwritten output grew past this (slow reader).
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
-/// Buffer capacity a connection may keep between exchanges, per buffer (output, WebSocket
-/// stream buffers): enough for a typical answer, so a busy connection does not allocate per
-/// response, and little enough that an idle one costs almost nothing. Larger buffers are
-/// released once they are empty.
+/// Buffer capacity a connection may keep between exchanges, per buffer (the written output
+/// buffer handed back for the next answers, WebSocket stream buffers): enough for a typical
+/// answer, so a busy connection does not allocate per response, and little enough that an
+/// idle one costs almost nothing. Larger buffers are released once they are empty; the
+/// output buffer is released whenever there is nothing to write (`take_output`).
 pub const IDLE_BUFFER_FLOOR: usize = 512;
 
 /// Everything a connection needs from its process, shared read-only.
@@ -176,6 +177,10 @@ impl Conn {
             w.session.release_idle();
         }
         if self.output.is_empty() {
+            // Nothing to write: the connection is about to wait, and a waiting connection
+            // keeps no output buffer (answers that come while a write is in flight reuse the
+            // written one, `recycle_output`).
+            self.output = Vec::new();
             return None;
         }
         let out = std::mem::take(&mut self.output);
