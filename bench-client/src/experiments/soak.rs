@@ -135,6 +135,12 @@ pub struct Growth {
     pub last_avg: f64,
     /// `last_avg - first_avg`.
     pub growth: f64,
+    /// `last_avg` minus the average of the window that starts halfway through: growth in
+    /// the second half only. A series that rises while the process warms up (the
+    /// allocator's high-water mark under churn) and then stays flat has a large `growth`
+    /// and a `late_growth` near 0; a leak has both.
+    #[serde(default)]
+    pub late_growth: f64,
     /// Least-squares slope over every sample, units per hour.
     pub slope_per_hour: f64,
     pub min: f64,
@@ -156,11 +162,14 @@ pub fn growth(points: &[(f64, f64)], window_s: f64) -> Option<Growth> {
     };
     let first_avg = avg(&|t| t <= first.0 + w);
     let last_avg = avg(&|t| t >= last.0 - w);
+    let mid = first.0 + span / 2.0;
+    let mid_avg = avg(&|t| t >= mid && t <= mid + w);
     Some(Growth {
         window_s: w,
         first_avg,
         last_avg,
         growth: last_avg - first_avg,
+        late_growth: last_avg - mid_avg,
         slope_per_hour: slope(points) * 3600.0,
         min: points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
         max: points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
@@ -708,7 +717,12 @@ fn fmt_growth(g: &Option<Growth>, unit: &str, digits: usize) -> (String, String,
     match g {
         Some(g) => (
             format!("{:.d$} -> {:.d$}", g.first_avg, g.last_avg, d = digits),
-            format!("{:+.d$} {unit}", g.growth, d = digits),
+            format!(
+                "{:+.d$} {unit} (2nd half {:+.d$})",
+                g.growth,
+                g.late_growth,
+                d = digits
+            ),
             format!("{:+.d$} {unit}/h", g.slope_per_hour, d = digits),
         ),
         None => ("-".into(), "-".into(), "-".into()),
@@ -739,8 +753,9 @@ pub fn soak_markdown(r: &SoakReport) -> String {
          and reopened after {} requests). The gateway's RSS (VmRSS) and open fds (/proc/PID/fd) \
          are sampled every second. Growth = average of the last window minus average of the \
          first window of the measured phase (after the 1 s warmup; window: a minute, or a \
-         third of the run if shorter); slope = least-squares fit over every sample of the \
-         measured phase, per hour. Acked / missing: after the gateway's SIGTERM, the most \
+         third of the run if shorter; \"2nd half\": the last window minus the window that \
+         starts halfway, which a warm-up to a plateau leaves near 0 and a leak does not); \
+         slope = least-squares fit over every sample of the measured phase, per hour. Acked / missing: after the gateway's SIGTERM, the most \
          recently acknowledged ids (`--verify-last`, default 1,000,000: kafka-mock trims old \
          log segments) looked up in the topic.\n",
         r.fraction * 100.0,
@@ -935,6 +950,24 @@ pub(crate) mod tests {
         assert!((g.last_avg - 109.5).abs() < 1e-9, "{g:?}");
         assert!((g.growth - 9.0).abs() < 1e-9);
         assert_eq!((g.min, g.max), (100.0, 110.0));
+    }
+
+    #[test]
+    fn a_warm_up_to_a_plateau_is_not_late_growth_and_a_leak_is() {
+        // Rises 6 MiB over the first 4 minutes, then flat (the 10k soak's shape).
+        let plateau: Vec<(f64, f64)> = (0..=600)
+            .map(|t| (t as f64, 36.0 + 6.0 * (t.min(240) as f64 / 240.0)))
+            .collect();
+        let g = growth(&plateau, 60.0).unwrap();
+        assert!(g.growth > 5.0, "{g:?}");
+        assert!(g.late_growth.abs() < 1e-9, "{g:?}");
+        // A steady leak grows in the second half too: half of its whole growth.
+        let leak: Vec<(f64, f64)> = (0..=600)
+            .map(|t| (t as f64, 36.0 + t as f64 / 100.0))
+            .collect();
+        let g = growth(&leak, 60.0).unwrap();
+        assert!((g.growth - 5.4).abs() < 1e-6, "{g:?}");
+        assert!((g.late_growth - 2.4).abs() < 1e-6, "{g:?}");
     }
 
     #[test]
