@@ -632,9 +632,14 @@ pub fn read_json(path: &Path) -> anyhow::Result<RunResult> {
 
 /// One id per line.
 pub fn write_acked(r: &RunResult, path: &Path) -> anyhow::Result<()> {
+    write_ids(&r.acked_ids, path)
+}
+
+/// Writes `ids`, one per line (the `--acked-file` format `verify` reads).
+pub fn write_ids(ids: &[String], path: &Path) -> anyhow::Result<()> {
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(f);
-    for id in &r.acked_ids {
+    for id in ids {
         writeln!(w, "{id}")?;
     }
     w.flush()?;

@@ -478,16 +478,7 @@ fn verify_acked(
     } else {
         ids.len().saturating_sub(last)
     };
-    {
-        use std::io::Write as _;
-        let f = std::fs::File::create(&acked_file)
-            .with_context(|| format!("creating {}", acked_file.display()))?;
-        let mut w = std::io::BufWriter::new(f);
-        for id in &ids[skip..] {
-            writeln!(w, "{id}")?;
-        }
-        w.flush()?;
-    }
+    crate::engine::result::write_ids(&ids[skip..], &acked_file)?;
     let v = verify(&VerifyArgs {
         brokers: brokers.to_string(),
         topic: topic.to_string(),
