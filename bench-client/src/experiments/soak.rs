@@ -6,8 +6,8 @@
 //! every keep-alive connection is closed and reopened after `--reconnect-after` requests.
 //! A sampler thread reads the gateway's RSS, fd count, threads and CPU from /proc every
 //! second. The report: RSS and fds over time and their growth (last-window average minus
-//! first-window average, and a least-squares slope per hour), throughput over time, errors
-//! and stalls; `soak.json`, `soak.md` and SVG charts overlaying every gateway soaked.
+//! first-window average, the same from the window after `--settle`, and a least-squares
+//! slope per hour), throughput over time, errors and stalls; `soak.json`, `soak.md` and SVG charts overlaying every gateway soaked.
 //!
 //! Entry points: [`cli_main`], [`run_soak`]. Depends on the engine, the lab and the
 //! reporting; no other module depends on it.
@@ -89,14 +89,21 @@ pub struct SoakArgs {
     /// Sampling period of the gateway's RSS and fds.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub sample_every: Duration,
-    /// Exit non-zero when a gateway's RSS grew by more than this (MiB, last minus first
-    /// window average).
+    /// Exit non-zero when a gateway's RSS grew by more than this after --settle (MiB, last
+    /// window average minus the average of the window starting at --settle).
     #[arg(long, value_name = "MIB")]
     pub fail_on_growth: Option<f64>,
-    /// Exit non-zero when a gateway's RSS grew by more than this percentage of its first
-    /// window's average (last minus first window average).
+    /// Exit non-zero when a gateway's RSS grew by more than this percentage after --settle
+    /// (of the average of the window starting at --settle).
     #[arg(long, value_name = "PERCENT")]
     pub fail_on_growth_pct: Option<f64>,
+    /// Growth limits are judged from the window that starts this long into the soak (at the
+    /// latest where a window still fits before the last one): the first minutes are the
+    /// connections' ramp and the allocator reaching its high-water mark under churn (a 10k
+    /// soak's RSS climbs ~4 min, then stays flat). 0: from the first window. Growth from the
+    /// first window is reported either way.
+    #[arg(long, value_parser = parse_duration, default_value = "2m")]
+    pub settle: Duration,
     /// Do not check that the acknowledged records are in Kafka after each gateway's soak
     /// (with ack=kafka every acknowledged id is looked up in the topic by default).
     #[arg(long)]
@@ -135,12 +142,18 @@ pub struct Growth {
     pub last_avg: f64,
     /// `last_avg - first_avg`.
     pub growth: f64,
-    /// `last_avg` minus the average of the window that starts halfway through: growth in
-    /// the second half only. A series that rises while the process warms up (the
-    /// allocator's high-water mark under churn) and then stays flat has a large `growth`
-    /// and a `late_growth` near 0; a leak has both.
+    /// Where the settled window starts, seconds after the first point: the asked settle
+    /// time, at most the span minus two windows.
     #[serde(default)]
-    pub late_growth: f64,
+    pub settled_from_s: f64,
+    /// Average over `[settled_from_s, settled_from_s + window_s]`.
+    #[serde(default)]
+    pub settled_avg: f64,
+    /// `last_avg - settled_avg`: growth after the warm-up. A series that rises while the
+    /// process warms up (the allocator's high-water mark under churn) and then stays flat
+    /// has a large `growth` and a `settled_growth` near 0; a leak has both.
+    #[serde(default)]
+    pub settled_growth: f64,
     /// Least-squares slope over every sample, units per hour.
     pub slope_per_hour: f64,
     pub min: f64,
@@ -148,8 +161,10 @@ pub struct Growth {
 }
 
 /// Growth of `points` (`(seconds, value)`, in time order): averages over the first and
-/// the last `window_s` (at most a third of the span each), and the fitted slope.
-pub fn growth(points: &[(f64, f64)], window_s: f64) -> Option<Growth> {
+/// the last `window_s` (at most a third of the span each) and over the window starting
+/// `settle_s` after the first point (at most at the span minus two windows), and the
+/// fitted slope.
+pub fn growth(points: &[(f64, f64)], window_s: f64, settle_s: f64) -> Option<Growth> {
     let (first, last) = (points.first()?, points.last()?);
     let span = last.0 - first.0;
     if points.len() < 2 || span <= 0.0 {
@@ -162,14 +177,17 @@ pub fn growth(points: &[(f64, f64)], window_s: f64) -> Option<Growth> {
     };
     let first_avg = avg(&|t| t <= first.0 + w);
     let last_avg = avg(&|t| t >= last.0 - w);
-    let mid = first.0 + span / 2.0;
-    let mid_avg = avg(&|t| t >= mid && t <= mid + w);
+    let settled_from_s = settle_s.clamp(0.0, span - 2.0 * w);
+    let from = first.0 + settled_from_s;
+    let settled_avg = avg(&|t| t >= from && t <= from + w);
     Some(Growth {
         window_s: w,
         first_avg,
         last_avg,
         growth: last_avg - first_avg,
-        late_growth: last_avg - mid_avg,
+        settled_from_s,
+        settled_avg,
+        settled_growth: last_avg - settled_avg,
         slope_per_hour: slope(points) * 3600.0,
         min: points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
         max: points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
@@ -239,9 +257,9 @@ impl GatewaySoak {
         let from = self.run.config.warmup_s;
         pts.into_iter().filter(|p| p.0 >= from).collect()
     }
-    fn compute_growth(&mut self) {
-        self.rss_mib = growth(&self.measured(self.rss_points()), GROWTH_WINDOW_S);
-        self.fds = growth(&self.measured(self.fd_points()), GROWTH_WINDOW_S);
+    fn compute_growth(&mut self, settle_s: f64) {
+        self.rss_mib = growth(&self.measured(self.rss_points()), GROWTH_WINDOW_S, settle_s);
+        self.fds = growth(&self.measured(self.fd_points()), GROWTH_WINDOW_S, settle_s);
     }
     /// ok/s per second, on the samples' clock (seconds since the soak run started).
     fn ok_points(&self) -> Vec<(f64, f64)> {
@@ -264,6 +282,9 @@ pub struct SoakReport {
     pub fail_on_growth_mib: Option<f64>,
     #[serde(default)]
     pub fail_on_growth_pct: Option<f64>,
+    /// `--settle`: where the growth limits start judging, seconds into the measured phase.
+    #[serde(default)]
+    pub settle_s: f64,
     pub manifest: Manifest,
     pub gateways: Vec<GatewaySoak>,
     /// Gateways that could not be soaked at all: `(gateway, error)`.
@@ -320,6 +341,7 @@ pub fn run_soak(a: &SoakArgs) -> anyhow::Result<SoakReport> {
         reconnect_after: a.reconnect_after,
         fail_on_growth_mib: a.fail_on_growth,
         fail_on_growth_pct: a.fail_on_growth_pct,
+        settle_s: a.settle.as_secs_f64(),
         manifest: Manifest::collect(),
         gateways,
         not_run,
@@ -445,7 +467,7 @@ fn soak_one(
         verify,
         failures,
     };
-    g.compute_growth();
+    g.compute_growth(a.settle.as_secs_f64());
     judge(
         &mut g,
         Limits {
@@ -512,16 +534,20 @@ fn judge(g: &mut GatewaySoak, limits: Limits, period: Duration) {
         ));
     }
     if let (Some(limit), Some(r)) = (fail_on_growth, &g.rss_mib) {
-        if r.growth > limit {
-            g.failures
-                .push(format!("RSS grew {:.1} MiB (limit {limit} MiB)", r.growth));
+        if r.settled_growth > limit {
+            g.failures.push(format!(
+                "RSS grew {:.1} MiB after {:.0} s (limit {limit} MiB)",
+                r.settled_growth, r.settled_from_s
+            ));
         }
     }
     if let (Some(limit), Some(r)) = (limits.growth_pct, &g.rss_mib) {
-        let pct = growth_pct(r);
+        let pct = settled_pct(r);
         if pct > limit {
-            g.failures
-                .push(format!("RSS grew {pct:.1}% (limit {limit}%)"));
+            g.failures.push(format!(
+                "RSS grew {pct:.1}% after {:.0} s (limit {limit}%)",
+                r.settled_from_s
+            ));
         }
     }
     if let Some(v) = &g.verify {
@@ -555,13 +581,23 @@ fn judge(g: &mut GatewaySoak, limits: Limits, period: Duration) {
     }
 }
 
-/// RSS growth as a percentage of the first window's average.
-fn growth_pct(r: &Growth) -> f64 {
-    if r.first_avg > 0.0 {
-        r.growth / r.first_avg * 100.0
+/// `part` as a percentage of `of` (0 when `of` is not positive).
+fn pct(part: f64, of: f64) -> f64 {
+    if of > 0.0 {
+        part / of * 100.0
     } else {
         0.0
     }
+}
+
+/// RSS growth as a percentage of the first window's average.
+fn growth_pct(r: &Growth) -> f64 {
+    pct(r.growth, r.first_avg)
+}
+
+/// Growth after the settle time as a percentage of the settled window's average.
+fn settled_pct(r: &Growth) -> f64 {
+    pct(r.settled_growth, r.settled_avg)
 }
 
 /// `acked / missing` of the verification, or `-`.
@@ -574,11 +610,14 @@ fn one_line(g: &GatewaySoak) -> String {
     let t = &g.run.totals;
     let rss = g.rss_mib.as_ref().map_or("-".into(), |r| {
         format!(
-            "RSS {:.1} -> {:.1} MiB ({:+.1} MiB = {:+.1}%, {:+.1} MiB/h)",
+            "RSS {:.1} -> {:.1} MiB ({:+.1} MiB = {:+.1}%; after {:.0} s {:+.1} MiB = {:+.1}%; {:+.1} MiB/h)",
             r.first_avg,
             r.last_avg,
             r.growth,
             growth_pct(r),
+            r.settled_from_s,
+            r.settled_growth,
+            settled_pct(r),
             r.slope_per_hour
         )
     });
@@ -709,9 +748,12 @@ fn fmt_growth(g: &Option<Growth>, unit: &str, digits: usize) -> (String, String,
         Some(g) => (
             format!("{:.d$} -> {:.d$}", g.first_avg, g.last_avg, d = digits),
             format!(
-                "{:+.d$} {unit} (2nd half {:+.d$})",
+                "{:+.d$} {unit} ({:+.1}%); after {:.0} s {:+.d$} ({:+.1}%)",
                 g.growth,
-                g.late_growth,
+                growth_pct(g),
+                g.settled_from_s,
+                g.settled_growth,
+                settled_pct(g),
                 d = digits
             ),
             format!("{:+.d$} {unit}/h", g.slope_per_hour, d = digits),
@@ -744,14 +786,18 @@ pub fn soak_markdown(r: &SoakReport) -> String {
          and reopened after {} requests). The gateway's RSS (VmRSS) and open fds (/proc/PID/fd) \
          are sampled every second. Growth = average of the last window minus average of the \
          first window of the measured phase (after the 1 s warmup; window: a minute, or a \
-         third of the run if shorter; \"2nd half\": the last window minus the window that \
-         starts halfway, which a warm-up to a plateau leaves near 0 and a leak does not); \
-         slope = least-squares fit over every sample of the measured phase, per hour. Acked / missing: after the gateway's SIGTERM, the most \
-         recently acknowledged ids (`--verify-last`, default 1,000,000: kafka-mock trims old \
+         third of the run if shorter); \"after N s\": the last window minus the window that \
+         starts N s in (`--settle`, here {:.0} s, at most where a window still fits before \
+         the last one): the connections' ramp and the allocator's climb to its high-water \
+         mark under churn come first, and a warm-up to a plateau leaves this near 0 while a \
+         leak does not. The growth limits judge the growth after N s. Slope = least-squares \
+         fit over every sample of the measured phase, per hour. Acked / missing: after the \
+         gateway's SIGTERM, the most recently acknowledged ids (`--verify-last`, default 1,000,000: kafka-mock trims old \
          log segments) looked up in the topic.\n",
         r.fraction * 100.0,
         human_duration(r.duration_s),
-        r.reconnect_after
+        r.reconnect_after,
+        r.settle_s
     );
     let _ = writeln!(
         s,
@@ -933,38 +979,48 @@ pub(crate) mod tests {
         let pts: Vec<(f64, f64)> = (0..=600)
             .map(|t| (t as f64, 100.0 + t as f64 / 60.0))
             .collect();
-        let g = growth(&pts, 60.0).unwrap();
+        let g = growth(&pts, 60.0, 0.0).unwrap();
         assert_eq!(g.window_s, 60.0);
         assert!((g.slope_per_hour - 60.0).abs() < 1e-6, "{g:?}");
         // First minute averages 100.5, last minute 109.5.
         assert!((g.first_avg - 100.5).abs() < 1e-9, "{g:?}");
         assert!((g.last_avg - 109.5).abs() < 1e-9, "{g:?}");
         assert!((g.growth - 9.0).abs() < 1e-9);
+        // Settle 0: the settled window is the first.
+        assert_eq!((g.settled_from_s, g.settled_growth), (0.0, g.growth));
         assert_eq!((g.min, g.max), (100.0, 110.0));
     }
 
     #[test]
-    fn a_warm_up_to_a_plateau_is_not_late_growth_and_a_leak_is() {
-        // Rises 6 MiB over the first 4 minutes, then flat (the 10k soak's shape).
+    fn a_warm_up_to_a_plateau_is_not_settled_growth_and_a_leak_is() {
+        // Rises 6 MiB over the first 2 minutes, then flat (the 10k soak's shape).
         let plateau: Vec<(f64, f64)> = (0..=600)
-            .map(|t| (t as f64, 36.0 + 6.0 * (t.min(240) as f64 / 240.0)))
+            .map(|t| (t as f64, 36.0 + 6.0 * (t.min(120) as f64 / 120.0)))
             .collect();
-        let g = growth(&plateau, 60.0).unwrap();
-        assert!(g.growth > 5.0, "{g:?}");
-        assert!(g.late_growth.abs() < 1e-9, "{g:?}");
-        // A steady leak grows in the second half too: half of its whole growth.
+        let g = growth(&plateau, 60.0, 120.0).unwrap();
+        assert!((g.growth - 4.5).abs() < 1e-9, "{g:?}");
+        assert_eq!(g.settled_from_s, 120.0);
+        assert!(g.settled_growth.abs() < 1e-9, "{g:?}");
+        assert!((g.settled_avg - 42.0).abs() < 1e-9, "{g:?}");
+        // A steady leak keeps growing after the settle time: 1 MiB per 100 s, the
+        // settled window [120, 180] averages 37.5 and the last [540, 600] 41.7.
         let leak: Vec<(f64, f64)> = (0..=600)
             .map(|t| (t as f64, 36.0 + t as f64 / 100.0))
             .collect();
-        let g = growth(&leak, 60.0).unwrap();
+        let g = growth(&leak, 60.0, 120.0).unwrap();
         assert!((g.growth - 5.4).abs() < 1e-6, "{g:?}");
-        assert!((g.late_growth - 2.4).abs() < 1e-6, "{g:?}");
+        assert!((g.settled_growth - 4.2).abs() < 1e-6, "{g:?}");
+        // A settle time past where a window still fits stops there: the span minus two
+        // windows (600 - 120 = 480).
+        let g = growth(&leak, 60.0, 1e9).unwrap();
+        assert_eq!(g.settled_from_s, 480.0);
+        assert!((g.settled_growth - 0.6).abs() < 1e-6, "{g:?}");
     }
 
     #[test]
     fn growth_of_flat_and_short_series() {
         let flat: Vec<(f64, f64)> = (0..30).map(|t| (t as f64, 42.0)).collect();
-        let g = growth(&flat, 60.0).unwrap();
+        let g = growth(&flat, 60.0, 0.0).unwrap();
         // A 29 s run: windows of a third of it.
         assert!((g.window_s - 29.0 / 3.0).abs() < 1e-9);
         assert_eq!((g.growth, g.slope_per_hour), (0.0, 0.0));
@@ -972,11 +1028,11 @@ pub(crate) mod tests {
         let step: Vec<(f64, f64)> = (0..90)
             .map(|t| (t as f64, if t < 45 { 10.0 } else { 20.0 } + (t % 2) as f64))
             .collect();
-        let g = growth(&step, 60.0).unwrap();
+        let g = growth(&step, 60.0, 0.0).unwrap();
         assert!((g.growth - 10.0).abs() < 0.1, "{g:?}");
         assert!(g.slope_per_hour > 0.0);
-        assert!(growth(&[(1.0, 1.0)], 60.0).is_none());
-        assert!(growth(&[], 60.0).is_none());
+        assert!(growth(&[(1.0, 1.0)], 60.0, 0.0).is_none());
+        assert!(growth(&[], 60.0, 0.0).is_none());
         assert_eq!(slope(&[(1.0, 5.0), (1.0, 7.0)]), 0.0);
     }
 
@@ -1091,7 +1147,7 @@ pub(crate) mod tests {
             verify: None,
             failures: vec![],
         };
-        g.compute_growth();
+        g.compute_growth(120.0);
         judge(
             &mut g,
             Limits {
@@ -1160,6 +1216,7 @@ pub(crate) mod tests {
             reconnect_after: 100,
             fail_on_growth_mib: Some(5.0),
             fail_on_growth_pct: Some(5.0),
+            settle_s: 120.0,
             manifest: Manifest::collect(),
             gateways: vec![flat, leaky],
             not_run: vec![("compio".into(), "binary missing".into())],
