@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Medians of scripts/hot-path-ab.sh's runs per (gateway, variant), against issue 17's targets.
+
+usage: hot-path-summary.py OUT_DIR
+
+Reads OUT_DIR/results.tsv and OUT_DIR/producer.tsv. Per gateway and variant:
+- HTTP (256 connections, closed loop): Kafka and null ok/s and their ratio (target: the
+  best gateway >= 0.85), gateway CPU per request, and the gap
+  kafka µs - (null µs + bare producer µs per record at the same rate) (target <= 1.5).
+- WebSocket (16 x 256): Kafka msg/s against its bound 1 / (null µs/msg + bare producer
+  µs/record flat out) (target >= 0.90), and the same by CPU: (null + producer) / kafka µs.
+"""
+import csv
+import os
+import statistics
+import sys
+
+out = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(out, 'results.tsv')), delimiter='\t'))
+prod = list(csv.DictReader(open(os.path.join(out, 'producer.tsv')), delimiter='\t'))
+
+runs = {}
+for r in rows:
+    runs.setdefault((r['gateway'], r['case'], r['variant']), []).append(r)
+
+
+def med(g, case, v, f):
+    x = [float(r[f]) for r in runs.get((g, case, v), [])]
+    return statistics.median(x) if x else float('nan')
+
+
+def prod_med(pred):
+    x = [float(p['cpu_us_per_record']) for p in prod if pred(p['run'])]
+    return statistics.median(x) if x else float('nan')
+
+
+order = ['tokio-multi', 'tokio-per-core', 'uring', 'compio']
+gws = sorted({r['gateway'] for r in rows}, key=order.index)
+variants = list(dict.fromkeys(r['variant'] for r in rows))
+n = max(len(v) for v in runs.values())
+loads = [float(r['load1']) for r in rows if r.get('load1')]
+flat = prod_med(lambda run: run.startswith('max.'))
+flat_rate = statistics.median(
+    float(p['records_per_s']) for p in prod if p['run'].startswith('max.'))
+print(f"medians of {n} interleaved round(s); load average (1 min) during the runs "
+      f"{min(loads):.2f}-{max(loads):.2f}; bare producer flat out: {flat_rate:,.0f} records/s, "
+      f"{flat:.2f} µs/record\n")
+
+print("| gateway | variant | HTTP kafka ok/s | HTTP null ok/s | kafka / null | p50 kafka / null ms "
+      "| gw µs/req kafka | gw µs/req null | bare producer µs/rec at the kafka rate "
+      "| kafka − (null + producer) µs |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for g in gws:
+    for v in variants:
+        hk, hn = med(g, 'http-kafka', v, 'ok_per_s'), med(g, 'http-null', v, 'ok_per_s')
+        pk, pn = med(g, 'http-kafka', v, 'p50_us'), med(g, 'http-null', v, 'p50_us')
+        ck, cn = (med(g, 'http-kafka', v, 'gw_cpu_us_per_req'),
+                  med(g, 'http-null', v, 'gw_cpu_us_per_req'))
+        p = prod_med(lambda run, g=g, v=v: run == f"{v}.{g}.http-kafka" or
+                     run.startswith(f"{v}.{g}.http-kafka.r"))
+        print(f"| {g} | {v} | {hk:,.0f} | {hn:,.0f} | {hk / hn:.2f} | {pk / 1000:.2f} / "
+              f"{pn / 1000:.2f} | {ck:.2f} | {cn:.2f} | {p:.2f} | {ck - cn - p:+.2f} |")
+
+print("\n| gateway | variant | WS kafka msg/s | WS null msg/s | gw µs/msg kafka | gw µs/msg null "
+      "| bound msg/s = 1e6 / (null + producer flat out) | kafka / bound | by CPU: (null + producer) / kafka |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for g in gws:
+    for v in variants:
+        wk, wn = med(g, 'ws-kafka', v, 'ok_per_s'), med(g, 'ws-null', v, 'ok_per_s')
+        ck, cn = (med(g, 'ws-kafka', v, 'gw_cpu_us_per_req'),
+                  med(g, 'ws-null', v, 'gw_cpu_us_per_req'))
+        bound = 1e6 / (cn + flat)
+        print(f"| {g} | {v} | {wk:,.0f} | {wn:,.0f} | {ck:.2f} | {cn:.2f} | {bound:,.0f} | "
+              f"{wk / bound:.2f} | {(cn + flat) / ck:.2f} |")
