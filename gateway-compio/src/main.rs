@@ -18,7 +18,8 @@ macro_rules! asymmetries {
     () => {
         "multishot-accept(io_uring>=5.19;single-shot on polling/older kernels),\
          provided-buffer-reads(io_uring: kernel-selected buffers of a per-thread ring, none held \
-         by an idle connection; polling fallback: a 2 KiB buffer per connection, 16 KiB while reads fill it),\
+         by an idle connection; a read that finds the ring empty reads into a buffer of its own; polling \
+         fallback: a 2 KiB buffer per connection, 16 KiB while reads fill it),\
          uring-setup-flags(single_issuer,defer_taskrun,coop_taskrun,taskrun_flag where the kernel has them)"
     };
 }
