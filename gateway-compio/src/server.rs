@@ -100,24 +100,22 @@ impl ConnIo for CompioIo {
     /// A recv with IOSQE_BUFFER_SELECT: the kernel picks a buffer of the thread's ring when
     /// bytes arrive, and it goes back to the ring when `consume` returned.
     async fn read_lent<R>(&self, consume: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
-        loop {
-            match (&mut &self.stream).read_managed(READ_CHUNK).await {
-                Ok(Some(buf)) => return Ok(consume(&buf)),
-                // No buffer selected: the peer closed (0 bytes).
-                Ok(None) => return Ok(consume(&[])),
-                // ENOBUFS: every ring buffer is held by a completion not yet consumed.
-                // Nothing was read; this read takes a buffer of its own instead of waiting
-                // for the ring. Yielding and retrying on the ring made compio's ws-many
-                // (10,000 WebSockets x 2 msg/s) acknowledge half the messages in 8 of 12
-                // runs; with this fallback 0 of 24 (results/2026-12-03-scale-v2).
-                Err(e) if e.kind() == io::ErrorKind::ResourceBusy => {
-                    let BufResult(res, buf) = (&mut &self.stream)
-                        .read(Vec::with_capacity(READ_CHUNK))
-                        .await;
-                    return res.map(|n| consume(&buf[..n]));
-                }
-                Err(e) => return Err(e),
+        match (&mut &self.stream).read_managed(READ_CHUNK).await {
+            Ok(Some(buf)) => Ok(consume(&buf)),
+            // No buffer selected: the peer closed (0 bytes).
+            Ok(None) => Ok(consume(&[])),
+            // ENOBUFS: every ring buffer is held by a completion not yet consumed.
+            // Nothing was read; this read takes a buffer of its own instead of waiting
+            // for the ring. Yielding and retrying on the ring made compio's ws-many
+            // (10,000 WebSockets x 2 msg/s) acknowledge half the messages in 8 of 12
+            // runs; with this fallback 0 of 24 (results/2026-12-03-scale-v2).
+            Err(e) if e.kind() == io::ErrorKind::ResourceBusy => {
+                let BufResult(res, buf) = (&mut &self.stream)
+                    .read(Vec::with_capacity(READ_CHUNK))
+                    .await;
+                res.map(|n| consume(&buf[..n]))
             }
+            Err(e) => Err(e),
         }
     }
 
