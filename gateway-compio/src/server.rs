@@ -153,7 +153,7 @@ mod tests {
 
     /// A read that finds the provided-buffer ring empty (ENOBUFS) still gets its bytes, in
     /// a buffer of its own, at once: it does not wait for the ring (retrying on the ring
-    /// starved the I/O thread under 10,000 WebSockets: acks fell to half the message rate).
+    /// left half of ws-many's messages unacknowledged, see `read_lent`).
     #[test]
     fn a_read_that_finds_the_buffer_ring_empty_reads_into_its_own_buffer() {
         let mut proactor = compio::driver::ProactorBuilder::new();
