@@ -5,6 +5,7 @@
 //!
 //! The runtime adapters supply only what runs on an I/O thread.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -252,7 +253,8 @@ pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::Exit
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("{binary}: {e:#}");
+            // Not `eprintln!`: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "{binary}: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -13,6 +13,12 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // On a failed write (stderr's reader gone: a closed pipe, a dead log collector)
+        // tracing-subscriber would report it with `eprintln!`, which panics on the same
+        // closed stderr and kills the thread that logged: the signal thread among them,
+        // after which SIGTERM no longer shuts the process down. Lost log lines are the
+        // lesser harm.
+        .log_internal_errors(false)
         .try_init();
 }
 

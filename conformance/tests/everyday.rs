@@ -1,7 +1,8 @@
 //! Everyday use of a gateway (issue 14), against every variant through real sockets:
 //! Prometheus-conventional /metrics, strict request targets, the producer properties file
 //! and environment variables, `503 kafka_unavailable` at once while Kafka is unreachable,
-//! quiet librdkafka logs, and the second signal that forces the exit.
+//! quiet librdkafka logs, the second signal that forces the exit, and a clean shutdown after
+//! whatever read the gateway's log has gone away.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -17,6 +18,7 @@ conformance::suite!(
     producer_config_file_and_environment,
     kafka_unavailable_answers_at_once,
     second_signal_forces_exit,
+    shuts_down_after_its_log_reader_is_gone,
     uring_only_faults_refused_elsewhere,
 );
 
@@ -353,6 +355,59 @@ fn second_signal_forces_exit(v: &Variant) {
     gw.proc
         .wait_for_line("second signal: exiting at once", SECS(1));
     drop(c);
+}
+
+/// A gateway whose stderr reader has gone (a closed pipe: a log collector that died, a
+/// parent that stopped reading) must still shut down on SIGTERM. Every log line then fails
+/// to write; that must cost the line, not the thread that logged it (the signal thread
+/// logs the signal before it starts the shutdown).
+fn shuts_down_after_its_log_reader_is_gone(v: &Variant) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin_path(v.bin))
+        .args(v.args)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--sink",
+            "null",
+        ])
+        .args(["--shutdown-timeout", "2s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on "));
+    assert!(listening, "{}: no `listening on` line", v.name);
+    // Close both pipes: from now on every write to stdout or stderr fails (EPIPE).
+    drop(lines);
+    drop(child.stdout.take());
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + SECS(15);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "{}: still running 15 s after SIGTERM with its log pipe closed",
+            v.name
+        );
+    };
+    assert!(status.success(), "{}: {status:?}", v.name);
 }
 
 /// The io_uring stall reproductions (`--fault uring-*`) exist on gateway-uring only; the
