@@ -64,6 +64,7 @@ fn result_of(lat: &Hist, index: u32, count: u32, manifest: &Manifest) -> RunResu
         target_cost: None,
         broker_cost: None,
         cpu_busy: BTreeMap::new(),
+        cpu_steal: BTreeMap::new(),
         binding: Binding {
             bound: Bound::Concurrency,
             reasons: vec![],

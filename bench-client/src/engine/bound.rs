@@ -15,7 +15,9 @@
 //! - `offered-load`: an open-loop run that kept its schedule: it measures latency and cost
 //!   at that rate, by design not a maximum;
 //! - `unknown`: none of these — or the gateway's CPUs were busy with other processes
-//!   (contention: the figure is not the gateway's).
+//!   (contention: the figure is not the gateway's), or the hypervisor took ≥ 15% of them
+//!   (steal: on a virtual machine the gateway then ran slower than its own CPU time shows,
+//!   whatever else the signals say).
 //!
 //! Entry point: [`classify`]. Part of the [engine](crate::engine): must not depend on
 //! anything outside it.
@@ -66,6 +68,11 @@ pub const WINDOW_FULL: f64 = 0.95;
 pub const RATE_KEPT: f64 = 0.99;
 /// Open-loop schedule lag p99 at or over this (ms) means the client fell behind.
 pub const LAG_MS: f64 = 5.0;
+/// Steal on the gateway's CPUs at or over this share of the run makes its figure not the
+/// gateway's (measured on the 2-core VM: 1–10% on a quiet host, 30–45% on a busy one).
+pub const STEAL: f64 = 0.15;
+/// Steal below this is not worth a reason.
+const STEAL_NOTED: f64 = 0.05;
 
 /// What was measured around one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +83,9 @@ pub struct Signals {
     /// subset, or not measured). Much more than `gateway_busy` means contention.
     #[serde(default)]
     pub gateway_cpus_busy: Option<f64>,
+    /// Steal on the gateway's pinned CPUs (`None`: not pinned to a subset, or not measured).
+    #[serde(default)]
+    pub gateway_cpus_steal: Option<f64>,
     /// Client process CPU over its threads.
     pub client_busy: f64,
     /// kafka-mock CPU in cores. `None`: not measured (remote Kafka).
@@ -144,6 +154,19 @@ pub fn classify(s: &Signals) -> Binding {
             pct(c - gw)
         ));
     }
+    let steal = s.gateway_cpus_steal.unwrap_or(0.0);
+    let stolen = steal >= STEAL;
+    if stolen {
+        reasons.push(format!(
+            "hypervisor steal {} of the gateway's CPUs: not the gateway's figure",
+            pct(steal)
+        ));
+    } else if steal >= STEAL_NOTED {
+        reasons.push(format!(
+            "hypervisor steal {} of the gateway's CPUs",
+            pct(steal)
+        ));
+    }
     let lagging = s.schedule_lag_p99_ms.is_some_and(|l| l >= LAG_MS);
     let shortfall = s.rate_achieved.is_some_and(|a| a < RATE_KEPT);
     let window_full = s
@@ -154,7 +177,7 @@ pub fn classify(s: &Signals) -> Binding {
     // An open loop that sent what was asked, on time, measured the offered load even when
     // the client's CPU was busy doing it (the busy figure stays in the reasons).
     let kept = s.open_loop && !shortfall && !lagging;
-    let bound = if contended {
+    let bound = if contended || stolen {
         Bound::Unknown
     } else if gw >= BUSY {
         Bound::Gateway
@@ -189,7 +212,29 @@ mod tests {
             window: Some(window),
             open_loop: false,
             gateway_cpus_busy: Some(gw),
+            gateway_cpus_steal: Some(0.02),
         }
+    }
+
+    #[test]
+    fn a_gateway_run_that_the_hypervisor_stole_from_is_not_a_maximum() {
+        // Saturated gateway, 30% of its CPU taken by the hypervisor: no maximum.
+        let mut s = closed(0.95, 0.30, 40.0, 256.0);
+        s.gateway_cpus_steal = Some(0.30);
+        let b = classify(&s);
+        assert_eq!(b.bound, Bound::Unknown);
+        assert!(
+            b.reasons.iter().any(|r| r.contains("hypervisor steal 30%")),
+            "{b:?}"
+        );
+        // A little steal is a reason, not a verdict.
+        s.gateway_cpus_steal = Some(0.07);
+        let b = classify(&s);
+        assert_eq!(b.bound, Bound::Gateway);
+        assert!(b.reasons.iter().any(|r| r.contains("steal 7%")), "{b:?}");
+        // Unmeasured (not pinned): as before.
+        s.gateway_cpus_steal = None;
+        assert_eq!(classify(&s).bound, Bound::Gateway);
     }
 
     #[test]

@@ -98,8 +98,9 @@ fn tids(pid: u32) -> Vec<u32> {
     v
 }
 
-/// Busy and total jiffies of every CPU (`/proc/stat`).
-fn cpu_times() -> BTreeMap<usize, (u64, u64)> {
+/// Busy (steal included: the CPU was not idle, and not ours), steal and total jiffies of
+/// every CPU (`/proc/stat`).
+fn cpu_times() -> BTreeMap<usize, (u64, u64, u64)> {
     let mut out = BTreeMap::new();
     let Ok(s) = std::fs::read_to_string("/proc/stat") else {
         return out;
@@ -119,7 +120,8 @@ fn cpu_times() -> BTreeMap<usize, (u64, u64)> {
         // user nice system idle iowait irq softirq steal (guest is inside user).
         let total: u64 = v.iter().take(8).sum();
         let idle = v[3] + v[4];
-        out.insert(cpu, (total - idle, total));
+        let steal = v.get(7).copied().unwrap_or(0);
+        out.insert(cpu, (total - idle, steal, total));
     }
     out
 }
@@ -362,9 +364,19 @@ impl ProcessCost {
     }
 }
 
-/// Per-CPU busy fractions over an interval.
+/// Per-CPU busy and steal fractions over an interval.
 pub struct CpuProbe {
-    start: BTreeMap<usize, (u64, u64)>,
+    start: BTreeMap<usize, (u64, u64, u64)>,
+}
+
+/// What [`CpuProbe::finish`] measured, CPU number → fraction of the interval (0..1).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CpuShares {
+    /// Not idle: any process's, the kernel's, or the hypervisor's (steal).
+    pub busy: BTreeMap<usize, f64>,
+    /// Steal: time this virtual CPU wanted to run and the hypervisor ran something else.
+    /// It makes every process on that CPU slower without showing as their CPU time.
+    pub steal: BTreeMap<usize, f64>,
 }
 
 impl CpuProbe {
@@ -372,21 +384,57 @@ impl CpuProbe {
         CpuProbe { start: cpu_times() }
     }
 
-    /// CPU number → busy fraction (0..1) since [`CpuProbe::start`].
-    pub fn finish(self) -> BTreeMap<usize, f64> {
-        cpu_times()
-            .into_iter()
-            .filter_map(|(cpu, (busy, total))| {
-                let (b0, t0) = self.start.get(&cpu)?;
-                let dt = total.saturating_sub(*t0);
-                (dt > 0).then(|| (cpu, busy.saturating_sub(*b0) as f64 / dt as f64))
-            })
-            .collect()
+    /// Busy and steal fractions of every CPU since [`CpuProbe::start`].
+    pub fn finish(self) -> CpuShares {
+        shares(&self.start, &cpu_times())
     }
+}
+
+fn shares(
+    start: &BTreeMap<usize, (u64, u64, u64)>,
+    end: &BTreeMap<usize, (u64, u64, u64)>,
+) -> CpuShares {
+    let mut out = CpuShares::default();
+    for (&cpu, &(busy, steal, total)) in end {
+        let Some(&(b0, s0, t0)) = start.get(&cpu) else {
+            continue;
+        };
+        let dt = total.saturating_sub(t0);
+        if dt == 0 {
+            continue;
+        }
+        out.busy
+            .insert(cpu, busy.saturating_sub(b0) as f64 / dt as f64);
+        out.steal
+            .insert(cpu, steal.saturating_sub(s0) as f64 / dt as f64);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_busy_and_also_counted_on_its_own() {
+        // CPU 1: 100 jiffies, 50 user, 30 idle, 20 steal. CPU 0 has not moved.
+        let start = BTreeMap::from([(0, (10, 0, 100)), (1, (0, 0, 0))]);
+        let end = BTreeMap::from([(0, (10, 0, 100)), (1, (70, 20, 100))]);
+        let s = shares(&start, &end);
+        assert_eq!(s.busy.get(&1), Some(&0.7));
+        assert_eq!(s.steal.get(&1), Some(&0.2));
+        assert!(!s.busy.contains_key(&0) && !s.steal.contains_key(&0));
+        // This machine's own counters: fractions, steal never more than busy.
+        let live = CpuProbe::start();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let l = live.finish();
+        for (cpu, st) in &l.steal {
+            assert!(
+                (0.0..=1.0).contains(st) && *st <= l.busy[cpu] + 1e-9,
+                "{l:?}"
+            );
+        }
+    }
 
     #[test]
     fn tracepoint_counter_counts_or_says_not_measured() {
@@ -399,8 +447,6 @@ mod tests {
             assert!(c.total() >= 10, "{}", c.total());
         }
     }
-
-    use super::*;
 
     #[test]
     fn thread_classes() {
@@ -428,8 +474,8 @@ mod tests {
         if let Some(n) = c.syscalls {
             assert!(n > 100, "{c:?}");
         }
-        let busy = cpus.finish();
-        assert!(!busy.is_empty());
-        assert!(busy.values().all(|&b| (0.0..=1.0).contains(&b)));
+        let shares = cpus.finish();
+        assert!(!shares.busy.is_empty());
+        assert!(shares.busy.values().all(|&b| (0.0..=1.0).contains(&b)));
     }
 }

@@ -486,6 +486,11 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         } else {
             BTreeMap::new()
         },
+        cpu_steal: if hosts.len() == 1 {
+            first.cpu_steal.clone()
+        } else {
+            BTreeMap::new()
+        },
         binding,
         acked: sum(|r| r.acked),
         measured_start_unix_ms: origin,

@@ -130,6 +130,10 @@ pub struct RunResult {
     /// Busy fraction of every CPU over the measured phase.
     #[serde(default)]
     pub cpu_busy: BTreeMap<usize, f64>,
+    /// Steal (the hypervisor running something else) of every CPU over the measured phase,
+    /// as a fraction of it; part of `cpu_busy`.
+    #[serde(default)]
+    pub cpu_steal: BTreeMap<usize, f64>,
     /// What bound this run, from the signals above.
     #[serde(default = "unknown_binding")]
     pub binding: Binding,
@@ -161,6 +165,7 @@ pub(crate) struct Costs {
     pub target: Option<ProcessCost>,
     pub broker: Option<ProcessCost>,
     pub cpu_busy: BTreeMap<usize, f64>,
+    pub cpu_steal: BTreeMap<usize, f64>,
 }
 
 /// Mean busy fraction of `cpus` (`None` when they are all of the machine's, or unknown).
@@ -196,6 +201,9 @@ pub(crate) fn signals(
         gateway_cpus_busy: target_aff
             .as_ref()
             .and_then(|a| set_busy(a, &costs.cpu_busy)),
+        gateway_cpus_steal: target_aff
+            .as_ref()
+            .and_then(|a| set_busy(a, &costs.cpu_steal)),
         client_busy,
         broker_cores: costs.broker.as_ref().map(ProcessCost::cores),
         client_cpus_busy: set_busy(&client_aff, &costs.cpu_busy),
@@ -408,6 +416,7 @@ pub(crate) fn build_result(
         target_cost: costs.target,
         broker_cost: costs.broker,
         cpu_busy: costs.cpu_busy,
+        cpu_steal: costs.cpu_steal,
         binding,
         acked: acked_ids.len() as u64,
         measured_start_unix_ms: started_at_unix_ms as f64 + cfg.warmup_s * 1e3,
@@ -586,6 +595,18 @@ pub fn summary(r: &RunResult) -> String {
         let _ = write!(s, ", {:.1}% of target rate sent", a * 100.0);
     }
     let _ = writeln!(s);
+    if r.cpu_steal.values().any(|&x| x >= 0.01) {
+        let list: Vec<String> = r
+            .cpu_steal
+            .iter()
+            .map(|(cpu, x)| format!("cpu{cpu} {:.0}%", x * 100.0))
+            .collect();
+        let _ = writeln!(
+            s,
+            "steal      {} (the hypervisor's share of each CPU over the run)",
+            list.join(", ")
+        );
+    }
     if sc.generator_bound {
         let _ = writeln!(s, "GENERATOR-BOUND: {}", sc.reasons.join("; "));
     }

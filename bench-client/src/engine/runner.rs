@@ -261,10 +261,12 @@ impl Probes {
     }
 
     fn finish(self) -> Costs {
+        let cpus = self.cpus.finish();
         Costs {
             target: self.target.and_then(cost::Probe::finish),
             broker: self.broker.and_then(cost::Probe::finish),
-            cpu_busy: self.cpus.finish(),
+            cpu_busy: cpus.busy,
+            cpu_steal: cpus.steal,
         }
     }
 }

@@ -218,6 +218,9 @@ pub fn markdown(s: &Summary) -> String {
         mm.cpu_count,
         mm.cpu_model.as_deref().unwrap_or("unknown")
     );
+    if let Some(line) = steal_line(s) {
+        let _ = writeln!(o, "{line}");
+    }
     let _ = writeln!(
         o,
         "- pinning: {}; gateway `--threads {}`, client {} thread(s){}",
@@ -628,6 +631,41 @@ pub fn markdown(s: &Summary) -> String {
 
 /// External gateways (`--peer`): one row per HTTP scenario and peer, labelled like every
 /// other cell; gateway CPU only where `--peer-pid` was given.
+/// The hypervisor's steal per CPU over the runs' measured phases (absent in older files):
+/// a figure measured while the host took a share of the CPUs understates what ran there.
+fn steal_line(s: &Summary) -> Option<String> {
+    let mut per_cpu: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+    for r in s.runs.iter().filter_map(|r| r.result.as_ref()) {
+        for (&cpu, &x) in &r.cpu_steal {
+            per_cpu.entry(cpu).or_default().push(x);
+        }
+    }
+    if per_cpu.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = per_cpu
+        .iter_mut()
+        .map(|(cpu, v)| {
+            v.sort_by(f64::total_cmp);
+            let high = v
+                .iter()
+                .filter(|&&x| x >= crate::engine::bound::STEAL)
+                .count();
+            format!(
+                "CPU {cpu} median {:.0}%, max {:.0}%, {high} of {} runs ≥ {:.0}%",
+                v[v.len() / 2] * 100.0,
+                v[v.len() - 1] * 100.0,
+                v.len(),
+                crate::engine::bound::STEAL * 100.0
+            )
+        })
+        .collect();
+    Some(format!(
+        "- hypervisor steal over the measured runs: {} (a gateway run with that much on its CPUs is labelled *unknown*)",
+        parts.join("; ")
+    ))
+}
+
 fn peers_section(s: &Summary, o: &mut String) {
     if s.peers.is_empty() {
         return;
@@ -1005,6 +1043,7 @@ mod tests {
             target_cost: None,
             broker_cost: None,
             cpu_busy: BTreeMap::new(),
+            cpu_steal: BTreeMap::new(),
             binding: crate::engine::bound::Binding {
                 bound: crate::engine::bound::Bound::Unknown,
                 reasons: vec![],

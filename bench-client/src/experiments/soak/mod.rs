@@ -818,6 +818,7 @@ pub(crate) mod tests {
             target_cost: None,
             broker_cost: None,
             cpu_busy: BTreeMap::new(),
+            cpu_steal: BTreeMap::new(),
             binding: crate::engine::bound::Binding {
                 bound: crate::engine::bound::Bound::Unknown,
                 reasons: vec![],
