@@ -21,9 +21,12 @@
 # Cases: HTTP = 256 keep-alive connections, closed loop, ack=kafka, 100 B; WS = 16
 # connections x window 256, ack=kafka, 100 B.
 # Environment: GATEWAYS (default "tokio-multi tokio-per-core uring compio"), CASES
-# (default "http-kafka http-null ws-kafka ws-null").
-# Output: OUT_DIR/results.tsv (one row per run), OUT_DIR/producer.tsv, per-run client
-# reports and JSON. Summary: scripts/hot-path-summary.py OUT_DIR.
+# (default "http-kafka http-null ws-kafka ws-null"), NULL_VARIANTS (the variants that run
+# the null-sink cases; default all: a sweep of producer settings needs them once).
+# Output: OUT_DIR/results.tsv (one row per run, with the hypervisor's steal on CPU 1 and
+# CPU 0 over the measured run, from bench-client's JSON), OUT_DIR/producer.tsv, per-run
+# client reports and JSON. Summary: scripts/hot-path-summary.py OUT_DIR (it leaves out
+# runs with ≥ 15% steal: on this VM they are the "slow mode", not the gateway).
 set -u
 OUT=$1; ROUNDS=$2; shift 2
 VARIANTS=("$@")
@@ -112,8 +115,10 @@ d = json.load(open(f))
 t = d['totals']; lat = d['latency']
 cpu = (int(c1) - int(c0)) / int(tck)
 ok = t['ok']
+steal = d.get('cpu_steal', {})
 print('\t'.join(map(str, [v, gw, case, r, round(t['ok_per_sec']), t['errors'], round(cpu, 3),
-      round(cpu * 1e6 / max(ok, 1), 2), round(lat['p50_us']), round(lat['p99_us']), load])))
+      round(cpu * 1e6 / max(ok, 1), 2), round(lat['p50_us']), round(lat['p99_us']), load,
+      round(100 * steal.get('1', 0)), round(100 * steal.get('0', 0))])))
 PY
   tail -1 "$OUT/results.tsv"
   if [ "$case" = http-kafka ]; then
@@ -122,13 +127,17 @@ PY
   fi
 }
 
-[ -f "$OUT/results.tsv" ] || printf 'variant\tgateway\tcase\tround\tok_per_s\terrors\tgw_cpu_s\tgw_cpu_us_per_req\tp50_us\tp99_us\tload1\n' > "$OUT/results.tsv"
+[ -f "$OUT/results.tsv" ] || printf 'variant\tgateway\tcase\tround\tok_per_s\terrors\tgw_cpu_s\tgw_cpu_us_per_req\tp50_us\tp99_us\tload1\tsteal_cpu1_pct\tsteal_cpu0_pct\n' > "$OUT/results.tsv"
 [ -f "$OUT/producer.tsv" ] || printf 'run\trecords_per_s\tcpu_us_per_record\n' > "$OUT/producer.tsv"
 for r in $(seq 1 "$ROUNDS"); do
   producer_at "max.r$r" ""
   for gw in $GATEWAYS; do
     for case in $CASES; do
       for vd in "${VARIANTS[@]}"; do
+        if [ "${case#*-}" = null ] && [ -n "${NULL_VARIANTS:-}" ] \
+          && [[ " $NULL_VARIANTS " != *" ${vd%%=*} "* ]]; then
+          continue
+        fi
         run_case "$vd" "$gw" "$case" "$r"
       done
     done
