@@ -89,6 +89,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // As the gateways (common::telemetry): a failed log write must cost the line, not
+        // the thread (tracing-subscriber's own report of it panics on a closed stderr).
+        .log_internal_errors(false)
         .init();
     match real_main() {
         Ok(code) => code,
