@@ -49,6 +49,43 @@ fn spawn_gateway(v: &Variant, args: &[&str], env: &[(&str, &str)]) -> Gateway {
     }
 }
 
+/// A one-thread null-sink gateway as a plain child with piped stdout and stderr (for tests
+/// that must own the pipes or see a start that fails), plus `extra` arguments.
+fn null_sink_child(v: &Variant, extra: &[&str]) -> std::process::Child {
+    Command::new(bin_path(v.bin))
+        .args(v.args)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--sink",
+            "null",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The child's exit status if it exits within `timeout` (it is left running otherwise).
+fn exit_within(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn wait_ready(gw: &Gateway) {
     let deadline = Instant::now() + SECS(20);
     while gw
@@ -363,21 +400,7 @@ fn second_signal_forces_exit(v: &Variant) {
 /// logs the signal before it starts the shutdown).
 fn shuts_down_after_its_log_reader_is_gone(v: &Variant) {
     use std::io::BufRead;
-    let mut child = Command::new(bin_path(v.bin))
-        .args(v.args)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--sink",
-            "null",
-        ])
-        .args(["--shutdown-timeout", "2s"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = null_sink_child(v, &["--shutdown-timeout", "2s"]);
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let listening = lines
         .by_ref()
@@ -389,17 +412,7 @@ fn shuts_down_after_its_log_reader_is_gone(v: &Variant) {
     drop(child.stdout.take());
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + SECS(15);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let Some(status) = status else {
+    let Some(status) = exit_within(&mut child, SECS(15)) else {
         let _ = child.kill();
         let _ = child.wait();
         panic!(
@@ -415,33 +428,10 @@ fn shuts_down_after_its_log_reader_is_gone(v: &Variant) {
 /// configuration under a reproduction's name.
 fn uring_only_faults_refused_elsewhere(v: &Variant) {
     for fault in ["uring-cancel-accept", "uring-tiny-ring", "uring-sq-full"] {
-        let mut child = Command::new(bin_path(v.bin))
-            .args(v.args)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--threads",
-                "1",
-                "--sink",
-                "null",
-            ])
-            .args(["--shutdown-timeout", "1s", "--fault", fault])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = null_sink_child(v, &["--shutdown-timeout", "1s", "--fault", fault]);
         // Refusing is immediate; gateway-uring, which runs it, needs only to stay up a moment.
         let wait = SECS(if v.bin == "gateway-uring" { 1 } else { 10 });
-        let deadline = Instant::now() + wait;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = exit_within(&mut child, wait);
         if v.bin == "gateway-uring" {
             // It runs the reproduction: still up, or failed for a reason of its own.
             assert!(

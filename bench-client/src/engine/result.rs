@@ -168,8 +168,9 @@ pub(crate) struct Costs {
     pub cpu_steal: BTreeMap<usize, f64>,
 }
 
-/// Mean busy fraction of `cpus` (`None` when they are all of the machine's, or unknown).
-fn set_busy(cpus: &[usize], busy: &BTreeMap<usize, f64>) -> Option<f64> {
+/// Mean of a per-CPU fraction (busy, steal) over `cpus` (`None` when they are all of the
+/// machine's, or unknown).
+fn mean_over(cpus: &[usize], busy: &BTreeMap<usize, f64>) -> Option<f64> {
     if cpus.is_empty() || cpus.len() >= busy.len() {
         return None;
     }
@@ -200,13 +201,13 @@ pub(crate) fn signals(
         }),
         gateway_cpus_busy: target_aff
             .as_ref()
-            .and_then(|a| set_busy(a, &costs.cpu_busy)),
+            .and_then(|a| mean_over(a, &costs.cpu_busy)),
         gateway_cpus_steal: target_aff
             .as_ref()
-            .and_then(|a| set_busy(a, &costs.cpu_steal)),
+            .and_then(|a| mean_over(a, &costs.cpu_steal)),
         client_busy,
         broker_cores: costs.broker.as_ref().map(ProcessCost::cores),
-        client_cpus_busy: set_busy(&client_aff, &costs.cpu_busy),
+        client_cpus_busy: mean_over(&client_aff, &costs.cpu_busy),
         client_cores,
         rate_achieved,
         schedule_lag_p99_ms,

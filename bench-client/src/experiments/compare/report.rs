@@ -644,20 +644,20 @@ fn steal_line(s: &Summary) -> Option<String> {
         return None;
     }
     let parts: Vec<String> = per_cpu
-        .iter_mut()
-        .map(|(cpu, v)| {
-            v.sort_by(f64::total_cmp);
+        .iter()
+        .filter_map(|(cpu, v)| {
+            let sp = Spread::of(v)?;
             let high = v
                 .iter()
                 .filter(|&&x| x >= crate::engine::bound::STEAL)
                 .count();
-            format!(
+            Some(format!(
                 "CPU {cpu} median {:.0}%, max {:.0}%, {high} of {} runs ≥ {:.0}%",
-                v[v.len() / 2] * 100.0,
-                v[v.len() - 1] * 100.0,
+                sp.median * 100.0,
+                sp.max * 100.0,
                 v.len(),
                 crate::engine::bound::STEAL * 100.0
-            )
+            ))
         })
         .collect();
     Some(format!(
