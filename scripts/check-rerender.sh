@@ -9,11 +9,21 @@ bin="${1:-target/debug/bench-client}"
 [ -x "$bin" ] || { echo "check-rerender: $bin not built" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+# Results this bench-client cannot re-render byte for byte, each with the reason; every
+# other committed result must re-render to the committed bytes.
+declare -A skip=(
+  [results/2026-11-25-2c-vm]="summary.json predates the scenario schema (scenarios had a 'shape', no 'offer')"
+  [results/2026-11-25-stall-lab]="rendered before the causes' descriptions changed (its backlog burst was 2000 connects; the renderer now describes 1000)"
+)
 checked=0
 failed=0
 for src in results/*/summary.json results/*/stall-lab.json results/archive/*/summary.json results/archive/*/stall-lab.json; do
   [ -f "$src" ] || continue
   dir="$(dirname "$src")"
+  if [ -n "${skip[$dir]:-}" ]; then
+    echo "skipped $dir: ${skip[$dir]}"
+    continue
+  fi
   out="$tmp/$(echo "$dir" | tr / _)"
   mkdir -p "$out"
   cp "$src" "$out/"
