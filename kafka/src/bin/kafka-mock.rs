@@ -11,11 +11,12 @@ use clap::Parser;
 
 /// Embedded Kafka (librdkafka mock cluster) for tests and benchmarks.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "kafka-mock", version)]
 struct Args {
-    /// Number of brokers.
-    #[arg(long, default_value_t = 3)]
-    brokers: i32,
+    /// Number of brokers in the mock cluster. (Every other `--brokers` in the workspace is a
+    /// bootstrap host list, so the count has its own name; `--brokers N` still works.)
+    #[arg(long = "broker-count", alias = "brokers", default_value_t = 3)]
+    broker_count: i32,
     /// Partitions of the topics created up front (auto-created topics get librdkafka's
     /// mock default).
     #[arg(long, default_value_t = 4)]
@@ -37,13 +38,14 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     common::telemetry::init();
     let args = Args::parse();
-    anyhow::ensure!(args.brokers >= 1, "--brokers must be at least 1");
+    anyhow::ensure!(args.broker_count >= 1, "--broker-count must be at least 1");
     anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let kafka = common::embedded::EmbeddedKafka::start(args.brokers, args.partitions, &args.topic)?;
+    let kafka =
+        common::embedded::EmbeddedKafka::start(args.broker_count, args.partitions, &args.topic)?;
     let bootstrap = kafka.bootstrap_servers();
     if let Some(path) = &args.bootstrap_file {
         let tmp = path.with_extension("tmp");
@@ -54,7 +56,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(out, "{bootstrap}")?;
     out.flush()?;
     drop(out);
-    tracing::info!(brokers = args.brokers, topics = ?args.topic, "kafka-mock ready at {bootstrap}");
+    tracing::info!(brokers = args.broker_count, topics = ?args.topic, "kafka-mock ready at {bootstrap}");
     // The mock cluster handle is not Send: commands and the stop signal come to this thread.
     enum Event {
         Command(String),

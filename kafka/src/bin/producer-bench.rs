@@ -18,7 +18,7 @@ use rdkafka::ClientContext;
 
 /// The bare Kafka producer's throughput and CPU per record, with the gateways' settings.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "producer-bench", version)]
 struct Args {
     /// Bootstrap servers (e.g. the first line kafka-mock prints).
     #[arg(long)]
@@ -26,8 +26,9 @@ struct Args {
     /// Topic to produce to.
     #[arg(long, default_value = "bench")]
     topic: String,
-    /// How long to send, e.g. `4s`, `500ms`, `2` (seconds).
-    #[arg(long, default_value = "4s", value_parser = parse_duration)]
+    /// How long to send, e.g. `4s`, `500ms`, `1h30m`, `2` (seconds): the workspace's one
+    /// duration grammar.
+    #[arg(long, default_value = "4s", value_parser = duration_grammar::parse_duration)]
     duration: Duration,
     /// Record value size in bytes.
     #[arg(long, default_value_t = 100)]
@@ -43,21 +44,6 @@ struct Args {
     /// Also write the JSON result to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let v: f64 = num.parse().map_err(|e| format!("{s}: {e}"))?;
-    let secs = match unit {
-        "s" => v,
-        "ms" => v / 1e3,
-        "m" => v * 60.0,
-        _ => return Err(format!("{s}: unit must be ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
