@@ -31,6 +31,8 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import jsonschema, ya
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "jsonschema>=4.18" "pyyaml>=6"
 fi
 PY="$VENV/bin/python"
+# get URL: the body of a 2xx answer on stdout, else a failure (no curl needed).
+get() { "$PY" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
 
 echo "== promtool"
 promtool check rules "$OBS/alerts.yaml"
@@ -70,7 +72,7 @@ wait_for() {
 GW_PID=$!
 wait_for 30 "the gateway's listening line" grep -q "listening on " "$TMP/gateway.log"
 GW=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$TMP/gateway.log" | head -1)
-wait_for 30 "the gateway's /readyz" curl -sf "http://$GW/readyz"
+wait_for 30 "the gateway's /readyz" get "http://$GW/readyz"
 
 PROM_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PROM="http://127.0.0.1:$PROM_PORT"
@@ -90,8 +92,8 @@ prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1h \
   > "$TMP/prometheus.log" 2>&1 &
 PROM_PID=$!
-wait_for 30 "Prometheus ready" curl -sf "$PROM/-/ready"
-up_once() { curl -sf "$PROM/api/v1/query?query=up%7Bjob%3D%22gateway%22%7D%3D%3D1" | grep -q '"value"'; }
+wait_for 30 "Prometheus ready" get "$PROM/-/ready"
+up_once() { get "$PROM/api/v1/query?query=up%7Bjob%3D%22gateway%22%7D%3D%3D1" | grep -q '"value"'; }
 wait_for 30 "the gateway's first scrape" up_once
 sleep 3 # rate() needs two samples
 
@@ -103,7 +105,7 @@ sleep 3 # the last samples scraped, the rules evaluated
 
 "$PY" "$OBS/check.py" live loaded "$PROM" "http://$GW/metrics" "$OBS/dashboard.json" "$OBS/alerts.yaml"
 rules_ok() {
-  curl -sf "$PROM/api/v1/rules" | "$PY" -c '
+  get "$PROM/api/v1/rules" | "$PY" -c '
 import json, sys
 rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
 bad = [r["name"] for r in rules if r.get("health") != "ok"]
