@@ -428,7 +428,8 @@ class Crate:
                     continue
                 dest = self.modules[target]
                 if dest != path and (path, dest) not in self.edges:
-                    self.edges[(path, dest)] = (line, "::".join(segs))
+                    shown = segs[:-1] if segs[-1] == "self" else segs
+                    self.edges[(path, dest)] = (line, "::".join(shown))
 
     def rel(self, path):
         return os.path.relpath(path, self.src_dir)
