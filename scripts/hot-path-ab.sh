@@ -20,7 +20,8 @@
 #
 # Cases: HTTP = 256 keep-alive connections, closed loop, ack=kafka, 100 B; WS = 16
 # connections x window 256, ack=kafka, 100 B.
-# Environment: GATEWAYS (default "tokio-multi tokio-per-core uring compio"), CASES
+# Environment: GATEWAYS (default: every variant of `bench-client variants`, the
+# workspace's gateways.tsv, which also gives each one's binary and arguments), CASES
 # (default "http-kafka http-null ws-kafka ws-null"), NULL_VARIANTS (the variants that run
 # the null-sink cases; default all: a sweep of producer settings needs them once).
 # Output: OUT_DIR/results.tsv (one row per run, with the hypervisor's steal on CPU 1 and
@@ -31,10 +32,25 @@ set -u
 OUT=$1; ROUNDS=$2; shift 2
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || { echo "usage: $0 OUT_DIR ROUNDS NAME=BINDIR[,ARGS] ..."; exit 2; }
-GATEWAYS=${GATEWAYS:-"tokio-multi tokio-per-core uring compio"}
 CASES=${CASES:-"http-kafka http-null ws-kafka ws-null"}
 last=${VARIANTS[-1]#*=}; TOOLS=${last%%,*}
 CLIENT=$TOOLS/bench-client; MOCK=$TOOLS/kafka-mock; PRODUCER=$TOOLS/producer-bench
+
+# The gateway variants, from bench-client's table: name<TAB>binary<TAB>arguments<TAB>runtime
+# (split by hand: `read` would merge the empty arguments field of a tab-separated line).
+declare -A GW_BIN GW_ARGS
+NAMES=()
+while IFS= read -r line; do
+  name=${line%%$'\t'*}; rest=${line#*$'\t'}
+  GW_BIN[$name]=${rest%%$'\t'*}; rest=${rest#*$'\t'}
+  GW_ARGS[$name]=${rest%%$'\t'*}
+  NAMES+=("$name")
+done < <("$CLIENT" variants)
+[ ${#NAMES[@]} -gt 0 ] || { echo "$CLIENT variants printed no gateway table"; exit 2; }
+GATEWAYS=${GATEWAYS:-"${NAMES[*]}"}
+for gw in $GATEWAYS; do
+  [ -n "${GW_BIN[$gw]:-}" ] || { echo "unknown gateway $gw (bench-client variants: ${NAMES[*]})"; exit 2; }
+done
 mkdir -p "$OUT"
 TCK=$(getconf CLK_TCK)
 
@@ -77,13 +93,7 @@ run_case() { # variant-spec gateway case round
   [ "$spec" != "$dir" ] && extra=${spec#*,}
   local gw=$2 case=$3 r=$4
   local sink=${case#*-} mode=${case%-*}
-  local bin args
-  case $gw in
-    tokio-per-core) bin=$dir/gateway-tokio; args="--flavor per-core";;
-    tokio-multi) bin=$dir/gateway-tokio; args="--flavor multi";;
-    uring) bin=$dir/gateway-uring; args="";;
-    compio) bin=$dir/gateway-compio; args="";;
-  esac
+  local bin=$dir/${GW_BIN[$gw]} args=${GW_ARGS[$gw]}
   local tag=$name.$gw.$case.r$r
   MPID=""
   if [ "$sink" = kafka ]; then

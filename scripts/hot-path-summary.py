@@ -18,7 +18,25 @@ Runs with >= 15% hypervisor steal on either CPU are left out (counted in the out
 import csv
 import os
 import statistics
+import subprocess
 import sys
+
+
+def gateway_order():
+    """Gateway names in the order of the variant table, from `bench-client variants`:
+    $BENCH_CLIENT, else the repository's target/release or target/debug bench-client."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    given = os.environ.get('BENCH_CLIENT')
+    candidates = [given] if given else [
+        os.path.join(repo, 'target', profile, 'bench-client') for profile in ('release', 'debug')]
+    for client in candidates:
+        if os.access(client, os.X_OK):
+            table = subprocess.run([client, 'variants'], capture_output=True, text=True,
+                                   check=True).stdout
+            return [line.split('\t')[0] for line in table.splitlines() if line.strip()]
+    sys.exit("hot-path-summary.py: no bench-client to read the gateway variants from "
+             "(build it, or set BENCH_CLIENT)")
+
 
 out = sys.argv[1]
 STEAL_PCT = 15  # bench-client's bound::STEAL
@@ -58,7 +76,7 @@ def prod_med(pred):
     return statistics.median(x) if x else float('nan')
 
 
-order = ['tokio-multi', 'tokio-per-core', 'uring', 'compio']
+order = gateway_order()
 gws = sorted({r['gateway'] for r in rows}, key=order.index)
 variants = list(dict.fromkeys(r['variant'] for r in rows))
 n = max(len(v) for v in runs.values())

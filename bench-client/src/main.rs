@@ -52,6 +52,9 @@ enum Cmd {
     },
     /// Merge the result files of the shards of one run (`run --start-at T --shard I/N`).
     Merge(bench_client::engine::merge::MergeArgs),
+    /// Print the gateway variant table (gateways.tsv) for scripts: one line per variant,
+    /// `name<TAB>binary<TAB>arguments<TAB>runtime`, no header.
+    Variants,
 }
 
 const RUN_EXIT_CODES: &str = "\
@@ -144,6 +147,10 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::StallLab(a) => Ok(ExitCode::from(experiment::<StallLab>(&a)?)),
         Cmd::Soak(a) => Ok(ExitCode::from(experiment::<Soak>(&a)?)),
         Cmd::Chaos(a) => Ok(ExitCode::from(experiment::<Chaos>(&a)?)),
+        Cmd::Variants => {
+            print!("{}", bench_client::lab::gateway::variants_tsv());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Merge(a) => {
             bench_client::engine::merge::cli_main(&a)?;
             Ok(ExitCode::SUCCESS)

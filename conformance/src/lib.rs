@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,45 +18,64 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// `suite!(case_a, case_b, …)`: one `#[test]` per case and gateway variant, in modules
 /// named after the variant (`tokio_multi::case_a`, …); each case is a `fn(&Variant)` of the
-/// calling test file.
+/// calling test file. The variants are the rows of `gateways.tsv`, by name (a test checks
+/// that these four modules cover the table).
 #[macro_export]
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
-        mod tokio_multi { $( #[test] fn $case() { super::$case(&$crate::TOKIO_MULTI) } )* }
-        mod tokio_per_core { $( #[test] fn $case() { super::$case(&$crate::TOKIO_PER_CORE) } )* }
-        mod uring { $( #[test] fn $case() { super::$case(&$crate::URING) } )* }
-        mod compio { $( #[test] fn $case() { super::$case(&$crate::COMPIO) } )* }
+        mod tokio_multi { $( #[test] fn $case() { super::$case($crate::variant("tokio-multi")) } )* }
+        mod tokio_per_core { $( #[test] fn $case() { super::$case($crate::variant("tokio-per-core")) } )* }
+        mod uring { $( #[test] fn $case() { super::$case($crate::variant("uring")) } )* }
+        mod compio { $( #[test] fn $case() { super::$case($crate::variant("compio")) } )* }
     };
 }
 
+/// The gateway variant table, `gateways.tsv` at the workspace root: one source for
+/// conformance, bench-client and the scripts (`bench-client variants` prints it).
+pub const TABLE: &str = include_str!("../../gateways.tsv");
+
 /// One gateway variant of the table: a binary and the arguments that select it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Variant {
     pub name: &'static str,
     pub bin: &'static str,
     pub args: &'static [&'static str],
+    /// The runtime the binary reports (`--version`, gateway_info's `runtime` label).
+    pub runtime: &'static str,
 }
 
-pub const TOKIO_MULTI: Variant = Variant {
-    name: "tokio-multi",
-    bin: "gateway-tokio",
-    args: &["--flavor", "multi"],
-};
-pub const TOKIO_PER_CORE: Variant = Variant {
-    name: "tokio-per-core",
-    bin: "gateway-tokio",
-    args: &["--flavor", "per-core"],
-};
-pub const URING: Variant = Variant {
-    name: "uring",
-    bin: "gateway-uring",
-    args: &[],
-};
-pub const COMPIO: Variant = Variant {
-    name: "compio",
-    bin: "gateway-compio",
-    args: &[],
-};
+/// The rows of [`TABLE`] (tab-separated `name bin args runtime`, args split on spaces;
+/// blank lines and `#` comments skipped), parsed once.
+pub fn variants() -> &'static [Variant] {
+    static ROWS: LazyLock<Vec<Variant>> = LazyLock::new(|| {
+        TABLE
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let [name, bin, args, runtime] = l.split('\t').collect::<Vec<_>>()[..] else {
+                    panic!("gateways.tsv: bad line {l:?} (name, bin, args, runtime)")
+                };
+                // Leaked once: the table lives as long as the test binary.
+                let args = Box::leak(args.split_whitespace().collect::<Box<[_]>>());
+                Variant {
+                    name,
+                    bin,
+                    args,
+                    runtime,
+                }
+            })
+            .collect()
+    });
+    &ROWS
+}
+
+/// The variant called `name` (a row of [`TABLE`]).
+pub fn variant(name: &str) -> &'static Variant {
+    variants()
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no gateway variant {name:?} in gateways.tsv"))
+}
 
 /// The directory holding the workspace binaries: the test executable lives in
 /// `<target>/<profile>/deps/`, the binaries one level up.
@@ -526,4 +546,58 @@ pub fn kafka_control(kafka: &mut Proc, command: &str) {
     kafka.send_line(command);
     let reply = kafka.wait_for_line_after(skip, "reply=", Duration::from_secs(10));
     assert!(reply.contains("reply=ok"), "{command}: {reply}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run by `suite!` once per module: each of its four names is a row of the table.
+    fn is_a_row(v: &Variant) {
+        assert!(variants().iter().any(|w| std::ptr::eq(w, v)), "{v:?}");
+    }
+
+    crate::suite!(is_a_row);
+
+    #[test]
+    fn the_table_has_the_four_variants() {
+        let names: Vec<_> = variants().iter().map(|v| v.name).collect();
+        // with `suite!`'s four modules (above), every row gets its tests
+        assert_eq!(names, ["tokio-multi", "tokio-per-core", "uring", "compio"]);
+        let multi = variant("tokio-multi");
+        assert_eq!(
+            (multi.bin, multi.args),
+            ("gateway-tokio", &["--flavor", "multi"][..])
+        );
+        let per_core = variant("tokio-per-core");
+        assert_eq!(per_core.args, ["--flavor", "per-core"]);
+        assert_eq!(
+            (variant("uring").bin, variant("uring").runtime),
+            ("gateway-uring", "tokio-uring")
+        );
+        assert!(variant("compio").args.is_empty());
+    }
+
+    /// bench-client parses the same file: `bench-client variants` prints this table.
+    #[test]
+    fn bench_client_agrees() {
+        let out = Command::new(bin_path("bench-client"))
+            .arg("variants")
+            .output()
+            .expect("running bench-client variants");
+        assert!(out.status.success(), "{out:?}");
+        let ours: String = variants()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}\t{}\t{}\t{}\n",
+                    v.name,
+                    v.bin,
+                    v.args.join(" "),
+                    v.runtime
+                )
+            })
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), ours);
+    }
 }

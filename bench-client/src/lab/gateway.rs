@@ -1,4 +1,4 @@
-//! The gateway variants ([`GatewayKind`], `--gateway` lists), the workspace binaries found
+//! The gateway variants ([`GatewayKind`], the rows of `gateways.tsv`, `--gateway` lists), the workspace binaries found
 //! next to `bench-client`, and the lifecycle of the two kinds of child process every lab
 //! command runs: a gateway ([`Gateway`]: started on port 0 from a [`GatewaySpec`], waited
 //! for until `listening on` and `/readyz` 200, primed, stopped with SIGTERM) and
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ChildStdin;
 use std::str::FromStr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -21,7 +22,68 @@ use serde::{Deserialize, Serialize};
 use super::probe::{http_get, parse_metrics, prime};
 use super::process::{command_line, spawn, Proc};
 
-/// One gateway build and flavour: a binary plus the arguments that select it.
+/// The gateway variant table, `gateways.tsv` at the workspace root: one source for
+/// bench-client, conformance and the scripts (`bench-client variants` prints it).
+pub const TABLE: &str = include_str!("../../../gateways.tsv");
+
+/// One row of [`TABLE`]: a variant's name, binary, arguments and runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantRow {
+    pub name: &'static str,
+    /// The binary, looked up next to `bench-client`.
+    pub bin: &'static str,
+    /// The runtime-specific arguments (the only ones allowed to differ).
+    pub args: Vec<&'static str>,
+    /// The runtime the binary reports (`--version`, gateway_info's `runtime` label).
+    pub runtime: &'static str,
+}
+
+/// The rows of a variant table: tab-separated `name bin args runtime` (args split on
+/// spaces, may be empty); blank lines and `#` comments skipped.
+pub fn parse_table(text: &'static str) -> Result<Vec<VariantRow>, String> {
+    let rows = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split('\t').collect::<Vec<_>>()[..] {
+            [name, bin, args, runtime] if !name.is_empty() && !bin.is_empty() => Ok(VariantRow {
+                name,
+                bin,
+                args: args.split_whitespace().collect(),
+                runtime,
+            }),
+            _ => Err(format!(
+                "bad gateway variant line {l:?} (name, bin, args, runtime)"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// [`TABLE`], parsed once.
+pub fn variants() -> &'static [VariantRow] {
+    static ROWS: LazyLock<Vec<VariantRow>> =
+        LazyLock::new(|| parse_table(TABLE).expect("gateways.tsv"));
+    &ROWS
+}
+
+/// The table as `bench-client variants` prints it for scripts: one line per variant,
+/// `name<TAB>bin<TAB>args<TAB>runtime`, in table order, no header.
+pub fn variants_tsv() -> String {
+    variants()
+        .iter()
+        .map(|v| {
+            format!(
+                "{}\t{}\t{}\t{}\n",
+                v.name,
+                v.bin,
+                v.args.join(" "),
+                v.runtime
+            )
+        })
+        .collect()
+}
+
+/// One gateway build and flavour: a row of [`TABLE`] (same order; names as serialized).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GatewayKind {
@@ -39,13 +101,12 @@ impl GatewayKind {
         GatewayKind::Compio,
     ];
 
+    fn row(self) -> &'static VariantRow {
+        &variants()[self as usize]
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            GatewayKind::TokioMulti => "tokio-multi",
-            GatewayKind::TokioPerCore => "tokio-per-core",
-            GatewayKind::Uring => "uring",
-            GatewayKind::Compio => "compio",
-        }
+        self.row().name
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -62,20 +123,12 @@ impl GatewayKind {
 
     /// The binary, looked up next to `bench-client`.
     pub fn bin(self) -> &'static str {
-        match self {
-            GatewayKind::TokioMulti | GatewayKind::TokioPerCore => "gateway-tokio",
-            GatewayKind::Uring => "gateway-uring",
-            GatewayKind::Compio => "gateway-compio",
-        }
+        self.row().bin
     }
 
     /// The runtime-specific arguments (the only ones allowed to differ).
     pub fn args(self) -> &'static [&'static str] {
-        match self {
-            GatewayKind::TokioMulti => &["--flavor", "multi"],
-            GatewayKind::TokioPerCore => &["--flavor", "per-core"],
-            GatewayKind::Uring | GatewayKind::Compio => &[],
-        }
+        &self.row().args
     }
 }
 
@@ -93,7 +146,8 @@ impl FromStr for GatewaySet {
                 continue;
             }
             out.push(GatewayKind::parse(w).map_err(|_| {
-                format!("unknown gateway {w:?} (tokio-multi, tokio-per-core, uring, compio, all)")
+                let known = GatewayKind::ALL.map(GatewayKind::name).join(", ");
+                format!("unknown gateway {w:?} ({known}, all)")
             })?);
         }
         out.dedup();
@@ -456,6 +510,42 @@ mod tests {
         assert!("tokio".parse::<GatewaySet>().is_err());
         assert_eq!(GatewayKind::parse(" compio"), Ok(GatewayKind::Compio));
         assert!(GatewayKind::parse("all").is_err());
+    }
+
+    #[test]
+    fn the_table_has_the_four_variants_in_gateway_kind_order() {
+        let names: Vec<_> = variants().iter().map(|v| v.name).collect();
+        assert_eq!(names, ["tokio-multi", "tokio-per-core", "uring", "compio"]);
+        for (i, k) in GatewayKind::ALL.into_iter().enumerate() {
+            assert_eq!(k as usize, i);
+            // the serialized name (summary.json) is the table's
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("{:?}", k.name())
+            );
+        }
+        assert_eq!(GatewayKind::TokioMulti.bin(), "gateway-tokio");
+        assert_eq!(GatewayKind::TokioMulti.args(), ["--flavor", "multi"]);
+        assert_eq!(GatewayKind::TokioPerCore.args(), ["--flavor", "per-core"]);
+        assert_eq!(GatewayKind::Uring.bin(), "gateway-uring");
+        assert_eq!(GatewayKind::Compio.bin(), "gateway-compio");
+        assert!(GatewayKind::Compio.args().is_empty());
+        let runtimes: Vec<_> = variants().iter().map(|v| v.runtime).collect();
+        assert_eq!(runtimes, ["tokio", "tokio", "tokio-uring", "compio"]);
+    }
+
+    #[test]
+    fn variants_tsv_and_bad_tables() {
+        assert_eq!(
+            variants_tsv(),
+            "tokio-multi\tgateway-tokio\t--flavor multi\ttokio\n\
+             tokio-per-core\tgateway-tokio\t--flavor per-core\ttokio\n\
+             uring\tgateway-uring\t\ttokio-uring\n\
+             compio\tgateway-compio\t\tcompio\n"
+        );
+        assert!(parse_table("a\tb\tc\n").is_err());
+        assert!(parse_table("\tb\t\tr\n").is_err());
+        assert_eq!(parse_table("# x\n\na\tb\t\tr\n").unwrap().len(), 1);
     }
 
     #[test]
