@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bench_client::engine::manifest::Manifest;
+use bench_client::engine::printer::summary;
+use bench_client::engine::probes::manifest::Manifest;
 use bench_client::engine::result;
 use bench_client::experiments::chaos::Chaos;
 use bench_client::experiments::compare::Compare;
@@ -51,7 +52,7 @@ enum Cmd {
         dir: std::path::PathBuf,
     },
     /// Merge the result files of the shards of one run (`run --start-at T --shard I/N`).
-    Merge(bench_client::engine::merge::MergeArgs),
+    Merge(bench_client::engine::analysis::merge::MergeArgs),
 }
 
 const RUN_EXIT_CODES: &str = "\
@@ -121,7 +122,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 result::write_acked(&r, p)?;
             }
             if !a.quiet {
-                print!("{}", result::summary(&r));
+                print!("{}", summary(&r));
             }
             let sig = signal.load(Ordering::Relaxed) as i32;
             Ok(ExitCode::from(run_exit_code(&r, &a, sig)))
@@ -130,8 +131,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::Report { dir } => {
             if dir.is_file() {
                 let r = result::read_json(&dir)?;
-                let shards = bench_client::engine::merge::shards_summary(&r);
-                print!("{}{shards}", result::summary(&r));
+                let shards = bench_client::engine::analysis::merge::shards_summary(&r);
+                print!("{}{shards}", summary(&r));
             } else if dir.join("stall-lab.json").exists() {
                 bench_client::experiments::stall_lab::rerender(&dir)?;
                 eprintln!("wrote {}", dir.join("stall-lab.md").display());
@@ -145,7 +146,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::Soak(a) => Ok(ExitCode::from(experiment::<Soak>(&a)?)),
         Cmd::Chaos(a) => Ok(ExitCode::from(experiment::<Chaos>(&a)?)),
         Cmd::Merge(a) => {
-            bench_client::engine::merge::cli_main(&a)?;
+            bench_client::engine::analysis::merge::cli_main(&a)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Verify(a) => {
