@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bench_client::engine::manifest::Manifest;
+use bench_client::engine::printer::summary;
+use bench_client::engine::probes::manifest::Manifest;
 use bench_client::engine::result;
 use bench_client::experiments::chaos::Chaos;
 use bench_client::experiments::compare::Compare;
@@ -51,7 +52,7 @@ enum Cmd {
         dir: std::path::PathBuf,
     },
     /// Merge the result files of the shards of one run (`run --start-at T --shard I/N`).
-    Merge(bench_client::engine::merge::MergeArgs),
+    Merge(bench_client::engine::analysis::merge::MergeArgs),
     /// Print the gateway variant table (gateways.tsv) for scripts: one line per variant,
     /// `name<TAB>binary<TAB>arguments<TAB>runtime`, no header.
     Variants,
@@ -124,7 +125,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 result::write_acked(&r, p)?;
             }
             if !a.quiet {
-                print!("{}", result::summary(&r));
+                print!("{}", summary(&r));
             }
             let sig = signal.load(Ordering::Relaxed) as i32;
             Ok(ExitCode::from(run_exit_code(&r, &a, sig)))
@@ -133,8 +134,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::Report { dir } => {
             if dir.is_file() {
                 let r = result::read_json(&dir)?;
-                let shards = bench_client::engine::merge::shards_summary(&r);
-                print!("{}{shards}", result::summary(&r));
+                let shards = bench_client::engine::analysis::merge::shards_summary(&r);
+                print!("{}{shards}", summary(&r));
             } else if dir.join("stall-lab.json").exists() {
                 bench_client::experiments::stall_lab::rerender(&dir)?;
                 eprintln!("wrote {}", dir.join("stall-lab.md").display());
@@ -152,7 +153,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Merge(a) => {
-            bench_client::engine::merge::cli_main(&a)?;
+            bench_client::engine::analysis::merge::cli_main(&a)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Verify(a) => {

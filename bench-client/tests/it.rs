@@ -89,7 +89,7 @@ fn cfg(target: &str, f: impl FnOnce(&mut RunConfig)) -> RunConfig {
 }
 
 fn show(r: &RunResult) {
-    eprintln!("{}", bench_client::engine::result::summary(r));
+    eprintln!("{}", bench_client::engine::printer::summary(r));
 }
 
 #[test]

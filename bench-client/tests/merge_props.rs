@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use bench_client::engine::bound::{Binding, Bound};
+use bench_client::engine::analysis::bound::{Binding, Bound};
+use bench_client::engine::analysis::merge::merge;
+use bench_client::engine::analysis::stats::{new_hist, record_ns, Hist, HistSummary};
 use bench_client::engine::config::Shard;
-use bench_client::engine::manifest::Manifest;
-use bench_client::engine::merge::merge;
-use bench_client::engine::stats::{new_hist, record_ns, Hist, HistSummary};
+use bench_client::engine::probes::manifest::Manifest;
 use bench_client::{RunConfig, RunResult, SelfCheck, Totals};
 use proptest::prelude::*;
 
@@ -156,8 +156,8 @@ fn refuses_other_scenarios_and_the_same_shard_twice() {
     assert_eq!(m.result.binding.bound, Bound::Client);
 }
 
-fn row(second: u64, ok: u64) -> bench_client::engine::timeline::SecondStats {
-    bench_client::engine::timeline::SecondStats {
+fn row(second: u64, ok: u64) -> bench_client::engine::analysis::timeline::SecondStats {
+    bench_client::engine::analysis::timeline::SecondStats {
         second,
         sent: ok,
         completed: ok,

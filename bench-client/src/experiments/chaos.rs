@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::analysis::timeline::SecondStats;
 use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
-use crate::engine::manifest::Manifest;
+use crate::engine::probes::manifest::Manifest;
 use crate::engine::result::RunResult;
-use crate::engine::timeline::SecondStats;
 use crate::experiments::shared::{Experiment, ExperimentArgs};
 use crate::experiments::verify::{verify, VerifyArgs, VerifyResult};
 use crate::lab::{self, ExitInfo, Gateway, GatewayKind, GatewaySpec, KafkaMock};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tungstenite::Message;
 
-use crate::engine::errors::errno_name;
+use crate::engine::analysis::errors::errno_name;
 use crate::lab::{proc_status_kib, read_http_status};
 
 /// What an idle-connections run measured.

@@ -21,9 +21,9 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::analysis::timeline::StallClass;
 use crate::engine::config::{Ack, BindRange, Mode, RunConfig};
-use crate::engine::procnet;
-use crate::engine::timeline::StallClass;
+use crate::engine::probes::procnet;
 use crate::experiments::shared::{Experiment, ExperimentArgs};
 use crate::lab::{self, Gateway, GatewayKind, GatewaySpec, KafkaMock, Pinning};
 use crate::reporting::charts::line_chart;
@@ -256,7 +256,7 @@ pub struct LabRun {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabReport {
-    pub manifest: crate::engine::manifest::Manifest,
+    pub manifest: crate::engine::probes::manifest::Manifest,
     pub pinning: String,
     pub duration_s: f64,
     pub runs: Vec<LabRun>,
@@ -364,7 +364,7 @@ pub fn stall_lab(args: &StallLabArgs) -> anyhow::Result<LabReport> {
     }
     overall.finish();
     Ok(LabReport {
-        manifest: crate::engine::manifest::Manifest::collect(),
+        manifest: crate::engine::probes::manifest::Manifest::collect(),
         pinning: pin.description.clone(),
         duration_s: args.duration.as_secs_f64(),
         runs,
@@ -601,7 +601,7 @@ fn run_inner(
     let pid = gateway.pid();
     let fds_before = lab::proc_fds(pid);
     let uring = (gw == GatewayKind::Uring).then(|| {
-        use crate::engine::cost::TracepointCounter as T;
+        use crate::engine::probes::cost::TracepointCounter as T;
         (
             T::open(pid, "io_uring", "io_uring_cqe_overflow"),
             T::open(pid, "syscalls", "sys_enter_io_uring_enter"),
@@ -1016,7 +1016,7 @@ mod tests {
     #[test]
     fn report_names_the_skipped_gateways() {
         let r = LabReport {
-            manifest: crate::engine::manifest::Manifest::collect(),
+            manifest: crate::engine::probes::manifest::Manifest::collect(),
             pinning: "none".into(),
             duration_s: 1.0,
             runs: vec![run(Cause::Emfile, "default", 0, None)],

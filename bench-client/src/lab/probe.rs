@@ -3,7 +3,7 @@
 //! format ([`parse_metrics`]), a response status read off a kept-alive connection
 //! ([`read_http_status`]) and priming a producer ([`prime`]).
 //!
-//! Depends only on the engine's error naming ([`crate::engine::errors`]).
+//! Depends only on the engine's error naming ([`crate::engine::analysis::errors`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write as _};
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::engine::errors::errno_name;
+use crate::engine::analysis::errors::errno_name;
 
 /// Prometheus text format: every sample line as `name{labels}` -> value.
 pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use super::plan::Step;
 use super::summary::{Phase, RunRecord, Summary};
-use crate::engine::bound::Bound;
-use crate::engine::stats::{merge, new_hist, HistSummary};
+use crate::engine::analysis::bound::Bound;
+use crate::engine::analysis::stats::{merge, new_hist, HistSummary};
 use crate::reporting::format::Spread;
 
 /// What the report says about one cell (rounds phase only; the search has its own table).

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use super::cell::cells;
 use super::plan::{Offer, Scenario, Shape, Sink};
 use super::summary::{Phase, RunRecord, Summary};
-use crate::engine::stats::{merge, new_hist, Hist};
+use crate::engine::analysis::stats::{merge, new_hist, Hist};
 use crate::reporting::charts::{color, err, legend, no_data, si, SIZE};
 use crate::reporting::format::Spread;
 

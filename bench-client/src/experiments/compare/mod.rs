@@ -38,7 +38,7 @@ pub use self::summary::{
     SUMMARY_VERSION,
 };
 use crate::engine::config::{parse_duration, Format, Mode, PayloadSize};
-use crate::engine::manifest::Manifest;
+use crate::engine::probes::manifest::Manifest;
 use crate::engine::RunConfig;
 use crate::experiments::idle;
 use crate::experiments::shared::{Experiment, ExperimentArgs};

@@ -1,6 +1,6 @@
 //! `compare --client-procs N`: one cell's load as N pinned `bench-client run` processes
 //! (shards `I/N` of one run with a common `--start-at`), merged by
-//! [`crate::engine::merge`] — for machines where one client process cannot keep up.
+//! [`crate::engine::analysis::merge`] — for machines where one client process cannot keep up.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
+use crate::engine::analysis::merge;
 use crate::engine::config::{Mode, RunConfig};
-use crate::engine::merge;
 use crate::engine::RunResult;
 use crate::lab;
 

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::cell::{cells, producer_rate, Cell};
 use super::plan::{Offer, Scenario, Shape, Sink, Variant};
 use super::summary::{Phase, Summary};
-use crate::engine::bound::Bound;
+use crate::engine::analysis::bound::Bound;
 use crate::reporting::format::{
     fmt_rate, fmt_ratio, fmt_spread, fmt_us, kib, md, overlap, ratio, Spread,
 };
@@ -649,14 +649,14 @@ fn steal_line(s: &Summary) -> Option<String> {
             let sp = Spread::of(v)?;
             let high = v
                 .iter()
-                .filter(|&&x| x >= crate::engine::bound::STEAL)
+                .filter(|&&x| x >= crate::engine::analysis::bound::STEAL)
                 .count();
             Some(format!(
                 "CPU {cpu} median {:.0}%, max {:.0}%, {high} of {} runs ≥ {:.0}%",
                 sp.median * 100.0,
                 sp.max * 100.0,
                 v.len(),
-                crate::engine::bound::STEAL * 100.0
+                crate::engine::analysis::bound::STEAL * 100.0
             ))
         })
         .collect();
@@ -974,11 +974,12 @@ mod tests {
 
     use super::super::plan::Step;
     use super::super::summary::RunRecord;
-    use crate::engine::manifest::Manifest;
-    use crate::engine::result::{RunResult, SelfCheck, Totals};
-    use crate::engine::stats::record_ns;
-    use crate::engine::stats::{new_hist, HistSummary};
-    use crate::engine::timeline::Timeline;
+    use crate::engine::analysis::self_check::SelfCheck;
+    use crate::engine::analysis::stats::record_ns;
+    use crate::engine::analysis::stats::{new_hist, HistSummary};
+    use crate::engine::analysis::timeline::Timeline;
+    use crate::engine::probes::manifest::Manifest;
+    use crate::engine::result::{RunResult, Totals};
     use crate::engine::RunConfig;
     use crate::experiments::compare::plan::{self, Selection};
     use crate::experiments::compare::summary::{CompareManifest, GatewayDesc, GatewayStats};
@@ -1044,8 +1045,8 @@ mod tests {
             broker_cost: None,
             cpu_busy: BTreeMap::new(),
             cpu_steal: BTreeMap::new(),
-            binding: crate::engine::bound::Binding {
-                bound: crate::engine::bound::Bound::Unknown,
+            binding: crate::engine::analysis::bound::Binding {
+                bound: crate::engine::analysis::bound::Bound::Unknown,
                 reasons: vec![],
             },
             acked: 0,
@@ -1134,8 +1135,8 @@ mod tests {
                         r.error = Some("gateway exited with exit status: 1 after SIGTERM".into());
                     } else {
                         let mut res = result(10_000.0 * k + sl.round as f64 * 100.0, k as u64);
-                        res.binding.bound = crate::engine::bound::Bound::Gateway;
-                        res.target_cost = Some(crate::engine::cost::ProcessCost {
+                        res.binding.bound = crate::engine::analysis::bound::Bound::Gateway;
+                        res.target_cost = Some(crate::engine::probes::cost::ProcessCost {
                             pid: 1,
                             wall_s: 2.0,
                             cpu_s: 1.0,

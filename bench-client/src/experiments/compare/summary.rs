@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{best_step, Plan, Step, StepOutcome};
-use crate::engine::manifest::Manifest;
+use crate::engine::probes::manifest::Manifest;
 use crate::engine::result::RunResult;
 use crate::experiments::idle::IdleResult;
 use crate::lab::Pinning;

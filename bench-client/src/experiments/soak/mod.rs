@@ -20,10 +20,10 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::analysis::stats::HistSummary;
 use crate::engine::config::{parse_duration, Ack, Mode, PayloadSize, RunConfig};
-use crate::engine::manifest::Manifest;
+use crate::engine::probes::manifest::Manifest;
 use crate::engine::result::RunResult;
-use crate::engine::stats::HistSummary;
 use crate::experiments::shared::{Experiment, ExperimentArgs};
 use crate::experiments::verify::{verify, VerifyArgs, VerifyResult};
 use crate::lab::{
@@ -682,9 +682,10 @@ impl Experiment for Soak {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::engine::result::{SelfCheck, Totals};
-    use crate::engine::stats::new_hist;
-    use crate::engine::timeline::SecondStats;
+    use crate::engine::analysis::self_check::SelfCheck;
+    use crate::engine::analysis::stats::new_hist;
+    use crate::engine::analysis::timeline::SecondStats;
+    use crate::engine::result::Totals;
 
     #[test]
     fn growth_of_a_line() {
@@ -819,8 +820,8 @@ pub(crate) mod tests {
             broker_cost: None,
             cpu_busy: BTreeMap::new(),
             cpu_steal: BTreeMap::new(),
-            binding: crate::engine::bound::Binding {
-                bound: crate::engine::bound::Bound::Unknown,
+            binding: crate::engine::analysis::bound::Binding {
+                bound: crate::engine::analysis::bound::Bound::Unknown,
                 reasons: vec![],
             },
             acked: 0,

@@ -20,11 +20,12 @@ use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::engine::analysis::errors::{errno_name, ErrorKey, Phase};
 use crate::engine::config::Ack;
-use crate::engine::conn::{establish, Open};
-use crate::engine::errors::{errno_name, ErrorKey, Phase};
-use crate::engine::http::ConnEnd;
-use crate::engine::recorder::{InFlight, Outcome, Shared};
+use crate::engine::load::conn::{establish, Open};
+use crate::engine::load::http::ConnEnd;
+use crate::engine::load::recorder::{InFlight, Outcome};
+use crate::engine::load::shared::Shared;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -65,7 +66,7 @@ fn upgrade_request(
         "ws://{}/ws/{}?{}",
         cfg.authority,
         cfg.topic,
-        crate::engine::recorder::query(cfg)
+        crate::engine::load::request::query(cfg)
     );
     let mut req = url
         .into_client_request()
@@ -112,7 +113,7 @@ pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
                 ws
             }
             Ok(Err(e)) => {
-                sh.on_conn_error(
+                sh.rec.on_conn_error(
                     Instant::now(),
                     ErrorKey::new(Phase::Handshake, ws_error_kind(&e)),
                 );
@@ -121,7 +122,8 @@ pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
                 continue;
             }
             Err(_) => {
-                sh.on_conn_error(Instant::now(), ErrorKey::new(Phase::Handshake, "ETIMEDOUT"));
+                sh.rec
+                    .on_conn_error(Instant::now(), ErrorKey::new(Phase::Handshake, "ETIMEDOUT"));
                 drop(open);
                 continue;
             }
@@ -148,7 +150,7 @@ async fn ws_conn(sh: &Shared, ws: Ws, rng: &mut fastrand::Rng) {
         ConnEnd::Error(k) => k,
         ConnEnd::Closed => ErrorKey::new(Phase::Read, "closed"),
     };
-    sh.on_aborted(Instant::now(), &lost, key);
+    sh.rec.on_aborted(Instant::now(), &lost, key);
 }
 
 async fn writer(
@@ -179,7 +181,7 @@ async fn writer(
         for c in &batch {
             no += 1;
             let mut payload = Vec::with_capacity(sh.cfg.payload.max + 32);
-            sh.payload_into(c.seq, rng, &mut payload);
+            sh.encoder.payload_into(c.seq, rng, &mut payload);
             let _ = tx.send(Msg {
                 no,
                 req: InFlight {
@@ -189,11 +191,11 @@ async fn writer(
                 },
             });
             if let Err(e) = sink.feed(Message::Binary(payload.into())).await {
-                sh.on_sent(now, batch.len() as u64);
+                sh.rec.on_sent(now, batch.len() as u64);
                 return ConnEnd::Error(ErrorKey::new(Phase::Write, ws_error_kind(&e)));
             }
         }
-        sh.on_sent(now, batch.len() as u64);
+        sh.rec.on_sent(now, batch.len() as u64);
         if let Err(e) = sink.flush().await {
             return ConnEnd::Error(ErrorKey::new(Phase::Write, ws_error_kind(&e)));
         }

@@ -22,13 +22,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 
-use crate::engine::bound::{Binding, Bound};
-use crate::engine::config::Mode;
-use crate::engine::errors::{ErrorCount, Phase};
-use crate::engine::manifest::ShardEntry;
-use crate::engine::result::{read_json, RunResult, SelfCheck, Totals, SCHEMA_VERSION};
-use crate::engine::stats::{self, HistSummary};
-use crate::engine::timeline::SecondStats;
+use crate::engine::analysis::bound::{Binding, Bound};
+use crate::engine::analysis::errors::{ErrorCount, Phase};
+use crate::engine::analysis::self_check::SelfCheck;
+use crate::engine::analysis::stats::{self, HistSummary};
+use crate::engine::analysis::timeline::{SecondStats, Stall};
+use crate::engine::config::{Mode, RunConfig};
+use crate::engine::printer::summary;
+use crate::engine::probes::manifest::ShardEntry;
+use crate::engine::result::{read_json, write_json, RunResult, Totals, SCHEMA_VERSION};
 
 /// Measured windows further apart than this (start or end) are warned about.
 pub const WINDOW_TOLERANCE_MS: f64 = 1000.0;
@@ -77,7 +79,7 @@ fn target_path(t: &str) -> &str {
 /// Why `b` is not the same scenario as `a`, if it is not.
 pub fn scenario_mismatch(a: &RunResult, b: &RunResult) -> Option<String> {
     let (x, y) = (&a.config, &b.config);
-    let depth = |c: &crate::engine::config::RunConfig| match c.mode {
+    let depth = |c: &RunConfig| match c.mode {
         Mode::Http => c.pipeline,
         Mode::HttpClose => 1,
         Mode::Ws => c.window,
@@ -164,14 +166,89 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
     let Some((_, first)) = inputs.first() else {
         bail!("nothing to merge: give at least one result file");
     };
-    let mut warnings = Vec::new();
     let labels: Vec<String> = inputs
         .iter()
         .enumerate()
         .map(|(i, (_, r))| shard_label(r, i))
         .collect();
+    let mut warnings = refuse_or_warn(inputs, &labels)?;
+    let w = Windows::of(inputs);
+    warnings.extend(w.warnings(inputs, &labels));
 
-    // --- refusals --------------------------------------------------------------------
+    let rs: Vec<&RunResult> = inputs.iter().map(|(_, r)| r).collect();
+    let fsum = |f: fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).sum::<f64>();
+    let totals = sum_totals(&rs);
+    let measured_s =
+        w.ends.iter().copied().fold(f64::NEG_INFINITY, f64::max) / 1e3 - w.origin / 1e3;
+    let (errors, http_status) = sum_errors_and_statuses(&rs);
+    let threads: usize = rs.iter().map(|r| r.config.threads).sum();
+    let timeline = align_timeline(&rs, &w, threads);
+    let stalls = shard_stalls(&rs, &w, &labels);
+    let hists = Hists::of(&rs)?;
+    let rate: Option<f64> = rs.iter().map(|r| r.config.rate).sum::<Option<f64>>();
+    let self_check = merged_self_check(&rs, &labels, threads, rate, &totals, &hists);
+    let binding = merged_binding(&rs, &labels, self_check.generator_bound);
+    let config = merged_config(first, &rs, threads, rate);
+    let hosts: BTreeSet<Option<&str>> = rs.iter().map(|r| r.manifest.hostname.as_deref()).collect();
+    let mut manifest = first.manifest.clone();
+    manifest.args = std::env::args().collect();
+    manifest.shards = shard_entries(inputs, &labels, &w.starts);
+    let run_ids: BTreeSet<&str> = rs.iter().map(|r| r.run_id.as_str()).collect();
+
+    let result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_ids.into_iter().collect::<Vec<_>>().join("+"),
+        started_at_unix_ms: rs.iter().map(|r| r.started_at_unix_ms).min().unwrap_or(0),
+        config,
+        manifest,
+        open_loop: first.open_loop,
+        measured_s,
+        totals,
+        latency: hists.latency,
+        latency_uncorrected: hists.latency_uncorrected,
+        connect_latency: hists.connect_latency,
+        errors,
+        http_status,
+        timeline,
+        stalls,
+        server_accept_queue: rs.iter().filter_map(|r| r.server_accept_queue).max(),
+        self_check,
+        latency_backpressure: hists.latency_backpressure,
+        little_in_flight: fsum(|r| r.little_in_flight),
+        window: rs.iter().map(|r| r.window).sum::<Option<u64>>(),
+        // One process seen by every shard: taken once, never summed.
+        target_cost: rs.iter().find_map(|r| r.target_cost.clone()),
+        broker_cost: rs.iter().find_map(|r| r.broker_cost.clone()),
+        // CPU busy fractions only mean something for one host.
+        cpu_busy: if hosts.len() == 1 {
+            first.cpu_busy.clone()
+        } else {
+            BTreeMap::new()
+        },
+        cpu_steal: if hosts.len() == 1 {
+            first.cpu_steal.clone()
+        } else {
+            BTreeMap::new()
+        },
+        binding,
+        acked: rs.iter().map(|r| r.acked).sum::<u64>(),
+        measured_start_unix_ms: w.origin,
+        acked_ids: Vec::new(),
+        intervals: Vec::new(),
+        // Any shard stopped by a signal makes the merged window partial too.
+        interrupted: rs.iter().any(|r| r.interrupted),
+    };
+    Ok(Merged { result, warnings })
+}
+
+/// Refuse shards of different scenarios, a shard given twice and shards that disagree on
+/// their count; warn about missing shards.
+fn refuse_or_warn(
+    inputs: &[(String, RunResult)],
+    labels: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let first = &inputs[0].1;
+    let mut warnings = Vec::new();
     for (i, (name, r)) in inputs.iter().enumerate().skip(1) {
         if let Some(why) = scenario_mismatch(first, r) {
             bail!("{name} is not the same scenario as {}: {why}", inputs[0].0);
@@ -206,41 +283,65 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
             warnings.push(format!("missing shard(s): {}", missing.join(", ")));
         }
     }
+    Ok(warnings)
+}
 
-    // --- windows ---------------------------------------------------------------------
-    let starts: Vec<f64> = inputs.iter().map(|(_, r)| measured_start_ms(r)).collect();
-    let ends: Vec<f64> = inputs
-        .iter()
-        .zip(&starts)
-        .map(|((_, r), s)| s + r.measured_s * 1e3)
-        .collect();
-    let origin = starts.iter().copied().fold(f64::INFINITY, f64::min);
-    let spread = |v: &[f64]| {
-        v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-            - v.iter().copied().fold(f64::INFINITY, f64::min)
-    };
-    let (ds, de) = (spread(&starts), spread(&ends));
-    if ds > WINDOW_TOLERANCE_MS || de > WINDOW_TOLERANCE_MS {
-        warnings.push(format!(
-            "measured windows differ: starts {:.3} s apart, ends {:.3} s apart (use a common --start-at)",
-            ds / 1e3,
-            de / 1e3
-        ));
-    }
-    for ((_, r), l) in inputs.iter().zip(&labels) {
-        if r.binding.bound == Bound::Client || r.self_check.generator_bound {
-            warnings.push(format!(
-                "shard {l} was client-bound: {}",
-                r.self_check.reasons.join("; ")
-            ));
+/// The shards' measured windows on the wall clock (unix ms).
+struct Windows {
+    starts: Vec<f64>,
+    ends: Vec<f64>,
+    /// The earliest start: the merged result's second 0.
+    origin: f64,
+}
+
+impl Windows {
+    fn of(inputs: &[(String, RunResult)]) -> Windows {
+        let starts: Vec<f64> = inputs.iter().map(|(_, r)| measured_start_ms(r)).collect();
+        let ends: Vec<f64> = inputs
+            .iter()
+            .zip(&starts)
+            .map(|((_, r), s)| s + r.measured_s * 1e3)
+            .collect();
+        let origin = starts.iter().copied().fold(f64::INFINITY, f64::min);
+        Windows {
+            starts,
+            ends,
+            origin,
         }
     }
 
-    // --- sums ------------------------------------------------------------------------
-    let rs: Vec<&RunResult> = inputs.iter().map(|(_, r)| r).collect();
+    /// Windows too far apart, and client-bound shards.
+    fn warnings(&self, inputs: &[(String, RunResult)], labels: &[String]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let spread = |v: &[f64]| {
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                - v.iter().copied().fold(f64::INFINITY, f64::min)
+        };
+        let (ds, de) = (spread(&self.starts), spread(&self.ends));
+        if ds > WINDOW_TOLERANCE_MS || de > WINDOW_TOLERANCE_MS {
+            warnings.push(format!(
+                "measured windows differ: starts {:.3} s apart, ends {:.3} s apart (use a common --start-at)",
+                ds / 1e3,
+                de / 1e3
+            ));
+        }
+        for ((_, r), l) in inputs.iter().zip(labels) {
+            if r.binding.bound == Bound::Client || r.self_check.generator_bound {
+                warnings.push(format!(
+                    "shard {l} was client-bound: {}",
+                    r.self_check.reasons.join("; ")
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+/// Counts and rates are sums.
+fn sum_totals(rs: &[&RunResult]) -> Totals {
     let sum = |f: fn(&RunResult) -> u64| rs.iter().map(|r| f(r)).sum::<u64>();
     let fsum = |f: fn(&RunResult) -> f64| rs.iter().map(|r| f(r)).sum::<f64>();
-    let totals = Totals {
+    Totals {
         sent: sum(|r| r.totals.sent),
         completed: sum(|r| r.totals.completed),
         ok: sum(|r| r.totals.ok),
@@ -254,12 +355,14 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         completed_per_sec: fsum(|r| r.totals.completed_per_sec),
         sent_per_sec: fsum(|r| r.totals.sent_per_sec),
         ok_bytes_per_sec: fsum(|r| r.totals.ok_bytes_per_sec),
-    };
-    let measured_s = ends.iter().copied().fold(f64::NEG_INFINITY, f64::max) / 1e3 - origin / 1e3;
+    }
+}
 
+/// Error counts (most frequent first) and status counts, summed.
+fn sum_errors_and_statuses(rs: &[&RunResult]) -> (Vec<ErrorCount>, BTreeMap<u16, u64>) {
     let mut errors: BTreeMap<(Phase, String), u64> = BTreeMap::new();
     let mut http_status: BTreeMap<u16, u64> = BTreeMap::new();
-    for r in &rs {
+    for r in rs {
         for e in &r.errors {
             *errors.entry((e.phase, e.kind.clone())).or_default() += e.count;
         }
@@ -272,12 +375,15 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         .map(|((phase, kind), count)| ErrorCount { phase, kind, count })
         .collect();
     errors.sort_by(|a, b| b.count.cmp(&a.count).then(a.phase.cmp(&b.phase)));
+    (errors, http_status)
+}
 
-    // --- timeline on wall-clock seconds ------------------------------------------------
+/// The per-second timeline on wall-clock seconds: shard row `k` lands in merged row
+/// `k + round((start_shard - origin) / 1 s)`; seconds no shard covered are zero rows.
+fn align_timeline(rs: &[&RunResult], w: &Windows, threads: usize) -> Vec<SecondStats> {
     let mut rows: BTreeMap<u64, (SecondStats, f64)> = BTreeMap::new();
-    let threads: usize = rs.iter().map(|r| r.config.threads).sum();
-    for (r, s) in rs.iter().zip(&starts) {
-        let off = ((s - origin) / 1e3).round() as u64;
+    for (r, s) in rs.iter().zip(&w.starts) {
+        let off = ((s - w.origin) / 1e3).round() as u64;
         for row in &r.timeline {
             let k = row.second + off;
             let (m, cpu) = rows
@@ -295,7 +401,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         }
     }
     let last = rows.keys().next_back().copied();
-    let timeline: Vec<SecondStats> = match last {
+    match last {
         None => Vec::new(),
         Some(last) => (0..=last)
             .map(|k| match rows.remove(&k) {
@@ -306,39 +412,66 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
                 None => SecondStats::empty(k),
             })
             .collect(),
-    };
+    }
+}
 
-    // --- stalls keep their shard ----------------------------------------------------
+/// Stalls keep the shard they came from, their start moved to the merged origin.
+fn shard_stalls(rs: &[&RunResult], w: &Windows, labels: &[String]) -> Vec<Stall> {
     let mut stalls = Vec::new();
-    for ((r, s), l) in rs.iter().zip(&starts).zip(&labels) {
+    for ((r, s), l) in rs.iter().zip(&w.starts).zip(labels) {
         for st in &r.stalls {
             let mut st = st.clone();
-            st.start_ms += s - origin;
+            st.start_ms += s - w.origin;
             st.shard = Some(l.clone());
             stalls.push(st);
         }
     }
     stalls.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    stalls
+}
 
-    // --- histograms ------------------------------------------------------------------
-    let latency = merge_req(rs.iter().map(|r| &r.latency), "latency")?;
-    let latency_uncorrected = merge_hists(
-        rs.iter().filter_map(|r| r.latency_uncorrected.as_ref()),
-        "latency_uncorrected",
-    )?;
-    let connect_latency = merge_req(rs.iter().map(|r| &r.connect_latency), "connect")?;
-    let latency_backpressure = merge_hists(
-        rs.iter().filter_map(|r| r.latency_backpressure.as_ref()),
-        "backpressure",
-    )?;
-    let schedule_lag = merge_hists(
-        rs.iter().filter_map(|r| r.self_check.schedule_lag.as_ref()),
-        "schedule lag",
-    )?;
-    let runtime_lag = merge_req(rs.iter().map(|r| &r.self_check.runtime_lag), "runtime lag")?;
+/// Every histogram merged from the stored HdrHistograms and re-quantiled.
+struct Hists {
+    latency: HistSummary,
+    latency_uncorrected: Option<HistSummary>,
+    connect_latency: HistSummary,
+    latency_backpressure: Option<HistSummary>,
+    schedule_lag: Option<HistSummary>,
+    runtime_lag: HistSummary,
+}
 
-    // --- the client checking itself, per shard and together --------------------------
-    let cpu_seconds = fsum(|r| r.self_check.cpu_seconds);
+impl Hists {
+    fn of(rs: &[&RunResult]) -> anyhow::Result<Hists> {
+        Ok(Hists {
+            latency: merge_req(rs.iter().map(|r| &r.latency), "latency")?,
+            latency_uncorrected: merge_hists(
+                rs.iter().filter_map(|r| r.latency_uncorrected.as_ref()),
+                "latency_uncorrected",
+            )?,
+            connect_latency: merge_req(rs.iter().map(|r| &r.connect_latency), "connect")?,
+            latency_backpressure: merge_hists(
+                rs.iter().filter_map(|r| r.latency_backpressure.as_ref()),
+                "backpressure",
+            )?,
+            schedule_lag: merge_hists(
+                rs.iter().filter_map(|r| r.self_check.schedule_lag.as_ref()),
+                "schedule lag",
+            )?,
+            runtime_lag: merge_req(rs.iter().map(|r| &r.self_check.runtime_lag), "runtime lag")?,
+        })
+    }
+}
+
+/// The client checking itself, per shard and together.
+fn merged_self_check(
+    rs: &[&RunResult],
+    labels: &[String],
+    threads: usize,
+    rate: Option<f64>,
+    totals: &Totals,
+    hists: &Hists,
+) -> SelfCheck {
+    let cpu_seconds: f64 = rs.iter().map(|r| r.self_check.cpu_seconds).sum();
     let thread_seconds: f64 = rs
         .iter()
         .map(|r| r.measured_s * r.config.threads as f64)
@@ -347,13 +480,12 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         .iter()
         .any(|r| r.self_check.generator_bound || r.binding.bound == Bound::Client);
     let mut reasons = Vec::new();
-    for (r, l) in rs.iter().zip(&labels) {
+    for (r, l) in rs.iter().zip(labels) {
         for why in &r.self_check.reasons {
             reasons.push(format!("shard {l}: {why}"));
         }
     }
-    let rate: Option<f64> = rs.iter().map(|r| r.config.rate).sum::<Option<f64>>();
-    let self_check = SelfCheck {
+    SelfCheck {
         threads,
         cpu_seconds,
         cpu_util: if thread_seconds > 0.0 {
@@ -361,20 +493,23 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         } else {
             0.0
         },
-        schedule_lag,
-        runtime_lag,
+        schedule_lag: hists.schedule_lag.clone(),
+        runtime_lag: hists.runtime_lag.clone(),
         rate_achieved: rate.filter(|&r| r > 0.0).map(|r| totals.sent_per_sec / r),
         generator_bound,
         reasons,
-    };
+    }
+}
 
-    let bounds: BTreeSet<Bound> = rs.iter().map(|r| r.binding.bound).collect();
-    let binding = if generator_bound {
-        Binding {
+/// What bound the merged load: the client if any shard was client-bound, else the most
+/// binding label any shard measured.
+fn merged_binding(rs: &[&RunResult], labels: &[String], generator_bound: bool) -> Binding {
+    if generator_bound {
+        return Binding {
             bound: Bound::Client,
             reasons: rs
                 .iter()
-                .zip(&labels)
+                .zip(labels)
                 .filter(|(r, _)| r.binding.bound == Bound::Client)
                 .flat_map(|(r, l)| {
                     r.binding
@@ -383,37 +518,44 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
                         .map(move |w| format!("shard {l}: {w}"))
                 })
                 .collect(),
-        }
-    } else {
-        // Every shard sees the same gateway and broker: the most binding label any shard
-        // measured holds for the whole load.
-        let order = [
-            Bound::Gateway,
-            Bound::Broker,
-            Bound::Concurrency,
-            Bound::OfferedLoad,
-            Bound::Unknown,
-        ];
-        Binding {
-            bound: order
-                .into_iter()
-                .find(|b| bounds.contains(b))
-                .unwrap_or(Bound::Unknown),
-            reasons: rs
-                .iter()
-                .zip(&labels)
-                .map(|(r, l)| {
-                    format!(
-                        "shard {l}: {} ({})",
-                        r.binding.bound.name(),
-                        r.binding.reasons.join("; ")
-                    )
-                })
-                .collect(),
-        }
-    };
+        };
+    }
+    // Every shard sees the same gateway and broker: the most binding label any shard
+    // measured holds for the whole load.
+    let bounds: BTreeSet<Bound> = rs.iter().map(|r| r.binding.bound).collect();
+    let order = [
+        Bound::Gateway,
+        Bound::Broker,
+        Bound::Concurrency,
+        Bound::OfferedLoad,
+        Bound::Unknown,
+    ];
+    Binding {
+        bound: order
+            .into_iter()
+            .find(|b| bounds.contains(b))
+            .unwrap_or(Bound::Unknown),
+        reasons: rs
+            .iter()
+            .zip(labels)
+            .map(|(r, l)| {
+                format!(
+                    "shard {l}: {} ({})",
+                    r.binding.bound.name(),
+                    r.binding.reasons.join("; ")
+                )
+            })
+            .collect(),
+    }
+}
 
-    // --- config and manifest ---------------------------------------------------------
+/// The first shard's scenario with the load of all: connections, threads and rates summed.
+fn merged_config(
+    first: &RunResult,
+    rs: &[&RunResult],
+    threads: usize,
+    rate: Option<f64>,
+) -> RunConfig {
     let mut config = first.config.clone();
     config.connections = rs.iter().map(|r| r.config.connections).sum();
     config.threads = threads;
@@ -428,13 +570,19 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         config.start_at_unix_ms = None;
     }
     config.collect_acks = rs.iter().any(|r| r.config.collect_acks);
-    let hosts: BTreeSet<Option<&str>> = rs.iter().map(|r| r.manifest.hostname.as_deref()).collect();
-    let mut manifest = first.manifest.clone();
-    manifest.args = std::env::args().collect();
-    manifest.shards = inputs
+    config
+}
+
+/// `manifest.shards`: every shard's host, commit, affinity, self-check and binding.
+fn shard_entries(
+    inputs: &[(String, RunResult)],
+    labels: &[String],
+    starts: &[f64],
+) -> Vec<ShardEntry> {
+    inputs
         .iter()
-        .zip(&labels)
-        .zip(&starts)
+        .zip(labels)
+        .zip(starts)
         .map(|(((file, r), l), s)| ShardEntry {
             shard: l.clone(),
             file: file.clone(),
@@ -453,53 +601,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
             bound: r.binding.bound,
             self_check: r.self_check.clone(),
         })
-        .collect();
-    let run_ids: BTreeSet<&str> = rs.iter().map(|r| r.run_id.as_str()).collect();
-
-    let result = RunResult {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_ids.into_iter().collect::<Vec<_>>().join("+"),
-        started_at_unix_ms: rs.iter().map(|r| r.started_at_unix_ms).min().unwrap_or(0),
-        config,
-        manifest,
-        open_loop: first.open_loop,
-        measured_s,
-        totals,
-        latency,
-        latency_uncorrected,
-        connect_latency,
-        errors,
-        http_status,
-        timeline,
-        stalls,
-        server_accept_queue: rs.iter().filter_map(|r| r.server_accept_queue).max(),
-        self_check,
-        latency_backpressure,
-        little_in_flight: fsum(|r| r.little_in_flight),
-        window: rs.iter().map(|r| r.window).sum::<Option<u64>>(),
-        // One process seen by every shard: taken once, never summed.
-        target_cost: rs.iter().find_map(|r| r.target_cost.clone()),
-        broker_cost: rs.iter().find_map(|r| r.broker_cost.clone()),
-        // CPU busy fractions only mean something for one host.
-        cpu_busy: if hosts.len() == 1 {
-            first.cpu_busy.clone()
-        } else {
-            BTreeMap::new()
-        },
-        cpu_steal: if hosts.len() == 1 {
-            first.cpu_steal.clone()
-        } else {
-            BTreeMap::new()
-        },
-        binding,
-        acked: sum(|r| r.acked),
-        measured_start_unix_ms: origin,
-        acked_ids: Vec::new(),
-        intervals: Vec::new(),
-        // Any shard stopped by a signal makes the merged window partial too.
-        interrupted: rs.iter().any(|r| r.interrupted),
-    };
-    Ok(Merged { result, warnings })
+        .collect()
 }
 
 /// The shards of a merged result, one line each (empty for a single run).
@@ -564,14 +666,10 @@ pub fn cli_main(a: &MergeArgs) -> anyhow::Result<()> {
         eprintln!("bench-client merge: warning: {w}");
     }
     if let Some(p) = &a.json {
-        crate::engine::result::write_json(&m.result, p)?;
+        write_json(&m.result, p)?;
     }
     if !a.quiet {
-        print!(
-            "{}{}",
-            crate::engine::result::summary(&m.result),
-            shards_summary(&m.result)
-        );
+        print!("{}{}", summary(&m.result), shards_summary(&m.result));
     }
     Ok(())
 }

@@ -53,8 +53,8 @@ pub struct ShardEntry {
     pub ok: u64,
     pub p50_us: f64,
     /// What bound this shard (`binding.bound`).
-    pub bound: crate::engine::bound::Bound,
-    pub self_check: crate::engine::result::SelfCheck,
+    pub bound: crate::engine::analysis::bound::Bound,
+    pub self_check: crate::engine::analysis::self_check::SelfCheck,
 }
 
 impl Manifest {

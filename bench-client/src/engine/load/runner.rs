@@ -1,29 +1,30 @@
-//! `run`: spawn the connection tasks and the monitor, wait for the end (duration, request
+//! `run`: spawn the connection tasks, the pacer and the client sampler (which ticks the
+//! live [monitor](crate::engine::monitor)), wait for the end (duration, request
 //! count, or a stop request such as SIGINT), abort everything, merge the per-thread
 //! recorders into a [`RunResult`].
 //!
 //! Entry points: [`run`], [`run_blocking`] and their `_until` forms that take a stop
 //! flag. Part of the [engine](crate::engine): must not depend on anything outside it.
 
-use std::io::IsTerminal as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
 
+use crate::engine::analysis::timeline::BUCKET_NS;
+use crate::engine::build::{build_result, Costs};
 use crate::engine::config::{Mode, RunConfig};
-use crate::engine::cost;
-use crate::engine::manifest::process_cpu_ns;
-use crate::engine::procnet::ServerProbe;
-use crate::engine::recorder::Shared;
-use crate::engine::result::{build_result, human_bytes, Costs, RunResult};
-use crate::engine::timeline::BUCKET_NS;
-use crate::engine::{http, ws};
+use crate::engine::load::shared::Shared;
+use crate::engine::load::{http, ws};
+use crate::engine::monitor::{Monitor, Progress};
+use crate::engine::probes::cost;
+use crate::engine::probes::manifest::process_cpu_ns;
+use crate::engine::probes::procnet::ServerProbe;
+use crate::engine::result::RunResult;
 
 /// Run one scenario on the current tokio runtime (its worker count is the caller's
 /// business; [`run_blocking`] builds one with `cfg.threads` workers).
@@ -59,8 +60,8 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
     if let Some(d) = cfg.duration_s {
         // Known in advance: events after the end are never measured, even before the
         // tasks are aborted.
-        let end = sh.measure_start_ns + align(Duration::from_secs_f64(d)).as_nanos() as u64;
-        sh.end_ns.store(end, Relaxed);
+        let end = sh.rec.measure_start_ns + align(Duration::from_secs_f64(d)).as_nanos() as u64;
+        sh.rec.end_ns.store(end, Relaxed);
     }
 
     let progress = Progress::new(&cfg);
@@ -68,7 +69,7 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
         let sh = sh.clone();
         std::thread::Builder::new()
             .name("bench-pacer".into())
-            .spawn(move || sh.pacer())
+            .spawn(move || sh.pacer.run(&sh.stop))
     });
     let pacer = pacer.transpose().context("starting the pacer thread")?;
     let probe = match cfg.server_probe {
@@ -86,11 +87,14 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
         .context("starting the server probe thread")?;
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(monitor(sh.clone(), progress.clone()));
+    tasks.spawn(sample_client(
+        sh.clone(),
+        Monitor::new(&cfg, progress.clone()),
+    ));
     let stop = stop.as_deref();
     if sh.open_loop() {
         let sh = sh.clone();
-        tasks.spawn(async move { sh.pacer_relay().await });
+        tasks.spawn(async move { sh.pacer.relay(&sh.stop).await });
     }
     for i in 0..cfg.connections as u64 {
         let sh = sh.clone();
@@ -101,7 +105,7 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
         };
     }
 
-    let warm_end = sh.t_start + cfg.warmup();
+    let warm_end = sh.rec.t_start + cfg.warmup();
     let mut interrupted = wait_or_stop(warm_end, stop).await;
     // The cost of the measured phase only: target, broker and CPUs from here to the end.
     let probes = Probes::start(&cfg);
@@ -122,7 +126,7 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
                 let limit = sh.limit.load(Relaxed);
                 if limit != u64::MAX
                     && sh.claimed() >= limit
-                    && sh.live.resolved.load(Relaxed) >= limit
+                    && sh.rec.live.resolved.load(Relaxed) >= limit
                 {
                     break;
                 }
@@ -137,7 +141,7 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
         (None, None) => unreachable!("RunConfig always has a duration or a request count"),
     };
     let costs = probes.finish();
-    sh.end_ns.store(sh.ns(end), Relaxed);
+    sh.rec.end_ns.store(sh.ns(end), Relaxed);
     sh.stop.store(true, Relaxed);
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
@@ -154,9 +158,9 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
         );
     }
     sh.censor_at_end();
-    let recorders = sh.registry.drain();
+    let recorders = sh.rec.registry.drain();
     let mut r = build_result(&sh, recorders, started_at_unix_ms, costs);
-    r.measured_start_unix_ms = (t_start_unix_ns + sh.measure_start_ns) as f64 / 1e6;
+    r.measured_start_unix_ms = (t_start_unix_ns + sh.rec.measure_start_ns) as f64 / 1e6;
     r.interrupted = interrupted;
     Ok(r)
 }
@@ -239,7 +243,7 @@ async fn wait_or_stop(until: Instant, stop: Option<&AtomicBool>) -> bool {
 /// Now, rounded up to the next timeline bucket.
 fn aligned_now(sh: &Shared) -> Instant {
     let now = sh.ns(Instant::now());
-    sh.t_start + Duration::from_nanos(now.div_ceil(BUCKET_NS) * BUCKET_NS)
+    sh.rec.t_start + Duration::from_nanos(now.div_ceil(BUCKET_NS) * BUCKET_NS)
 }
 
 /// The measured-phase probes of the processes a run was told about.
@@ -308,171 +312,26 @@ fn probe_server(sh: &Shared, probe: ServerProbe) {
     let tick = Duration::from_millis(50);
     while !sh.stop.load(Relaxed) {
         let q = probe.accept_queue();
-        sh.on_accept_queue(Instant::now(), q);
+        sh.rec.on_accept_queue(Instant::now(), q);
         std::thread::sleep(tick);
     }
 }
 
-/// The live progress display of a run (`--quiet`: none).
-#[derive(Clone)]
-enum Progress {
-    None,
-    /// On a terminal: an indicatif bar with ETA for the measured phase, the warmup shown
-    /// apart before it.
-    Bar(ProgressBar),
-    /// Not on a terminal: one plain line a second on stderr.
-    Lines,
-}
-
-impl Progress {
-    fn new(cfg: &RunConfig) -> Progress {
-        if !cfg.progress {
-            Progress::None
-        } else if std::io::stderr().is_terminal() {
-            let pb = ProgressBar::with_draw_target(
-                Some((cfg.warmup_s * 1000.0) as u64),
-                ProgressDrawTarget::stderr(),
-            );
-            pb.set_style(bar_style("{prefix:>7} [{bar:30}] {msg}"));
-            pb.set_prefix("warmup");
-            Progress::Bar(pb)
-        } else {
-            Progress::Lines
-        }
-    }
-
-    fn finish(&self) {
-        if let Progress::Bar(pb) = self {
-            pb.finish_and_clear();
-        }
-    }
-}
-
-fn bar_style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template)
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
-}
-
-/// Live counters at one moment, to show the measured phase apart from the warmup.
-#[derive(Clone, Copy, Default)]
-struct Snap {
-    ok: u64,
-    backpressure: u64,
-    errors: u64,
-    resolved: u64,
-}
-
-impl Snap {
-    fn of(sh: &Shared) -> Snap {
-        let l = &sh.live;
-        Snap {
-            ok: l.ok.load(Relaxed),
-            backpressure: l.backpressure.load(Relaxed),
-            errors: l.errors.load(Relaxed),
-            resolved: l.resolved.load(Relaxed),
-        }
-    }
-}
-
-/// What the progress display shows; `base` is the snapshot at the end of the warmup (zero
-/// during it), `rate` the ok/s since the last draw.
-fn progress_text(sh: &Shared, now: Snap, base: Snap, rate: f64) -> String {
-    let l = &sh.live;
-    let bytes = rate * (sh.cfg.payload.min + sh.cfg.payload.max) as f64 / 2.0;
-    format!(
-        "ok {} ({rate:.0} ok/s, {}/s) | 503/nack {} | errors {} | conns {} | in flight {}",
-        now.ok - base.ok,
-        human_bytes(bytes),
-        now.backpressure - base.backpressure,
-        now.errors - base.errors,
-        l.open.load(Relaxed),
-        l.sent
-            .load(Relaxed)
-            .saturating_sub(l.resolved.load(Relaxed)),
-    )
-}
-
 /// Samples the client itself every 10 ms: timer lateness of the runtime (client
-/// saturation shows up here first) and process CPU; drives the progress display.
-async fn monitor(sh: Arc<Shared>, progress: Progress) {
+/// saturation shows up here first) and process CPU; ticks the live display.
+async fn sample_client(sh: Arc<Shared>, mut monitor: Monitor) {
     let tick = Duration::from_millis(10);
     let mut next = Instant::now() + tick;
     let mut last_cpu = process_cpu_ns();
-    let mut last_draw = Instant::now();
-    let every = match progress {
-        Progress::Lines => Duration::from_secs(1),
-        _ => Duration::from_millis(250),
-    };
-    let mut last = Snap::default();
-    let mut base: Option<Snap> = None;
-    let warmup_s = sh.cfg.warmup_s;
     loop {
         sleep_until(next.into()).await;
         let now = Instant::now();
-        sh.on_runtime_lag(now, now.saturating_duration_since(next));
+        sh.rec
+            .on_runtime_lag(now, now.saturating_duration_since(next));
         let cpu = process_cpu_ns();
-        sh.on_cpu(now, cpu.saturating_sub(last_cpu));
+        sh.rec.on_cpu(now, cpu.saturating_sub(last_cpu));
         last_cpu = cpu;
         next = now + tick;
-        if matches!(progress, Progress::None) {
-            continue;
-        }
-        let t = sh.ns(now) as f64 / 1e9 - warmup_s;
-        if t >= 0.0 && base.is_none() {
-            // The measured phase starts: the bar restarts, counts start from zero.
-            let b = Snap::of(&sh);
-            base = Some(b);
-            last = b;
-            last_draw = now;
-            if let Progress::Bar(pb) = &progress {
-                pb.reset();
-                match (sh.cfg.duration_s, sh.cfg.requests) {
-                    (Some(d), _) => {
-                        pb.set_length((d * 1000.0) as u64);
-                        pb.set_style(bar_style(
-                            "{prefix:>7} [{bar:30}] {percent:>3}% ETA {eta:>4} | {msg}",
-                        ));
-                    }
-                    (None, n) => {
-                        pb.set_length(n.unwrap_or(0));
-                        pb.set_style(bar_style(
-                            "{prefix:>7} [{bar:30}] {pos}/{len} ETA {eta:>4} | {msg}",
-                        ));
-                    }
-                }
-                pb.set_prefix("run");
-                pb.set_message(progress_text(&sh, b, b, 0.0));
-            }
-            continue;
-        }
-        if now - last_draw < every {
-            continue;
-        }
-        let snap = Snap::of(&sh);
-        let rate = (snap.ok - last.ok) as f64 / (now - last_draw).as_secs_f64();
-        let text = progress_text(&sh, snap, base.unwrap_or_default(), rate);
-        match &progress {
-            Progress::Bar(pb) => {
-                let pos = match (base, sh.cfg.duration_s) {
-                    (None, _) => ((t + warmup_s) * 1000.0) as u64,
-                    (Some(_), Some(_)) => (t * 1000.0) as u64,
-                    (Some(b), None) => snap.resolved - b.resolved,
-                };
-                pb.set_position(pos);
-                pb.set_message(text);
-            }
-            Progress::Lines => {
-                let when = match (base, sh.cfg.duration_s) {
-                    (None, _) => format!("warmup {:>5.1} s (not measured)", t + warmup_s),
-                    (Some(_), Some(d)) => format!("{t:>6.1}/{d:.0} s"),
-                    (Some(_), None) => format!("{t:>6.1} s"),
-                };
-                eprintln!("bench-client: {when} | {text}");
-            }
-            Progress::None => {}
-        }
-        last_draw = now;
-        last = snap;
+        monitor.tick(now, sh.ns(now) as f64 / 1e9, &sh.rec.live);
     }
 }

@@ -17,10 +17,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::sleep_until;
 
+use crate::engine::analysis::errors::{ErrorKey, Phase};
 use crate::engine::config::{Ack, RunConfig};
-use crate::engine::conn::{establish, Open};
-use crate::engine::errors::{ErrorKey, Phase};
-use crate::engine::recorder::{lock, InFlight, Outcome, Shared};
+use crate::engine::load::conn::{establish, Open};
+use crate::engine::load::recorder::{lock, InFlight, Outcome};
+use crate::engine::load::shared::Shared;
 
 /// Largest response head accepted before the connection is declared broken.
 const MAX_HEAD: usize = 64 * 1024;
@@ -287,7 +288,7 @@ async fn keepalive_conn(
         ConnEnd::Error(k) => k,
         ConnEnd::Closed => ErrorKey::new(Phase::Read, "EOF"),
     };
-    sh.on_aborted(Instant::now(), &lost, key);
+    sh.rec.on_aborted(Instant::now(), &lost, key);
 }
 
 async fn writer(
@@ -315,7 +316,7 @@ async fn writer(
         };
         let now = Instant::now();
         buf.clear();
-        sh.http_request_into(c.seq, rng, &mut buf);
+        sh.encoder.http_request_into(c.seq, rng, &mut buf);
         lock(queue).push_back(InFlight {
             seq: c.seq,
             intended: c.intended,
@@ -328,7 +329,7 @@ async fn writer(
                 let Ok(p) = permits.try_acquire() else { break };
                 let Some(c) = sh.claim() else { break };
                 p.forget();
-                sh.http_request_into(c.seq, rng, &mut buf);
+                sh.encoder.http_request_into(c.seq, rng, &mut buf);
                 lock(queue).push_back(InFlight {
                     seq: c.seq,
                     intended: None,
@@ -337,7 +338,7 @@ async fn writer(
                 n += 1;
             }
         }
-        sh.on_sent(now, n);
+        sh.rec.on_sent(now, n);
         open.sent();
         written += n;
         if let Err(e) = wr.write_all(&buf).await {
@@ -438,9 +439,9 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
         };
         req.clear();
         rbuf.clear();
-        sh.http_request_into(c.seq, &mut rng, &mut req);
+        sh.encoder.http_request_into(c.seq, &mut rng, &mut req);
         let sent = Instant::now();
-        sh.on_sent(sent, 1);
+        sh.rec.on_sent(sent, 1);
         open.sent();
         let res = tokio::time::timeout_at(
             (sent + sh.cfg.timeout()).into(),
@@ -449,8 +450,8 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
         .await;
         let now = Instant::now();
         match res {
-            Err(_) => sh.on_aborted(now, &[c.seq], ErrorKey::timeout()),
-            Ok(Err(k)) => sh.on_aborted(now, &[c.seq], k),
+            Err(_) => sh.rec.on_aborted(now, &[c.seq], ErrorKey::timeout()),
+            Ok(Err(k)) => sh.rec.on_aborted(now, &[c.seq], k),
             Ok(Ok(r)) => {
                 let out = outcome(r.status, r.body_of(&rbuf), &sh.cfg);
                 sh.on_response(&f, now, Some(r.status), out);

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::engine::analysis::errors::ConnectClass;
 use crate::engine::config::{BindRange, SourceIps};
-use crate::engine::errors::ConnectClass;
-use crate::engine::recorder::Shared;
+use crate::engine::load::shared::Shared;
 
 /// Pause between failed attempts, so a refusing server is not hammered in a busy loop.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
@@ -30,15 +30,16 @@ struct Connecting<'a> {
 impl Drop for Connecting<'_> {
     fn drop(&mut self) {
         self.sh
+            .rec
             .on_connecting_end(self.start, Instant::now(), self.last_failure);
     }
 }
 
 /// Connect to the target, retrying until it works (the run ends by aborting the task).
 pub(crate) async fn establish(sh: &Shared) -> TcpStream {
-    sh.connect_slot().await;
+    sh.connects.slot().await;
     let start = Instant::now();
-    sh.on_connecting_start(start);
+    sh.rec.on_connecting_start(start);
     let mut waiting = Connecting {
         sh,
         start,
@@ -46,18 +47,18 @@ pub(crate) async fn establish(sh: &Shared) -> TcpStream {
     };
     loop {
         let t = Instant::now();
-        sh.on_connect_attempt(t);
+        sh.rec.on_connect_attempt(t);
         match attempt(sh).await {
             Ok(s) => {
                 let now = Instant::now();
-                sh.on_connect_ok(now, now - t);
+                sh.rec.on_connect_ok(now, now - t);
                 waiting.last_failure = None;
                 return s;
             }
             Err(e) => {
-                waiting.last_failure = Some(sh.on_connect_failed(Instant::now(), &e));
+                waiting.last_failure = Some(sh.rec.on_connect_failed(Instant::now(), &e));
                 tokio::time::sleep(RETRY_BACKOFF).await;
-                sh.connect_slot().await;
+                sh.connects.slot().await;
             }
         }
     }
@@ -168,7 +169,7 @@ impl<'a> Open<'a> {
         if self.since.get().is_none() {
             let now = Instant::now();
             if self.since.set(now).is_ok() {
-                self.sh.on_unanswered(now, now, true);
+                self.sh.rec.on_unanswered(now, now, true);
             }
         }
     }
@@ -181,7 +182,7 @@ impl<'a> Open<'a> {
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             if let Some(&since) = self.since.get() {
-                self.sh.on_unanswered(since, Instant::now(), false);
+                self.sh.rec.on_unanswered(since, Instant::now(), false);
             }
         }
     }
@@ -190,7 +191,7 @@ impl<'a> Open<'a> {
 impl Drop for Open<'_> {
     fn drop(&mut self) {
         self.answered();
-        self.sh.on_closed(Instant::now());
+        self.sh.rec.on_closed(Instant::now());
     }
 }
 
@@ -228,7 +229,7 @@ mod tests {
         stuck.sent();
         std::thread::sleep(wait);
         drop(stuck);
-        let recs = sh.registry.drain();
+        let recs = sh.rec.registry.drain();
         let spans: Vec<_> = recs.iter().flat_map(|r| r.spans.iter()).collect();
         assert_eq!(
             spans.len(),

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::errors::ConnectClass;
+use crate::engine::analysis::errors::ConnectClass;
 
 /// Width of a fine bucket.
 pub const BUCKET_NS: u64 = 10_000_000;
