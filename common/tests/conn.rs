@@ -5,7 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use common::config::{AckMode, Limits};
+use common::policy::ack::AckMode;
+use common::policy::config::Limits;
 use common::publish::DeliveryError;
 use support::*;
 
@@ -749,11 +750,11 @@ fn healthz_readyz_metrics() {
 
 #[test]
 fn readyz_with_the_null_sink_is_200() {
-    let metrics = std::sync::Arc::new(common::metrics::Metrics::default());
+    let metrics = std::sync::Arc::new(common::observe::metrics::Metrics::default());
     let sink = std::sync::Arc::new(common::publish::NullSink::new(metrics));
     let shared = shared_with(config(AckMode::Kafka), sink);
     let start = std::time::Instant::now();
-    let mailbox = common::route::router().new_mailbox();
+    let mailbox = common::publish::dispatch::router().new_mailbox();
     let port = mailbox.register();
     let mut conn = common::conn::Conn::new(shared, port.reply(), start);
     conn.on_data(&get("/readyz"), start);
@@ -794,7 +795,7 @@ fn ws(ack: AckMode) -> Harness {
     h
 }
 
-fn ws_with(cfg: common::config::Config) -> Harness {
+fn ws_with(cfg: common::policy::config::Config) -> Harness {
     let mut h = Harness::new(cfg);
     h.upgrade("/ws/events");
     h

@@ -358,7 +358,7 @@ impl Metrics {
         self.delivery
             .render(&mut s, "gateway_delivery_latency_seconds", "");
 
-        if let Some(p) = crate::sys::process_stats() {
+        if let Some(p) = super::proc_stats::process_stats() {
             render_process(&mut s, &p);
         }
         s
@@ -366,7 +366,7 @@ impl Metrics {
 }
 
 /// The standard `process_*` series (as Prometheus client libraries export them).
-fn render_process(s: &mut String, p: &crate::sys::ProcessStats) {
+fn render_process(s: &mut String, p: &super::proc_stats::ProcessStats) {
     let mut one = |name: &str, kind: &str, help: &str, v: String| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     };
