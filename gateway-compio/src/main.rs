@@ -239,7 +239,7 @@ fn accept_mode(ring: &Ring) -> &'static str {
 }
 
 fn main() -> std::process::ExitCode {
-    common::app::exit_code("gateway-compio", run(Args::parse()))
+    common::process::app::exit_code("gateway-compio", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -49,7 +49,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    common::app::exit_code("gateway-uring", run(Args::parse()))
+    common::process::app::exit_code("gateway-uring", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

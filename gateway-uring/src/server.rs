@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::config::Fault;
+use common::policy::config::Fault;
 use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 use tokio_uring::net::{TcpListener, TcpStream};
 
@@ -156,7 +156,7 @@ pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
         let (listener, ctx) = (listener.clone(), ctx.clone());
         tokio_uring::spawn(async move {
             ctx.shutdown.wait().await;
-            common::sys::shutdown_listener(&*listener);
+            common::process::sys::shutdown_listener(&*listener);
         })
     };
     let loops: Vec<_> = (0..ACCEPTS_IN_FLIGHT)
@@ -231,7 +231,7 @@ impl ConnIo for UringIo {
     }
 
     fn close(&self) {
-        common::sys::shutdown_both(&fd(&self.0));
+        common::process::sys::shutdown_both(&fd(&self.0));
     }
 }
 

@@ -35,7 +35,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
+    common::observe::telemetry::init();
     let args = Args::parse();
     anyhow::ensure!(args.brokers >= 1, "--brokers must be at least 1");
     anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let kafka = common::embedded::EmbeddedKafka::start(args.brokers, args.partitions, &args.topic)?;
+    let kafka = common::process::embedded::EmbeddedKafka::start(args.brokers, args.partitions, &args.topic)?;
     let bootstrap = kafka.bootstrap_servers();
     if let Some(path) = &args.bootstrap_file {
         let tmp = path.with_extension("tmp");
