@@ -43,7 +43,10 @@ fn rest(ack: AckMode, refuse: bool) -> Seen {
     let h = Harness::with_ack(ack);
     h.sink.refuse(refuse.then_some(DeliveryError::QueueFull));
     let body = br#"{"records":[{"value":1}]}"#;
-    http_seen(h, &post_with("/topics/t", &[("Content-Type", REST_JSON)], body))
+    http_seen(
+        h,
+        &post_with("/topics/t", &[("Content-Type", REST_JSON)], body),
+    )
 }
 
 fn websocket(ack: AckMode, refuse: bool) -> Seen {
@@ -70,7 +73,10 @@ fn expected(fate: &Fate) -> [Seen; 3] {
             now(&e.status().to_string()),
             now(&e.status().to_string()),
             // Resolved all the same: the cumulative ack moves past it.
-            now(&format!(r#"{{"nack":1,"error":"{}"}} {{"ack":1}}"#, e.code())),
+            now(&format!(
+                r#"{{"nack":1,"error":"{}"}} {{"ack":1}}"#,
+                e.code()
+            )),
         ],
     }
 }
@@ -134,7 +140,10 @@ fn ack_mode_is_matched_only_in_the_fate_module() {
     let fate_module = src.join("policy").join("ack.rs");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    assert!(files.contains(&fate_module), "the fate module moved: update this test");
+    assert!(
+        files.contains(&fate_module),
+        "the fate module moved: update this test"
+    );
     let mut offenders = Vec::new();
     for file in files.iter().filter(|f| **f != fate_module) {
         let text = std::fs::read_to_string(file).unwrap();

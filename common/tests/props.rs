@@ -16,9 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::conn::Conn;
 use common::policy::ack::AckMode;
 use common::policy::config::{Config, Limits};
-use common::conn::Conn;
 use common::proto::http::{Decoder, HttpError, Request, Route};
 use common::publish::token::ReplyTo;
 use proptest::prelude::*;

@@ -6,8 +6,7 @@
 use std::time::Instant;
 
 use super::http_slots::{
-    push_slot, push_slot_wide, ready_json, rest_error, HttpState, RawAwait, RestAwait,
-    SlotState,
+    push_slot, push_slot_wide, ready_json, rest_error, HttpState, RawAwait, RestAwait, SlotState,
 };
 use super::shared::Link;
 use crate::observe::metrics::Metrics;

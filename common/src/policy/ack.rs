@@ -38,7 +38,6 @@ impl AckMode {
             _ => None,
         }
     }
-
 }
 
 /// The error code of a publish refused because Kafka metadata is unreachable (`/readyz`
@@ -134,7 +133,10 @@ mod tests {
     #[test]
     fn answers_from_fates() {
         let full = || Fate::Refused(DeliveryError::QueueFull);
-        assert_eq!(answer(AckMode::Kafka, &[Fate::Awaiting, full()]), Answer::Wait);
+        assert_eq!(
+            answer(AckMode::Kafka, &[Fate::Awaiting, full()]),
+            Answer::Wait
+        );
         assert_eq!(
             answer(AckMode::Kafka, &[full()]),
             Answer::Refused(DeliveryError::QueueFull)
@@ -147,7 +149,10 @@ mod tests {
             answer(AckMode::Enqueue, &[Fate::Settled]),
             Answer::Settled("enqueued")
         );
-        assert_eq!(answer(AckMode::None, &[Fate::Settled]), Answer::Settled("accepted"));
+        assert_eq!(
+            answer(AckMode::None, &[Fate::Settled]),
+            Answer::Settled("accepted")
+        );
         assert!(waits_for_report(AckMode::Kafka));
         assert!(!waits_for_report(AckMode::Enqueue) && !waits_for_report(AckMode::None));
     }

@@ -267,8 +267,7 @@ impl Config {
         // delivery reports carry 24 bits of it (`route::SEQ_MASK`).
         anyhow::ensure!(
             args.max_records >= 1
-                && args.max_pipeline.saturating_mul(args.max_records)
-                    < SEQ_MASK as usize / 2,
+                && args.max_pipeline.saturating_mul(args.max_records) < SEQ_MASK as usize / 2,
             "--max-records must be at least 1, and --max-pipeline × --max-records below {}",
             SEQ_MASK / 2
         );

@@ -296,9 +296,7 @@ impl KafkaSink {
                 let outcome = if m.err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                     Ok((m.partition, m.offset))
                 } else {
-                    Err(delivery_error(&KafkaError::MessageProduction(
-                        m.err.into(),
-                    )))
+                    Err(delivery_error(&KafkaError::MessageProduction(m.err.into())))
                 };
                 let latency = unsafe { rdsys::rd_kafka_message_latency(msg) };
                 tally.add(&self.metrics, outcome.is_ok(), latency);

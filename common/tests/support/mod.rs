@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::policy::ack::AckMode;
-use common::policy::config::{Config, Limits, SinkKind};
 use common::conn::{Conn, Shared};
 use common::observe::metrics::Metrics;
-use common::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
+use common::policy::ack::AckMode;
+use common::policy::config::{Config, Limits, SinkKind};
 use common::publish::token::ReplyTo;
+use common::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
 
 /// One record as the sink saw it (owned copy of `Record`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,8 @@ pub mod response;
 mod tests;
 
 pub use decode::Decoder;
-pub use request::{
-    percent_decode_strict, route_label, HttpError, Query, Request, Route,
-};
+pub use request::{percent_decode_strict, route_label, HttpError, Query, Request, Route};
 pub use response::{
-    add_header, error_headers, int_object, reason, write_error, write_error_with,
-    write_response, write_switching_protocols,
+    add_header, error_headers, int_object, reason, write_error, write_error_with, write_response,
+    write_switching_protocols,
 };

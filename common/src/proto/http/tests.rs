@@ -85,14 +85,38 @@ fn errors_map_to_statuses() {
     let cases: &[(&[u8], u16)] = &[
         (b"GARBAGE\r\n\r\n", 400),
         (b"POST /topics/a HTTP/1.1\r\n\r\n", 411),
-        (b"POST /topics/a HTTP/1.1\r\ncontent-length: 65\r\n\r\n", 413),
-        (b"POST /topics/a HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n", 400),
-        (b"POST /topics/a HTTP/1.1\r\ncontent-length: -1\r\n\r\n", 400),
-        (b"POST /topics/a HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n", 400),
-        (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n", 400),
-        (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", 400),
-        (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n41\r\n", 413),
-        (b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n1\r\naXX", 400),
+        (
+            b"POST /topics/a HTTP/1.1\r\ncontent-length: 65\r\n\r\n",
+            413,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ncontent-length: -1\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n41\r\n",
+            413,
+        ),
+        (
+            b"POST /topics/a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n1\r\naXX",
+            400,
+        ),
     ];
     for (input, status) in cases {
         let got = decode_all(input).map(|_| ()).unwrap_err();
