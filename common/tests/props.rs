@@ -1,3 +1,4 @@
+// long-file: one binary on purpose: its counting global allocator and request generators serve every section (decoder, HTTP, WebSocket, bounded memory)
 //! Property tests of the codecs and the connection state machine: a valid stream split at
 //! any byte offsets means the same as the stream fed whole, arbitrary bytes never panic,
 //! and a connection's memory stays bounded however much a peer sends.
