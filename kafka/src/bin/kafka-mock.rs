@@ -43,7 +43,11 @@ fn main() -> anyhow::Result<()> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let kafka = common::process::embedded::EmbeddedKafka::start(args.brokers, args.partitions, &args.topic)?;
+    let kafka = common::process::embedded::EmbeddedKafka::start(
+        args.brokers,
+        args.partitions,
+        &args.topic,
+    )?;
     let bootstrap = kafka.bootstrap_servers();
     if let Some(path) = &args.bootstrap_file {
         let tmp = path.with_extension("tmp");
