@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::config::Fault;
 use crate::conn::{Conn, Shared};
-use crate::route::{router, Mailbox, Port};
+use crate::policy::config::Fault;
+use crate::publish::dispatch::{router, Mailbox, Port};
+use crate::publish::Delivery;
 
 /// Bytes asked for per read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -420,7 +421,7 @@ async fn dispatch<T: Timer>(mailbox: Arc<Mailbox>, timer: T) {
 }
 
 enum Wake {
-    Delivery(Vec<crate::publish::Delivery>),
+    Delivery(Vec<Delivery>),
     Output,
     Timer,
     Shutdown,

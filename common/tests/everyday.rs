@@ -8,7 +8,7 @@ mod support;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use common::config::AckMode;
+use common::policy::ack::AckMode;
 use common::publish::DeliveryError;
 use support::*;
 

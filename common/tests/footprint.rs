@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use common::config::AckMode;
 use common::driver::{ConnCtx, Drain, Shutdown};
+use common::policy::ack::AckMode;
 use common::{serve_conn, ConnIo, Timer};
 use support::*;
 

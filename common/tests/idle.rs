@@ -5,8 +5,8 @@
 
 mod support;
 
-use common::config::AckMode;
-use common::conn::IDLE_BUFFER_FLOOR;
+use common::policy::ack::AckMode;
+use common::policy::config::IDLE_BUFFER_FLOOR;
 use support::*;
 
 /// Feeds `bytes` in reads of at most `chunk` bytes, as the driver would.

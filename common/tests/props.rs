@@ -1,3 +1,4 @@
+// long-file: one binary on purpose: its counting global allocator and request generators serve every section (decoder, HTTP, WebSocket, bounded memory)
 //! Property tests of the codecs and the connection state machine: a valid stream split at
 //! any byte offsets means the same as the stream fed whole, arbitrary bytes never panic,
 //! and a connection's memory stays bounded however much a peer sends.
@@ -16,10 +17,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::config::{AckMode, Config, Limits};
 use common::conn::Conn;
-use common::http::{Decoder, HttpError, Request, Route};
-use common::route::ReplyTo;
+use common::policy::ack::AckMode;
+use common::policy::config::{Config, Limits};
+use common::proto::http::{Decoder, HttpError, Request, Route};
+use common::publish::token::ReplyTo;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use support::*;
@@ -730,7 +732,7 @@ proptest! {
 /// received bytes, no answer queue, output only while answers are due — a small margin for
 /// the decoder's and the metrics' bookkeeping (see issue 13: an idle HTTP keep-alive
 /// connection's buffers are released, whatever exchange came before).
-const IDLE_BOUND: i64 = common::conn::IDLE_BUFFER_FLOOR as i64;
+const IDLE_BOUND: i64 = common::policy::config::IDLE_BUFFER_FLOOR as i64;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: cfg().cases / 4, ..cfg() })]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use common::config::AckMode;
+use common::policy::ack::AckMode;
 use common::publish::DeliveryError;
 use proptest::prelude::*;
 use serde_json::Value;

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::config::{AckMode, Config, Limits, SinkKind};
+use common::policy::ack::AckMode;
+use common::policy::config::{Config, Limits, SinkKind};
 use common::conn::{Conn, Shared};
-use common::metrics::Metrics;
+use common::observe::metrics::Metrics;
 use common::publish::NullSink;
 use libfuzzer_sys::fuzz_target;
 
@@ -44,8 +45,8 @@ fuzz_target!(|data: &[u8]| {
         info: Vec::new(),
     });
     let now = Instant::now();
-    static MAILBOX: std::sync::OnceLock<Arc<common::route::Mailbox>> = std::sync::OnceLock::new();
-    let mailbox = MAILBOX.get_or_init(|| common::route::router().new_mailbox());
+    static MAILBOX: std::sync::OnceLock<Arc<common::publish::dispatch::Mailbox>> = std::sync::OnceLock::new();
+    let mailbox = MAILBOX.get_or_init(|| common::publish::dispatch::router().new_mailbox());
     let mut port = mailbox.register();
     let mut conn = Conn::new(shared, port.reply(), now);
     let mut got = Vec::new();

@@ -2,8 +2,8 @@
 //! itself: never a panic, and never more buffered than the limits allow.
 #![no_main]
 
-use common::config::Limits;
-use common::http::Decoder;
+use common::policy::config::Limits;
+use common::proto::http::Decoder;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

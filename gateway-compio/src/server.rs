@@ -25,7 +25,7 @@ pub async fn serve(listener: std::net::TcpListener, ctx: ConnCtx) {
             let shutdown = ctx.shutdown.clone();
             compio::runtime::spawn(async move {
                 shutdown.wait().await;
-                common::sys::shutdown_listener(&waker);
+                common::process::sys::shutdown_listener(&waker);
             })
             .detach();
             accept_loop(&listener, &ctx).await;
@@ -133,7 +133,7 @@ impl ConnIo for CompioIo {
     }
 
     fn close(&self) {
-        common::sys::shutdown_both(&self.stream);
+        common::process::sys::shutdown_both(&self.stream);
     }
 }
 

@@ -36,7 +36,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    common::app::exit_code("gateway-tokio", run(Args::parse()))
+    common::process::app::exit_code("gateway-tokio", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

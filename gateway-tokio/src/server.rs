@@ -75,7 +75,7 @@ impl ConnIo for TokioIo {
             std::future::poll_fn(|cx| self.0.poll_read_ready(cx)).await?;
             let r = common::driver::with_scratch(|buf| {
                 self.0.try_io(tokio::io::Interest::READABLE, || {
-                    let n = common::sys::recv(&self.0, buf)?;
+                    let n = common::process::sys::recv(&self.0, buf)?;
                     let f = consume.take().expect("consumed once");
                     out = Some(f(&buf[..n]));
                     if n < buf.len() {
@@ -112,7 +112,7 @@ impl ConnIo for TokioIo {
     }
 
     fn close(&self) {
-        common::sys::shutdown_both(&self.0);
+        common::process::sys::shutdown_both(&self.0);
     }
 }
 

@@ -5,6 +5,7 @@
 //! Everything but the I/O runtime lives in `common`; this crate is glue (`main`) and the
 //! adapter (`server`). It must not grow protocol logic.
 
+mod ring;
 mod server;
 
 use anyhow::Context;
@@ -49,12 +50,12 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    common::app::exit_code("gateway-uring", run(Args::parse()))
+    common::process::app::exit_code("gateway-uring", run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     // Probe before `start` so the flags the kernel really accepted go into gateway_info.
-    let ring = server::RingConfig::probe(args.ring_entries, &args.gateway.fault)?;
+    let ring = ring::RingConfig::probe(args.ring_entries, &args.gateway.fault)?;
     let info = RuntimeInfo {
         runtime: "tokio-uring",
         labels: vec![

@@ -7,82 +7,38 @@
 //! here, once, for every runtime, and tested without sockets.
 //!
 //! This module holds the connection's life (data, EOF, deliveries, timers, shutdown, idle
-//! buffers); the two protocols are sessions of their own: `http_session` (decoding,
-//! pipelined answer slots, raw and REST produce) and `ws_session` (messages, acks, window).
+//! buffers); the two protocols are sessions of their own, over the codecs of `proto`:
+//! `http_session` (decoding, routing, pipelined answers) with its state in `http_slots` and
+//! its produce requests and their answers in `http_produce`, and `ws_session` (messages,
+//! acks, window). Every session sends through `shared::Link` and answers by the ack rule
+//! of `policy::ack`. The clock is an input: every entry point takes `now`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tungstenite::protocol::frame::coding::CloseCode;
+use crate::policy::config::IDLE_BUFFER_FLOOR;
+use crate::proto::http::{self, Decoder, Route};
+use crate::proto::ws::WsSession;
+use crate::publish::token::ReplyTo;
+use crate::publish::Delivery;
 
-use crate::config::{AckMode, Config, Fault};
-use crate::http::{self, Decoder, HttpError, Request, Route};
-use crate::metrics::Metrics;
-use crate::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
-use crate::rest::{self, Outcome, RestError};
-use crate::route::{expand_seq, ReplyTo};
-use crate::ws::{WsRead, WsSession};
-
-mod ack;
+mod http_produce;
 mod http_session;
+mod http_slots;
+mod shared;
 mod ws_session;
 
-use self::ack::Fate;
-use self::http_session::*;
-use self::ws_session::*;
+pub use self::shared::{Held, Shared};
 
-/// Stop reading a connection whose unwritten output grew past this (slow reader).
-const MAX_PENDING_OUTPUT: usize = 256 * 1024;
-
-/// Buffer capacity a connection may keep between exchanges, per buffer (the written output
-/// buffer handed back for the next answers, WebSocket stream buffers): enough for a typical
-/// answer, so a busy connection does not allocate per response, and little enough that an
-/// idle one costs almost nothing. Larger buffers are released once they are empty; the
-/// output buffer is released whenever there is nothing to write (`take_output`).
-pub const IDLE_BUFFER_FLOOR: usize = 512;
-
-/// Everything a connection needs from its process, shared read-only.
-pub struct Shared {
-    pub config: Config,
-    pub sink: Arc<dyn Sink>,
-    pub metrics: Arc<Metrics>,
-    /// Labels of `gateway_info` in /metrics (runtime, flavour, ring size, asymmetries).
-    pub info: Vec<(String, String)>,
-}
-
-impl Shared {
-    pub fn render_metrics(&self) -> String {
-        self.metrics
-            .render(&self.info, self.sink.queue_depth(), self.sink.ready())
-    }
-}
-
-/// A connection's buffer memory (`Conn::held_bytes`), by capacity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Held {
-    /// Received bytes not yet consumed: the HTTP input and decoder, the WebSocket stream's
-    /// read side.
-    pub input: usize,
-    /// Bytes to send and the buffers kept for them: the output, the WebSocket stream's
-    /// write side.
-    pub output: usize,
-    /// Queues of answers and acks, a WebSocket's topic and key.
-    pub other: usize,
-}
-
-impl Held {
-    pub fn total(&self) -> usize {
-        self.input + self.output + self.other
-    }
-}
+use self::http_session::{ConnFlags, Upgrade};
+use self::http_slots::{HttpState, Slot, SlotState};
+use self::shared::{Link, MAX_PENDING_OUTPUT};
+use self::ws_session::{flush_acks, WsState};
 
 pub struct Conn {
-    shared: Arc<Shared>,
-    /// Where this connection's delivery reports go (`route`).
-    reply: ReplyTo,
-    /// Records handed to the sink with `reply` (each gets exactly one report).
-    routed: u64,
+    link: Link,
     mode: Mode,
     output: Vec<u8>,
     last_activity: Instant,
@@ -102,22 +58,17 @@ enum Mode {
 
 impl Conn {
     /// A new connection whose records' reports go to `reply` (its slot in the I/O thread's
-    /// mailbox, see `route`); the driver passes each report that arrives to `on_delivery`.
+    /// mailbox, see `publish::dispatch`); the driver passes each report that arrives to
+    /// `on_delivery`.
     pub fn new(shared: Arc<Shared>, reply: ReplyTo, now: Instant) -> Conn {
         let decoder = Decoder::new(shared.config.limits).borrow_bodies();
         Conn {
-            shared,
-            reply,
-            routed: 0,
-            mode: Mode::Http(HttpState {
-                decoder,
-                input: Vec::new(),
-                request_started: None,
-                slots: VecDeque::new(),
-                next_seq: 0,
-                close_after: false,
-                current: ("other", now),
-            }),
+            link: Link {
+                shared,
+                reply,
+                routed: 0,
+            },
+            mode: Mode::Http(HttpState::new(decoder, now)),
             output: Vec::new(),
             last_activity: now,
             shutting_down: false,
@@ -128,7 +79,15 @@ impl Conn {
 
     /// Records handed to the sink that will be reported to this connection.
     pub fn routed(&self) -> u64 {
-        self.routed
+        self.link.routed
+    }
+
+    fn flags(&self) -> ConnFlags {
+        ConnFlags {
+            done: self.done,
+            shutting_down: self.shutting_down,
+            peer_eof: self.peer_eof,
+        }
     }
 
     /// True while the adapter should read the socket (false = TCP backpressure).
@@ -143,7 +102,7 @@ impl Conn {
         if self.output.len() + queued > MAX_PENDING_OUTPUT {
             return false;
         }
-        let limits = &self.shared.config.limits;
+        let limits = &self.link.shared.config.limits;
         match &self.mode {
             Mode::Http(h) => {
                 !h.close_after
@@ -184,10 +143,11 @@ impl Conn {
             return None;
         }
         let out = std::mem::take(&mut self.output);
-        self.shared
+        self.link
+            .shared
             .metrics
             .bytes_out
-            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(out.len() as u64, Relaxed);
         Some(out)
     }
 
@@ -203,7 +163,7 @@ impl Conn {
     /// Heap bytes this connection's buffers hold now (capacity, not length). The driver's
     /// read buffer is not here: with lent reads (`driver::ConnIo::lends_read_buffers`) a
     /// connection has none. Not counted: tungstenite's own frame buffers, which it does not
-    /// expose (its read buffer is sized by `ws::WS_READ_BUFFER`).
+    /// expose (its read buffer is sized by `proto::ws::WS_READ_BUFFER`).
     pub fn held_bytes(&self) -> Held {
         match &self.mode {
             Mode::Http(h) => Held {
@@ -259,7 +219,7 @@ impl Conn {
         if self.done {
             return None;
         }
-        let cfg = &self.shared.config;
+        let cfg = &self.link.shared.config;
         match &self.mode {
             Mode::Http(h) => {
                 if let Some(started) = h.request_started {
@@ -281,16 +241,17 @@ impl Conn {
     }
 
     pub fn on_data(&mut self, data: &[u8], now: Instant) {
-        self.shared
+        self.link
+            .shared
             .metrics
             .bytes_in
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(data.len() as u64, Relaxed);
         if self.done {
             return;
         }
         self.last_activity = now;
         match &mut self.mode {
-            // Parsed straight from `data` (see `process_http`).
+            // Parsed straight from `data` (see `http_session::process_http`).
             Mode::Http(_) => return self.process_with(now, data),
             Mode::Ws(w) => {
                 w.ping_sent = false;
@@ -313,114 +274,8 @@ impl Conn {
 
     pub fn on_delivery(&mut self, d: Delivery, now: Instant) {
         match &mut self.mode {
-            Mode::Http(h) => {
-                let front = h.slots.front().map_or(h.next_seq, |s| s.seq);
-                // Reports carry the low bits of the sequence number (`route::SEQ_MASK`).
-                let seq = expand_seq(d.seq, front);
-                if seq >= h.next_seq {
-                    return;
-                }
-                // One sequence number per slot unless REST requests are in the window.
-                let i = match h.slots.get((seq - front) as usize) {
-                    Some(s) if s.seq == seq => (seq - front) as usize,
-                    _ => h.slots.partition_point(|s| s.seq <= seq) - 1,
-                };
-                let slot = &mut h.slots[i];
-                if let SlotState::AwaitingRest(r) = &mut slot.state {
-                    let Some(o @ Outcome::Pending) = r.outcomes.get_mut((seq - slot.seq) as usize)
-                    else {
-                        return;
-                    };
-                    *o = match d.result {
-                        Ok((p, off)) => Outcome::Stored(p, off),
-                        Err(e) => Outcome::Failed(e),
-                    };
-                    r.pending -= 1;
-                    if r.pending == 0 {
-                        let mut out = Vec::new();
-                        let status =
-                            rest::write_offsets(&mut out, &r.outcomes, 200, slot.keep_alive);
-                        self.shared.metrics.request(status);
-                        slot.state = SlotState::Ready(out);
-                    }
-                } else if let SlotState::Awaiting {
-                    batch,
-                    expected,
-                    delivered,
-                    first,
-                    error,
-                } = &mut slot.state
-                {
-                    *delivered += 1;
-                    match d.result {
-                        Ok(po) => {
-                            first.get_or_insert(po);
-                        }
-                        Err(e) => {
-                            error.get_or_insert(e);
-                        }
-                    }
-                    if *delivered == *expected {
-                        let mut out = Vec::new();
-                        let status = match (error.take(), *batch) {
-                            (Some(e), _) => {
-                                http::write_error(&mut out, e.status(), e.code(), slot.keep_alive);
-                                e.status()
-                            }
-                            (None, true) => {
-                                let mut buf = [0; 128];
-                                let body =
-                                    http::int_object(&mut buf, &[("count", *expected as i64)]);
-                                http::write_response(
-                                    &mut out,
-                                    200,
-                                    "application/json",
-                                    body,
-                                    slot.keep_alive,
-                                    &[],
-                                );
-                                200
-                            }
-                            (None, false) => {
-                                let (p, o) = first.unwrap_or((-1, -1));
-                                let mut buf = [0; 128];
-                                let body = http::int_object(
-                                    &mut buf,
-                                    &[("partition", i64::from(p)), ("offset", o)],
-                                );
-                                http::write_response(
-                                    &mut out,
-                                    200,
-                                    "application/json",
-                                    body,
-                                    slot.keep_alive,
-                                    &[],
-                                );
-                                200
-                            }
-                        };
-                        self.shared.metrics.request(status);
-                        slot.state = SlotState::Ready(out);
-                    }
-                }
-            }
-            Mode::Ws(w) => {
-                let seq = expand_seq(d.seq, w.resolved + 1);
-                let Some(i) = seq.checked_sub(w.resolved + 1) else {
-                    return;
-                };
-                if let Some(flag) = w.pending.get_mut(i as usize) {
-                    *flag = true;
-                    let counter = match &d.result {
-                        Ok(_) => &self.shared.metrics.ws_acked,
-                        Err(_) => &self.shared.metrics.ws_nacked,
-                    };
-                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if let Err(e) = d.result {
-                        send_nack(w, seq, e.code());
-                    }
-                }
-            }
+            Mode::Http(h) => http_produce::on_delivery(h, &self.link.shared.metrics, d),
+            Mode::Ws(w) => ws_session::on_delivery(w, &self.link, d),
         }
         self.process(now);
     }
@@ -432,34 +287,12 @@ impl Conn {
         if now < deadline {
             return;
         }
-        let idle_timeout = self.shared.config.idle_timeout;
-        match &mut self.mode {
-            Mode::Http(h) => {
-                if let Some(started) = h.request_started.take() {
-                    // Timed from the request's first byte: it never got a last one.
-                    h.current = ("other", started);
-                    h.input.clear();
-                    let e = HttpError::Timeout;
-                    self.shared.metrics.request(e.status());
-                    push_error(h, &e, false);
-                    h.close_after = true;
-                } else {
-                    // Idle keep-alive connection: close quietly.
-                    self.done = true;
-                }
-            }
-            Mode::Ws(w) => {
-                if !w.ping_sent && now < self.last_activity + idle_timeout {
-                    w.session.ping();
-                    w.ping_sent = true;
-                } else {
-                    flush_acks(w);
-                    w.close_code.get_or_insert(1001);
-                    w.session.close(CloseCode::Away, "idle timeout");
-                    self.done = true;
-                }
-            }
-        }
+        let closing = match &mut self.mode {
+            // An idle keep-alive connection (no request under way) closes quietly.
+            Mode::Http(h) => !http_session::on_request_timeout(h, &self.link),
+            Mode::Ws(w) => ws_session::on_idle(w, now, self.last_activity, &self.link),
+        };
+        self.done |= closing;
         self.process(now);
     }
 
@@ -482,55 +315,23 @@ impl Conn {
     /// `process`, with bytes just read that are not yet in the HTTP input buffer.
     fn process_with(&mut self, now: Instant, mut fresh: &[u8]) {
         loop {
-            if let Mode::Http(_) = self.mode {
-                let upgrade = self.process_http(now, std::mem::take(&mut fresh));
+            let flags = self.flags();
+            if let Mode::Http(h) = &mut self.mode {
+                let fresh = std::mem::take(&mut fresh);
+                let upgrade = http_session::process_http(h, &mut self.link, flags, now, fresh);
                 if let Some(upgrade) = upgrade {
                     self.upgrade(upgrade);
                 }
             }
             match &mut self.mode {
                 Mode::Http(h) => {
-                    let mut released = false;
-                    while let Some(slot) = h.slots.front() {
-                        let SlotState::Ready(_) = &slot.state else {
-                            break;
-                        };
-                        let slot = h.slots.pop_front().expect("front exists");
-                        let SlotState::Ready(mut bytes) = slot.state else {
-                            unreachable!()
-                        };
-                        // "HTTP/1.1 NNN ...": the status of the answer, whichever path built it.
-                        let status = bytes
-                            .get(9..12)
-                            .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u16>().ok())
-                            .unwrap_or(0);
-                        if status != 100 {
-                            self.shared.metrics.request_duration(
-                                slot.route,
-                                status,
-                                now.saturating_duration_since(slot.started),
-                            );
-                        }
-                        if slot.keep_alive && h.close_after && h.slots.is_empty() {
-                            // The last answer before a close the request did not ask for
-                            // (shutdown): tell the client not to send more here.
-                            http::add_header(&mut bytes, b"connection: close");
-                        } else if slot.keep_alive && slot.announce_keep_alive {
-                            http::add_header(&mut bytes, b"connection: keep-alive");
-                        }
-                        self.output.extend_from_slice(&bytes);
+                    let (released, done) =
+                        http_session::flush_ready(h, &self.link, &mut self.output, now);
+                    if released {
                         // Idle time counts from the last answer, not the last byte received.
                         self.last_activity = now;
-                        released = true;
-                        if !slot.keep_alive {
-                            h.slots.clear();
-                            self.done = true;
-                            break;
-                        }
                     }
-                    if h.close_after && h.slots.is_empty() {
-                        self.done = true;
-                    }
+                    self.done |= done;
                     // Freed pipeline room: requests held back in the buffer can be parsed now.
                     if released && !self.done && !h.close_after && !h.input.is_empty() {
                         continue;
@@ -538,13 +339,8 @@ impl Conn {
                 }
                 Mode::Ws(w) => {
                     if !self.done {
-                        self.done |= process_ws(
-                            w,
-                            &self.shared,
-                            self.reply,
-                            &mut self.routed,
-                            self.shutting_down,
-                        );
+                        self.done |=
+                            ws_session::process_ws(w, &mut self.link, self.shutting_down, now);
                     }
                 }
             }
@@ -553,41 +349,28 @@ impl Conn {
         }
     }
 
-    fn upgrade(&mut self, (accept, req, leftover): (String, Request, Vec<u8>)) {
+    fn upgrade(&mut self, (accept, req, leftover, ack): Upgrade) {
         let Ok(Route::WebSocket { topic, .. }) = req.route else {
             return;
         };
-        self.shared
-            .metrics
-            .ws_upgrades
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let shared = &self.link.shared;
+        shared.metrics.ws_upgrades.fetch_add(1, Relaxed);
         http::write_switching_protocols(&mut self.output, &accept);
-        let session = WsSession::new(&self.shared.config.limits, &leftover);
-        self.mode = Mode::Ws(Box::new(WsState {
-            session,
-            topic,
-            key: req.query.key,
-            ack: req.query.ack.unwrap_or(self.shared.config.default_ack),
-            received: 0,
-            resolved: 0,
-            acked: 0,
-            pending: VecDeque::new(),
-            ping_sent: false,
-            close_code: None,
-        }));
+        let session = WsSession::new(&shared.config.limits, &leftover);
+        let state = WsState::new(session, topic, req.query.key, ack);
+        self.mode = Mode::Ws(Box::new(state));
         tracing::debug!("upgraded to websocket");
     }
 }
-
-/// The error code of a publish refused because Kafka metadata is unreachable (`/readyz`
-/// is 503): an HTTP 503 with Retry-After, or a WebSocket nack.
-pub const KAFKA_UNAVAILABLE: &str = "kafka_unavailable";
 
 impl Drop for Conn {
     fn drop(&mut self) {
         if let Mode::Ws(w) = &self.mode {
             // No close frame either way: the peer vanished (1006, as browsers report it).
-            self.shared.metrics.ws_close(w.close_code.unwrap_or(1006));
+            self.link
+                .shared
+                .metrics
+                .ws_close(w.close_code.unwrap_or(1006));
         }
     }
 }

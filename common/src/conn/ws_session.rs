@@ -1,7 +1,17 @@
-//! The WebSocket session of a connection: messages in, records out, cumulative acks,
-//! the in-flight window and the close handshake.
+//! The WebSocket session of a connection: messages in, records out, cumulative acks and
+//! nacks per the ack rule (`policy::ack`), the in-flight window and the close handshake.
 
-use super::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::shared::{Link, MAX_PENDING_OUTPUT};
+use crate::policy::ack::{self, AckMode, Answer, KAFKA_UNAVAILABLE};
+use crate::proto::ws::{WsRead, WsSession};
+use crate::publish::token::expand_seq;
+use crate::publish::{Delivery, Record};
 
 pub(super) struct WsState {
     pub(super) session: WsSession,
@@ -21,68 +31,50 @@ pub(super) struct WsState {
     pub(super) close_code: Option<u16>,
 }
 
+impl WsState {
+    pub(super) fn new(
+        session: WsSession,
+        topic: String,
+        key: Option<Vec<u8>>,
+        ack: AckMode,
+    ) -> WsState {
+        WsState {
+            session,
+            topic,
+            key,
+            ack,
+            received: 0,
+            resolved: 0,
+            acked: 0,
+            pending: VecDeque::new(),
+            ping_sent: false,
+            close_code: None,
+        }
+    }
+}
+
+fn count(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Reads messages while the in-flight window allows, publishes them, and queues acks.
 /// Returns true when the connection is finished.
 pub(super) fn process_ws(
     w: &mut WsState,
-    shared: &Shared,
-    reply: ReplyTo,
-    routed: &mut u64,
+    link: &mut Link,
     shutting_down: bool,
+    now: Instant,
 ) -> bool {
-    let cfg = &shared.config;
+    let max_inflight = link.shared.config.limits.ws_max_inflight;
     let mut finished = false;
     advance_resolved(w);
     while !shutting_down
         && !w.session.is_closing()
-        && ((w.received - w.resolved) as usize) < cfg.limits.ws_max_inflight
+        && ((w.received - w.resolved) as usize) < max_inflight
         && w.session.pending_output() <= MAX_PENDING_OUTPUT
     {
         match w.session.read() {
-            WsRead::Message(value) => {
-                w.received += 1;
-                shared
-                    .metrics
-                    .ws_messages
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let seq = w.received;
-                let record = Record {
-                    topic: &w.topic,
-                    key: w.key.as_deref(),
-                    value: &value,
-                    partition: None,
-                    headers: &[],
-                };
-                // Ok(resolved now) or Err(the nack's code).
-                let outcome = if shared.sink.ready() {
-                    match ack::send(shared, &record, w.ack, reply, seq, Instant::now(), routed) {
-                        Fate::Awaiting => Ok(false),
-                        Fate::Settled => Ok(true),
-                        Fate::Refused(e) => Err(e.code()),
-                    }
-                } else {
-                    Err(KAFKA_UNAVAILABLE)
-                };
-                ack::after_send(shared);
-                let counter = |c: &std::sync::atomic::AtomicU64| {
-                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                };
-                let resolved_now = match outcome {
-                    Ok(resolved) => {
-                        if resolved {
-                            counter(&shared.metrics.ws_acked);
-                        }
-                        resolved
-                    }
-                    Err(code) => {
-                        counter(&shared.metrics.ws_nacked);
-                        send_nack(w, seq, code);
-                        true
-                    }
-                };
-                w.pending.push_back(resolved_now);
-                advance_resolved(w);
-            }
+            WsRead::Message(value) => on_message(w, link, &value, now),
             WsRead::Control => {}
             WsRead::NeedMore => break,
             WsRead::PeerClosed | WsRead::Closed => {
@@ -115,6 +107,76 @@ pub(super) fn process_ws(
     finished
 }
 
+/// One message: one record, resolved now (acked or nacked) or once its report is in.
+fn on_message(w: &mut WsState, link: &mut Link, value: &[u8], now: Instant) {
+    let metrics = link.shared.metrics.clone();
+    w.received += 1;
+    count(&metrics.ws_messages);
+    let seq = w.received;
+    let record = Record {
+        topic: &w.topic,
+        key: w.key.as_deref(),
+        value,
+        partition: None,
+        headers: &[],
+    };
+    let resolved_now = if link.shared.sink.ready() {
+        let fate = link.send(&record, w.ack, seq, now);
+        link.after_send();
+        match ack::answer(w.ack, [&fate]) {
+            Answer::Wait => false,
+            Answer::Settled(_) => {
+                count(&metrics.ws_acked);
+                true
+            }
+            Answer::Refused(e) => {
+                count(&metrics.ws_nacked);
+                send_nack(w, seq, e.code());
+                true
+            }
+        }
+    } else {
+        link.after_send();
+        count(&metrics.ws_nacked);
+        send_nack(w, seq, KAFKA_UNAVAILABLE);
+        true
+    };
+    w.pending.push_back(resolved_now);
+    advance_resolved(w);
+}
+
+/// A delivery report for message `d.seq`: acked with the next cumulative ack, or nacked.
+pub(super) fn on_delivery(w: &mut WsState, link: &Link, d: Delivery) {
+    let seq = expand_seq(d.seq, w.resolved + 1);
+    let Some(i) = seq.checked_sub(w.resolved + 1) else {
+        return;
+    };
+    if let Some(flag) = w.pending.get_mut(i as usize) {
+        *flag = true;
+        let metrics = &link.shared.metrics;
+        count(match &d.result {
+            Ok(_) => &metrics.ws_acked,
+            Err(_) => &metrics.ws_nacked,
+        });
+        if let Err(e) = d.result {
+            send_nack(w, seq, e.code());
+        }
+    }
+}
+
+/// The timer fired: ping an idle peer once, then close. Returns true when closing.
+pub(super) fn on_idle(w: &mut WsState, now: Instant, last_activity: Instant, link: &Link) -> bool {
+    if !w.ping_sent && now < last_activity + link.shared.config.idle_timeout {
+        w.session.ping();
+        w.ping_sent = true;
+        return false;
+    }
+    flush_acks(w);
+    w.close_code.get_or_insert(1001);
+    w.session.close(CloseCode::Away, "idle timeout");
+    true
+}
+
 pub(super) fn advance_resolved(w: &mut WsState) {
     while w.pending.front() == Some(&true) {
         w.pending.pop_front();
@@ -132,7 +194,7 @@ pub(super) fn flush_acks(w: &mut WsState) {
 }
 
 /// `{"nack":SEQ,"error":"CODE"}`: message SEQ was not stored.
-pub(super) fn send_nack(w: &mut WsState, seq: u64, code: &str) {
+fn send_nack(w: &mut WsState, seq: u64, code: &str) {
     w.session
         .send_text(format!("{{\"nack\":{seq},\"error\":\"{code}\"}}"));
 }

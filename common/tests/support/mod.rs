@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::config::{AckMode, Config, Limits, SinkKind};
 use common::conn::{Conn, Shared};
-use common::metrics::Metrics;
+use common::observe::metrics::Metrics;
+use common::policy::ack::AckMode;
+use common::policy::config::{Config, Limits, SinkKind};
+use common::publish::token::ReplyTo;
 use common::publish::{Delivery, DeliveryError, Record, Sink, Ticket};
-use common::route::ReplyTo;
 
 /// One record as the sink saw it (owned copy of `Record`).
 #[derive(Debug, Clone, PartialEq, Eq)]

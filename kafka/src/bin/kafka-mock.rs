@@ -36,7 +36,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
+    common::observe::telemetry::init();
     let args = Args::parse();
     anyhow::ensure!(args.broker_count >= 1, "--broker-count must be at least 1");
     anyhow::ensure!(args.partitions >= 1, "--partitions must be at least 1");
@@ -44,8 +44,11 @@ fn main() -> anyhow::Result<()> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
-    let kafka =
-        common::embedded::EmbeddedKafka::start(args.broker_count, args.partitions, &args.topic)?;
+    let kafka = common::process::embedded::EmbeddedKafka::start(
+        args.broker_count,
+        args.partitions,
+        &args.topic,
+    )?;
     let bootstrap = kafka.bootstrap_servers();
     if let Some(path) = &args.bootstrap_file {
         let tmp = path.with_extension("tmp");

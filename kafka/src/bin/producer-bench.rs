@@ -79,7 +79,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
+    common::observe::telemetry::init();
     let args = Args::parse();
     let conf = common::publish::producer_config(&args.brokers, &args.producer_props);
     let mut cc = ClientConfig::new();

@@ -13,7 +13,7 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tungstenite::Message;
 
-use crate::config::Limits;
+use crate::policy::config::{Limits, IDLE_BUFFER_FLOOR};
 
 /// Bytes in from the peer, bytes out to the peer; reading an empty buffer is `WouldBlock`.
 #[derive(Debug, Default)]
@@ -126,11 +126,11 @@ impl WsSession {
     /// Frees the stream buffers once they are empty, unless they are small.
     pub fn release_idle(&mut self) {
         let s = self.ws.get_mut();
-        if s.rd_pos == s.rd.len() && s.rd.capacity() > crate::conn::IDLE_BUFFER_FLOOR {
+        if s.rd_pos == s.rd.len() && s.rd.capacity() > IDLE_BUFFER_FLOOR {
             s.rd = Vec::new();
             s.rd_pos = 0;
         }
-        if s.wr.is_empty() && s.wr.capacity() > crate::conn::IDLE_BUFFER_FLOOR {
+        if s.wr.is_empty() && s.wr.capacity() > IDLE_BUFFER_FLOOR {
             s.wr = Vec::new();
         }
     }

@@ -18,51 +18,13 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::dialect::Dialect;
+use super::http::response::{error_headers, write_response};
+use crate::policy::ack::KAFKA_UNAVAILABLE;
 use crate::publish::DeliveryError;
 
 /// The response media type of every REST v2 answer.
 pub const CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
-
-/// How a request body is to be read, from its `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// The raw contract: the body is the record value.
-    #[default]
-    Raw,
-    /// REST v2, binary embedded format (base64 key/value).
-    Binary,
-    /// REST v2, JSON embedded format.
-    Json,
-    /// A Kafka REST media type this gateway does not speak (415).
-    Unsupported,
-}
-
-impl Dialect {
-    /// Classifies a `Content-Type` header value (parameters, case and blanks ignored).
-    pub fn from_content_type(value: &[u8]) -> Dialect {
-        let essence = value
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        let is = |t: &str| essence.eq_ignore_ascii_case(t.as_bytes());
-        if is("application/vnd.kafka.binary.v2+json") {
-            Dialect::Binary
-        } else if is("application/vnd.kafka.json.v2+json") {
-            Dialect::Json
-        } else if essence.len() >= 22
-            && essence[..22].eq_ignore_ascii_case(b"application/vnd.kafka.")
-        {
-            Dialect::Unsupported
-        } else {
-            Dialect::Raw
-        }
-    }
-
-    pub fn is_rest(self) -> bool {
-        self != Dialect::Raw
-    }
-}
 
 /// A request-level error, answered as `{"error_code":N,"message":"…"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +59,7 @@ impl RestError {
     pub fn from_code(status: u16, code: &str) -> RestError {
         let error_code = match code {
             "unknown_partition" => 40402,
-            c if c == crate::conn::KAFKA_UNAVAILABLE => 50003,
+            c if c == KAFKA_UNAVAILABLE => 50003,
             "queue_full" | "delivery_timeout" => 50003,
             "delivery_failed" => 50002,
             _ => u32::from(status),
@@ -254,8 +216,8 @@ pub fn record_error_code(e: &DeliveryError) -> u32 {
 /// Encodes a REST answer: `status` with `body` as `application/vnd.kafka.v2+json`, 503s
 /// with `Retry-After: 1`.
 fn write(out: &mut Vec<u8>, status: u16, body: &[u8], keep_alive: bool) {
-    let extra = crate::http::error_headers(status);
-    crate::http::write_response(out, status, CONTENT_TYPE, body, keep_alive, extra);
+    let extra = error_headers(status);
+    write_response(out, status, CONTENT_TYPE, body, keep_alive, extra);
 }
 
 /// Encodes a request-level error.

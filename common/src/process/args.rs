@@ -1,5 +1,5 @@
-//! The one command line every gateway shares (`GatewayArgs`, flattened into each binary)
-//! and the plain, validated `Config` the rest of the core reads.
+//! The one command line every gateway shares (`GatewayArgs`, flattened into each binary),
+//! validated once into the plain `Config` the rest of the core reads.
 //!
 //! Runtime-specific knobs (`--flavor`, `--ring-entries`) live in the gateway crates; everything
 //! here must mean exactly the same thing on every runtime.
@@ -7,98 +7,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-/// When a request counts as "done" for the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AckMode {
-    /// Answer once parsed, before the producer saw the record (fire-and-forget).
-    None,
-    /// Answer once the producer accepted the record into its queue.
-    Enqueue,
-    /// Answer only after the broker acknowledged it (acks=all, idempotent producer).
-    Kafka,
-}
-
-impl AckMode {
-    pub fn parse(s: &[u8]) -> Option<AckMode> {
-        match s {
-            b"none" => Some(AckMode::None),
-            b"enqueue" => Some(AckMode::Enqueue),
-            b"kafka" => Some(AckMode::Kafka),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckMode::None => "none",
-            AckMode::Enqueue => "enqueue",
-            AckMode::Kafka => "kafka",
-        }
-    }
-}
-
-/// Where records go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SinkKind {
-    /// A real (or the embedded mock) Kafka cluster through rdkafka's BaseProducer.
-    Kafka,
-    /// Acknowledge every record at once: measures the gateway's own cost.
-    Null,
-}
-
-/// Faulty behaviours that reproduce the accept stalls of the seed report on purpose.
-/// Off by default; each one is a reproduction, never a tuning knob.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Fault {
-    /// Reproduction: the accept loop exits on the first accept error (`?` on accept),
-    /// e.g. EMFILE; the process lives on with a dead listener.
-    AcceptExitOnError,
-    /// Reproduction: the I/O thread blocks on every record until the producer delivered it
-    /// (a producer flush inside the runtime), stalling every connection on that thread.
-    BlockingProduce,
-    /// Reproduction: answer one request per connection and close it (the original
-    /// tokio-uring server), so the client's ports pile up in TIME_WAIT.
-    OneRequestPerConnection,
-    /// Reproduction, io_uring only: the accept loop races each accept against a 100 ms
-    /// timer and drops the loser, the way a careless server polls a shutdown flag. A dropped
-    /// tokio-uring accept is not cancelled: the kernel still accepts a connection into it
-    /// and its completion (the new fd) is discarded.
-    UringCancelAccept,
-    /// Reproduction, io_uring only: a tiny ring (2 submission, 4 completion entries), so a
-    /// connection burst overflows the completion queue.
-    UringTinyRing,
-    /// Reproduction, io_uring only: a 2-entry submission queue (the completion queue kept
-    /// large), so a connection burst finds the submission queue full.
-    UringSqFull,
-}
-
-impl Fault {
-    /// Every fault, in declaration order.
-    pub fn all() -> &'static [Fault] {
-        Fault::value_variants()
-    }
-
-    /// The `--fault` spelling.
-    pub fn name(self) -> String {
-        self.to_possible_value()
-            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
-    }
-
-    /// The runtime (as `RuntimeInfo::runtime` names it) a fault is specific to, or `None`
-    /// when every gateway reproduces it.
-    pub fn only_runtime(self) -> Option<&'static str> {
-        match self {
-            Fault::UringCancelAccept | Fault::UringTinyRing | Fault::UringSqFull => {
-                Some("tokio-uring")
-            }
-            Fault::AcceptExitOnError | Fault::BlockingProduce | Fault::OneRequestPerConnection => {
-                None
-            }
-        }
-    }
-}
+use crate::policy::ack::AckMode;
+use crate::policy::config::{Config, Fault, Limits, SinkKind};
+use crate::publish::token::SEQ_MASK;
 
 /// Refuses a fault that `runtime` cannot reproduce: starting anyway would run the default
 /// configuration under a reproduction's name.
@@ -336,47 +249,6 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Validated configuration, shared read-only by every connection.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub threads: usize,
-    pub default_ack: AckMode,
-    pub sink: SinkKind,
-    pub limits: Limits,
-    pub backlog: u32,
-    pub max_connections: usize,
-    pub idle_timeout: Duration,
-    pub request_timeout: Duration,
-    pub shutdown_timeout: Duration,
-    pub faults: Vec<Fault>,
-}
-
-/// Per-connection limits: what bounds a connection's memory.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub max_head: usize,
-    pub max_headers: usize,
-    pub max_body: usize,
-    pub max_pipeline: usize,
-    pub ws_max_inflight: usize,
-    /// Records per REST v2 produce request.
-    pub max_records: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_head: 16 * 1024,
-            max_headers: 64,
-            max_body: 1024 * 1024,
-            max_pipeline: 256,
-            ws_max_inflight: 1024,
-            max_records: 1000,
-        }
-    }
-}
-
 impl Config {
     pub fn from_args(args: &GatewayArgs) -> anyhow::Result<Config> {
         let threads = args
@@ -395,10 +267,9 @@ impl Config {
         // delivery reports carry 24 bits of it (`route::SEQ_MASK`).
         anyhow::ensure!(
             args.max_records >= 1
-                && args.max_pipeline.saturating_mul(args.max_records)
-                    < crate::route::SEQ_MASK as usize / 2,
+                && args.max_pipeline.saturating_mul(args.max_records) < SEQ_MASK as usize / 2,
             "--max-records must be at least 1, and --max-pipeline × --max-records below {}",
-            crate::route::SEQ_MASK / 2
+            SEQ_MASK / 2
         );
         anyhow::ensure!(
             !args.idle_timeout.is_zero() && !args.request_timeout.is_zero(),
@@ -424,10 +295,6 @@ impl Config {
             shutdown_timeout: args.shutdown_timeout,
             faults: args.fault.clone(),
         })
-    }
-
-    pub fn has_fault(&self, f: Fault) -> bool {
-        self.faults.contains(&f)
     }
 }
 

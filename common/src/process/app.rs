@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, GatewayArgs, SinkKind};
+use super::args::{check_faults, redact, GatewayArgs};
+use super::embedded::EmbeddedKafka;
+use super::sys::{bind_listeners, raise_fd_limit};
 use crate::conn::Shared;
 use crate::driver::{ConnCtx, Drain, Shutdown};
-use crate::embedded::EmbeddedKafka;
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
+use crate::policy::config::{Config, SinkKind};
 use crate::publish::{producer_config, KafkaSink, NullSink, Sink};
 
 /// What the adapter tells the core about itself; becomes `gateway_info` labels in /metrics
@@ -41,10 +43,10 @@ const MIN_FLUSH: Duration = Duration::from_secs(5);
 impl Gateway {
     /// Everything before binding: logging, limits, Kafka, producer, signals.
     pub fn start(args: &GatewayArgs, info: RuntimeInfo) -> anyhow::Result<Gateway> {
-        crate::telemetry::init();
+        crate::observe::telemetry::init();
         let config = Config::from_args(args)?;
-        crate::config::check_faults(&config.faults, info.runtime)?;
-        if let Err(e) = crate::sys::raise_fd_limit(args.fd_limit) {
+        check_faults(&config.faults, info.runtime)?;
+        if let Err(e) = raise_fd_limit(args.fd_limit) {
             tracing::warn!(error = %e, "could not change RLIMIT_NOFILE");
         }
         let metrics = Arc::new(Metrics::default());
@@ -88,7 +90,7 @@ impl Gateway {
                 };
                 let conf = producer_config(&brokers, &props);
                 // Secrets (sasl.password, ...) never reach the log or a result manifest.
-                let shown = crate::config::redact(&conf);
+                let shown = redact(&conf);
                 tracing::info!(conf = ?shown, "producer configuration");
                 KafkaSink::start(&conf, metrics.clone())?
             }
@@ -119,7 +121,7 @@ impl Gateway {
     /// Binds `count` SO_REUSEPORT listeners (same port, same backlog) and logs
     /// `listening on ADDR`.
     pub fn bind(&self, count: usize) -> anyhow::Result<Vec<TcpListener>> {
-        let listeners = crate::sys::bind_listeners(self.config.listen, count, self.config.backlog)
+        let listeners = bind_listeners(self.config.listen, count, self.config.backlog)
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.config.listen))?;
         let addr = listeners[0].local_addr()?;
         tracing::info!(

@@ -195,6 +195,26 @@ impl Metrics {
             i64::from(ready),
         );
 
+        self.render_http(&mut s);
+        self.render_connections(&mut s);
+        self.render_records(&mut s, queue_depth);
+        self.render_ws(&mut s);
+        let _ = writeln!(
+            s,
+            "# HELP gateway_delivery_latency_seconds From send to delivery report."
+        );
+        let _ = writeln!(s, "# TYPE gateway_delivery_latency_seconds histogram");
+        self.delivery
+            .render(&mut s, "gateway_delivery_latency_seconds", "");
+
+        if let Some(p) = super::proc_stats::process_stats() {
+            render_process(&mut s, &p);
+        }
+        s
+    }
+
+    /// HTTP requests by status, and their durations by route and status class.
+    fn render_http(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "# HELP gateway_http_requests_total HTTP requests answered, by status code (upgrades are gateway_ws_upgrades_total)."
@@ -223,45 +243,49 @@ impl Metrics {
                 // Label sets appear once observed, as a client library's vectors do.
                 if h.count.load(Relaxed) > 0 {
                     h.render(
-                        &mut s,
+                        s,
                         "gateway_http_request_duration_seconds",
                         &format!("route=\"{route}\",code=\"{class}\""),
                     );
                 }
             }
         }
+    }
+
+    /// Upgrades, bytes, connections and accept errors.
+    fn render_connections(&self, s: &mut String) {
         counter(
-            &mut s,
+            s,
             "gateway_ws_upgrades_total",
             "WebSocket upgrades accepted (101 Switching Protocols).",
             &self.ws_upgrades,
         );
         counter(
-            &mut s,
+            s,
             "gateway_received_bytes_total",
             "Bytes read from clients.",
             &self.bytes_in,
         );
         counter(
-            &mut s,
+            s,
             "gateway_sent_bytes_total",
             "Bytes written to clients.",
             &self.bytes_out,
         );
         gauge(
-            &mut s,
+            s,
             "gateway_connections_open",
             "Open client connections.",
             self.connections_open.load(Relaxed),
         );
         counter(
-            &mut s,
+            s,
             "gateway_connections_accepted_total",
             "Accepted connections.",
             &self.connections_accepted,
         );
         counter(
-            &mut s,
+            s,
             "gateway_connections_rejected_total",
             "Connections closed at once: over --max-connections.",
             &self.connections_rejected,
@@ -278,56 +302,64 @@ impl Metrics {
                 self.accept_errors[i].load(Relaxed)
             );
         }
+    }
+
+    /// Records through the producer.
+    fn render_records(&self, s: &mut String, queue_depth: u64) {
         gauge(
-            &mut s,
+            s,
             "gateway_records_inflight",
             "Records handed to the producer, not yet resolved.",
             self.records_inflight.load(Relaxed),
         );
         gauge(
-            &mut s,
+            s,
             "gateway_producer_queue_depth",
             "Messages in the producer's queue (rd_kafka_outq_len).",
             queue_depth as i64,
         );
         counter(
-            &mut s,
+            s,
             "gateway_records_sent_total",
             "Records handed to the producer.",
             &self.records_sent,
         );
         counter(
-            &mut s,
+            s,
             "gateway_records_delivered_total",
             "Records the broker acknowledged.",
             &self.records_delivered,
         );
         counter(
-            &mut s,
+            s,
             "gateway_records_failed_total",
             "Records whose delivery failed.",
             &self.records_failed,
         );
         counter(
-            &mut s,
+            s,
             "gateway_records_rejected_total",
             "Records the producer refused (queue full, invalid).",
             &self.records_rejected,
         );
+    }
+
+    /// WebSocket messages, acks, nacks and closes.
+    fn render_ws(&self, s: &mut String) {
         counter(
-            &mut s,
+            s,
             "gateway_ws_messages_total",
             "WebSocket data messages received.",
             &self.ws_messages,
         );
         counter(
-            &mut s,
+            s,
             "gateway_ws_messages_acked_total",
             "WebSocket messages resolved successfully (covered by an ack, never nacked).",
             &self.ws_acked,
         );
         counter(
-            &mut s,
+            s,
             "gateway_ws_messages_nacked_total",
             "WebSocket messages answered with a nack.",
             &self.ws_nacked,
@@ -349,24 +381,11 @@ impl Metrics {
                 self.ws_closes[i].load(Relaxed)
             );
         }
-
-        let _ = writeln!(
-            s,
-            "# HELP gateway_delivery_latency_seconds From send to delivery report."
-        );
-        let _ = writeln!(s, "# TYPE gateway_delivery_latency_seconds histogram");
-        self.delivery
-            .render(&mut s, "gateway_delivery_latency_seconds", "");
-
-        if let Some(p) = crate::sys::process_stats() {
-            render_process(&mut s, &p);
-        }
-        s
     }
 }
 
 /// The standard `process_*` series (as Prometheus client libraries export them).
-fn render_process(s: &mut String, p: &crate::sys::ProcessStats) {
+fn render_process(s: &mut String, p: &super::proc_stats::ProcessStats) {
     let mut one = |name: &str, kind: &str, help: &str, v: String| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     };

@@ -1,19 +1,18 @@
-//! Publishing records: the `Sink` trait, the Kafka sink (one rdkafka `BaseProducer` per
-//! process, one dedicated poll thread) and the null sink.
+//! The Kafka sink: one rdkafka `BaseProducer` per process, one dedicated poll thread.
 //!
 //! I/O threads only call `Sink::send`, which never blocks: a full producer queue is an
 //! immediate `DeliveryError::QueueFull` (503/nack). The outcome of every record travels
-//! back to its connection through `route`: the record's delivery opaque is a plain integer
+//! back to its connection through `dispatch`: the record's delivery opaque is a plain integer
 //! (`Ticket::token`: I/O thread mailbox, connection slot, generation, sequence), and the
 //! poll thread hands a whole poll batch of reports to each I/O thread at once (one wake per
 //! I/O thread per batch), so it never takes a lock and never waits on a connection. What
 //! is in flight is bounded by the connections' limits (`--max-pipeline`,
 //! `--ws-max-inflight`).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -22,150 +21,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 use rdkafka_sys as rdsys;
 
-use crate::metrics::Metrics;
-use crate::route::{router, Batcher, ReplyTo, NO_REPLY};
-
-/// The outcome of one record, addressed to the connection that sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub seq: u64,
-    /// (partition, offset) once the broker acknowledged it.
-    pub result: Result<(i32, i64), DeliveryError>,
-}
-
-/// Why a record was not (or may not have been) stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("producer queue full")]
-    QueueFull,
-    #[error("record too large for the producer/broker")]
-    TooLarge,
-    #[error("unknown partition")]
-    UnknownPartition,
-    #[error("delivery timed out")]
-    Timeout,
-    #[error("delivery failed: {0}")]
-    Failed(String),
-}
-
-impl DeliveryError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            DeliveryError::QueueFull => "queue_full",
-            DeliveryError::TooLarge => "record_too_large",
-            DeliveryError::UnknownPartition => "unknown_partition",
-            DeliveryError::Timeout => "delivery_timeout",
-            DeliveryError::Failed(_) => "delivery_failed",
-        }
-    }
-
-    pub fn status(&self) -> u16 {
-        match self {
-            DeliveryError::TooLarge => 413,
-            DeliveryError::UnknownPartition => 400,
-            _ => 503,
-        }
-    }
-
-    fn from_kafka(err: &KafkaError) -> DeliveryError {
-        match err.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::QueueFull) => DeliveryError::QueueFull,
-            Some(RDKafkaErrorCode::MessageSizeTooLarge)
-            | Some(RDKafkaErrorCode::InvalidMessageSize) => DeliveryError::TooLarge,
-            Some(RDKafkaErrorCode::UnknownPartition) => DeliveryError::UnknownPartition,
-            Some(RDKafkaErrorCode::MessageTimedOut) => DeliveryError::Timeout,
-            Some(code) => DeliveryError::Failed(format!("{code:?}")),
-            None => DeliveryError::Failed(err.to_string()),
-        }
-    }
-}
-
-/// What the connection knows about a record it hands over: where its outcome goes and
-/// when it started. `Copy`: what travels through the producer is only `token()`.
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket {
-    /// Where to report; `None` for fire-and-forget records (only metrics see the outcome).
-    pub reply: Option<ReplyTo>,
-    pub seq: u64,
-    pub start: Instant,
-}
-
-impl Ticket {
-    /// The record's delivery opaque.
-    pub fn token(&self) -> u64 {
-        self.reply.map_or(NO_REPLY, |r| r.token(self.seq))
-    }
-}
-
-/// One record as the connection hands it over.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    pub topic: &'a str,
-    pub key: Option<&'a [u8]>,
-    pub value: &'a [u8],
-    pub partition: Option<i32>,
-    pub headers: &'a [(String, Vec<u8>)],
-}
-
-/// Where records go. Implementations never block in `send`.
-pub trait Sink: Send + Sync + 'static {
-    /// Hands one record over. `Ok` means exactly one `Delivery` will follow for the ticket.
-    fn send(&self, record: &Record<'_>, ticket: Ticket) -> Result<(), DeliveryError>;
-    /// Records queued in the producer, not yet delivered.
-    fn queue_depth(&self) -> u64;
-    /// True while the sink can reach its cluster (Kafka metadata reachable).
-    fn ready(&self) -> bool;
-    /// Blocks until everything queued is delivered or `timeout` passes. Never call this on an
-    /// I/O thread (but the `blocking-produce` fault does, to reproduce that mistake).
-    fn flush(&self, timeout: Duration) -> Result<(), String>;
-    /// Stops background threads after a final flush.
-    fn close(&self) {}
-}
-
-/// Acknowledges every record at once: measures the gateway without Kafka.
-pub struct NullSink {
-    metrics: Arc<Metrics>,
-    offset: AtomicI64,
-}
-
-impl NullSink {
-    pub fn new(metrics: Arc<Metrics>) -> NullSink {
-        NullSink {
-            metrics,
-            offset: AtomicI64::new(0),
-        }
-    }
-}
-
-impl Sink for NullSink {
-    fn send(&self, record: &Record<'_>, ticket: Ticket) -> Result<(), DeliveryError> {
-        self.metrics.records_sent.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .records_inflight
-            .fetch_add(1, Ordering::Relaxed);
-        let offset = self.offset.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .records_inflight
-            .fetch_sub(1, Ordering::Relaxed);
-        self.metrics
-            .records_delivered
-            .fetch_add(1, Ordering::Relaxed);
-        self.metrics.delivery_latency(ticket.start.elapsed());
-        if ticket.reply.is_some() {
-            router().deliver_now(ticket.token(), Ok((record.partition.unwrap_or(0), offset)));
-        }
-        Ok(())
-    }
-    fn queue_depth(&self) -> u64 {
-        0
-    }
-    fn ready(&self) -> bool {
-        true
-    }
-    fn flush(&self, _timeout: Duration) -> Result<(), String> {
-        Ok(())
-    }
-}
+use super::dispatch::Batcher;
+use super::sink::{DeliveryError, Record, Sink, Ticket};
+use crate::observe::metrics::Metrics;
 
 /// Defaults tuned for ingest; every one can be overridden with `-X key=value`.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
@@ -214,7 +72,7 @@ impl ClientContext for ProducerCtx {
     // librdkafka reports one failure both as a log line and as an error event, and repeats
     // it every reconnect: each distinct message is logged once per window (telemetry).
     fn error(&self, error: KafkaError, reason: &str) {
-        if let Some(suppressed) = crate::telemetry::admit_kafka_log(reason) {
+        if let Some(suppressed) = crate::observe::telemetry::admit_kafka_log(reason) {
             tracing::warn!(%error, suppressed, "kafka client error: {reason}");
         }
     }
@@ -229,7 +87,7 @@ impl ClientContext for ProducerCtx {
             tracing::debug!(fac, "librdkafka: {log_message}");
             return;
         }
-        let Some(suppressed) = crate::telemetry::admit_kafka_log(log_message) else {
+        let Some(suppressed) = crate::observe::telemetry::admit_kafka_log(log_message) else {
             return;
         };
         if matches!(level, L::Warning) {
@@ -251,7 +109,7 @@ impl ProducerContext for ProducerCtx {
         let mut batcher = Batcher::default();
         let (outcome, msg) = match result {
             Ok(msg) => (Ok((msg.partition(), msg.offset())), msg),
-            Err((err, msg)) => (Err(DeliveryError::from_kafka(err)), msg),
+            Err((err, msg)) => (Err(delivery_error(err)), msg),
         };
         // SAFETY: the message is valid for the duration of the callback.
         let latency = unsafe { rdsys::rd_kafka_message_latency(msg.ptr()) };
@@ -438,9 +296,7 @@ impl KafkaSink {
                 let outcome = if m.err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                     Ok((m.partition, m.offset))
                 } else {
-                    Err(DeliveryError::from_kafka(&KafkaError::MessageProduction(
-                        m.err.into(),
-                    )))
+                    Err(delivery_error(&KafkaError::MessageProduction(m.err.into())))
                 };
                 let latency = unsafe { rdsys::rd_kafka_message_latency(msg) };
                 tally.add(&self.metrics, outcome.is_ok(), latency);
@@ -502,7 +358,7 @@ impl Sink for KafkaSink {
                 self.metrics
                     .records_rejected
                     .fetch_add(1, Ordering::Relaxed);
-                Err(DeliveryError::from_kafka(&err))
+                Err(delivery_error(&err))
             }
         }
     }
@@ -530,5 +386,18 @@ impl Sink for KafkaSink {
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+/// Why librdkafka did not store a record, as the sink reports it.
+fn delivery_error(err: &KafkaError) -> DeliveryError {
+    match err.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::QueueFull) => DeliveryError::QueueFull,
+        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+        | Some(RDKafkaErrorCode::InvalidMessageSize) => DeliveryError::TooLarge,
+        Some(RDKafkaErrorCode::UnknownPartition) => DeliveryError::UnknownPartition,
+        Some(RDKafkaErrorCode::MessageTimedOut) => DeliveryError::Timeout,
+        Some(code) => DeliveryError::Failed(format!("{code:?}")),
+        None => DeliveryError::Failed(err.to_string()),
     }
 }
