@@ -347,6 +347,7 @@ pub fn best_step(done: &[StepOutcome]) -> Option<StepOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::Mode;
 
     fn sel(quick: bool) -> Selection {
         Selection {

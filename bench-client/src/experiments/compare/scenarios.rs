@@ -267,7 +267,6 @@ impl Scenario {
 
 /// The closed-loop scenario open-loop and cost rates derive from.
 pub const MAX_SCENARIO: &str = "http-max";
-/// A search step that adds less than this to the best throughput so far ends the search
 
 fn load(id: &str, title: &str, mode: Mode, payload: usize, offer: Offer, null: bool) -> Scenario {
     Scenario {
