@@ -20,10 +20,36 @@ fn bin_dir() -> PathBuf {
     dir
 }
 
+/// The SVG charts the tiny matrix must produce.
+const SVGS: [&str; 8] = [
+    "saturation-http-max.svg",
+    "saturation-ws-max.svg",
+    "throughput-http-max.svg",
+    "latency-http-max.svg",
+    "latency-http-load-50.svg",
+    "latency-vs-load.svg",
+    "throughput-cost-low.svg",
+    "memory.svg",
+];
+
 #[test]
 fn tiny_compare_fills_every_cell_and_report_rerenders() {
     let out = std::env::temp_dir().join(format!("bench-client-compare-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
+    run_tiny_compare(&out);
+    let s = Summary::read(&out).unwrap();
+    assert_eq!(s.plan.seed, 7);
+    check_runs(&s);
+    check_rates(&s);
+    check_manifest(&s);
+    let md = check_report(&out);
+    check_rerender(&out, &md);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `compare --quick` on two gateways and five scenarios into `out`: 8 search ladders,
+/// then 16 cells in one round, as its progress lines say.
+fn run_tiny_compare(out: &std::path::Path) {
     let run = Command::new(env!("CARGO_BIN_EXE_bench-client"))
         .args(["compare", "--quick", "--gateways", "tokio-multi,compio"])
         .args([
@@ -42,7 +68,7 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
         .arg("--bin-dir")
         .arg(bin_dir())
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -65,9 +91,11 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
             .count(),
         16
     );
+}
 
-    let s = Summary::read(&out).unwrap();
-    assert_eq!(s.plan.seed, 7);
+/// Every run without error, with figures (or idle memory), cost, binding and gateway info;
+/// every maximum's round at its search's best step.
+fn check_runs(s: &Summary) {
     let rounds: Vec<_> = s.runs.iter().filter(|r| r.phase == Phase::Round).collect();
     assert_eq!(rounds.len(), 16);
     for r in s.runs.iter() {
@@ -117,6 +145,11 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
             assert_eq!(round.step, Some(best.step), "{sc} {v}");
         }
     }
+}
+
+/// Cost points at one common rate; open loop at 50% of each gateway's own maximum.
+fn check_rates(s: &Summary) {
+    let rounds: Vec<_> = s.runs.iter().filter(|r| r.phase == Phase::Round).collect();
     // Cost points: the same rate for every variant, from the smallest Kafka maximum.
     let cost: Vec<_> = rounds.iter().filter(|r| r.scenario == "cost-low").collect();
     assert_eq!(cost.len(), 4);
@@ -135,7 +168,10 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
             r.rate_from
         );
     }
-    // The manifest has the whole --version text and the producer config.
+}
+
+/// The manifest has the whole --version text and the producer config.
+fn check_manifest(s: &Summary) {
     let m = &s.manifest;
     assert!(m.gateways["compio"].version.lines().count() > 1);
     assert!(m.gateways["compio/null"]
@@ -145,7 +181,10 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
         .contains("sink=\"null\""));
     assert!(m.producer_config.as_deref().unwrap().contains("acks"));
     assert!(m.machine.cpu_count > 0);
+}
 
+/// report.md has every variant and no failure; every chart is an SVG. Returns report.md.
+fn check_report(out: &std::path::Path) -> String {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for v in ["tokio-multi", "compio", "tokio-multi/null", "compio/null"] {
         assert!(
@@ -155,31 +194,24 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
     }
     assert!(md.contains("Saturation search"), "{md}");
     assert!(!md.contains("FAILED"), "{md}");
-    let svgs = [
-        "saturation-http-max.svg",
-        "saturation-ws-max.svg",
-        "throughput-http-max.svg",
-        "latency-http-max.svg",
-        "latency-http-load-50.svg",
-        "latency-vs-load.svg",
-        "throughput-cost-low.svg",
-        "memory.svg",
-    ];
-    for f in svgs {
+    for f in SVGS {
         let t = std::fs::read_to_string(out.join(f)).unwrap();
         assert!(
             t.starts_with("<svg") && t.trim_end().ends_with("</svg>"),
             "{f}"
         );
     }
+    md
+}
 
-    // `report` rebuilds everything from summary.json alone.
-    for f in svgs.iter().chain(&["report.md"]) {
+/// `report` rebuilds everything from summary.json alone, report.md byte for byte.
+fn check_rerender(out: &std::path::Path, md: &str) {
+    for f in SVGS.iter().chain(&["report.md"]) {
         std::fs::remove_file(out.join(f)).unwrap();
     }
     let rep = Command::new(env!("CARGO_BIN_EXE_bench-client"))
         .arg("report")
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     assert!(
@@ -188,8 +220,7 @@ fn tiny_compare_fills_every_cell_and_report_rerenders() {
         String::from_utf8_lossy(&rep.stderr)
     );
     assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
-    for f in svgs {
+    for f in SVGS {
         assert!(out.join(f).exists(), "{f} not re-rendered");
     }
-    let _ = std::fs::remove_dir_all(&out);
 }

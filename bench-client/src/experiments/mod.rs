@@ -17,4 +17,6 @@ pub mod idle;
 pub mod shared;
 pub mod soak;
 pub mod stall_lab;
+#[cfg(test)]
+pub(crate) mod test_fixtures;
 pub mod verify;

@@ -4,7 +4,7 @@
 //!
 //! Entry point: [`draw_all`]. Reads a [`Summary`] (and the report's [`cells`]), built on
 //! the shared primitives of [`crate::reporting::charts`]. Must not depend on the compare
-//! run logic (`compare/mod.rs`); the markdown report does not depend on it either.
+//! run logic (`run.rs`, `execute.rs`); the markdown report does not depend on it either.
 
 use std::path::Path;
 

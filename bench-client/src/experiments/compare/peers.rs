@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::plan::{next_step, Plan, Shape};
+use super::execute::{decide, gateway_stats, load_config, RunCtx};
+use super::plan::{self, next_step, Plan, Shape};
+use super::progress::{progress_line, steps_line};
 use super::summary::{outcomes, PeerDesc, Phase, RunRecord, Summary};
-use super::{decide, gateway_stats, load_config, plan, progress_line, steps_line, RunCtx};
 use crate::engine::config::{Format, Mode};
 use crate::engine::RunConfig;
 use crate::lab;

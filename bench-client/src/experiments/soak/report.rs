@@ -1,10 +1,15 @@
-//! The soak's outputs: `soak.json`, `soak.md` and the SVG charts overlaying every gateway
-//! soaked.
+//! The soak's outputs, from a [`SoakReport`] alone: `soak.json`, `soak.md`, the SVG charts
+//! overlaying every gateway soaked, and the one-line outcome per gateway.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use super::*;
+use super::growth::{growth_pct, settled_pct, Growth};
+use super::summary::{GatewaySoak, SoakReport};
+use crate::experiments::verify::VerifyResult;
 use crate::reporting::charts::line_chart;
+use crate::reporting::outcome;
 
 /// Writes `soak.json`, `soak.md`, `soak-rss.svg`, `soak-fds.svg`, `soak-throughput.svg`.
 pub fn write_soak(r: &SoakReport, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -105,6 +110,21 @@ fn bucketed(points: &[(f64, f64)], bucket_s: f64) -> BTreeMap<u64, (f64, u32)> {
 /// The human report.
 pub fn soak_markdown(r: &SoakReport) -> String {
     let mut s = String::new();
+    intro(&mut s, r);
+    verdict_table(&mut s, r);
+    for g in &r.gateways {
+        gateway_section(&mut s, g);
+    }
+    let _ = writeln!(
+        s,
+        "Data: `soak.json` (per gateway: every sample, the full run result with its per-second timeline; schema in bench-client/SCHEMA.md). Command: `{}`.",
+        r.manifest.args.join(" ")
+    );
+    s
+}
+
+/// The title, the method and the machine.
+fn intro(s: &mut String, r: &SoakReport) {
     let m = &r.manifest;
     let _ = writeln!(s, "# Soak: {} per gateway\n", human_duration(r.duration_s));
     let _ = writeln!(
@@ -137,6 +157,10 @@ pub fn soak_markdown(r: &SoakReport) -> String {
         m.commit.as_deref().map_or("?", |c| &c[..c.len().min(12)]),
         m.dirty_note()
     );
+}
+
+/// The verdict (with the limits), one row per gateway, those not soaked, the charts.
+fn verdict_table(s: &mut String, r: &SoakReport) {
     let _ = writeln!(
         s,
         "Verdict: **{}**{}\n",
@@ -190,101 +214,103 @@ pub fn soak_markdown(r: &SoakReport) -> String {
         s,
         "\n![RSS over time](soak-rss.svg)\n\n![open fds over time](soak-fds.svg)\n\n![throughput over time](soak-throughput.svg)\n"
     );
-    for g in &r.gateways {
-        let _ = writeln!(s, "## {}\n", g.gateway);
-        if let Some(v) = &g.version {
-            let _ = write!(s, "`{v}`: ");
-        }
-        let c = &g.run.config;
-        let _ = writeln!(
-            s,
-            "{} connections x pipeline {}, {} B payload, ack={}, open loop at {:.0} req/s, reconnect after {} requests; client: {} thread(s), CPU {:.0}%{}.\n",
-            c.connections,
-            c.pipeline,
-            c.payload.max,
-            c.ack.as_str(),
-            g.rate,
-            c.reconnect_after.unwrap_or(0),
-            c.threads,
-            g.run.self_check.cpu_util * 100.0,
-            if g.run.self_check.generator_bound {
-                format!(", GENERATOR-BOUND: {}", g.run.self_check.reasons.join("; "))
-            } else {
-                String::new()
-            }
-        );
-        let span = g.samples.last().map_or(0.0, |x| x.t_s);
-        let bucket_s = if span >= 180.0 { 60.0 } else { 10.0 };
-        let rss = bucketed(&g.rss_points(), bucket_s);
-        let fds = bucketed(&g.fd_points(), bucket_s);
-        let ok = bucketed(&g.ok_points(), bucket_s);
-        let _ = writeln!(
-            s,
-            "| from (s) | RSS MiB (avg) | fds (avg) | ok/s (avg) | errors | 503 | connects |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-        for (b, (rsum, rn)) in &rss {
-            let (lo, hi) = (*b as f64 * bucket_s, (*b + 1) as f64 * bucket_s);
-            let w = g.run.config.warmup_s;
-            let secs = g
-                .run
-                .timeline
-                .iter()
-                .filter(|x| (w + x.second as f64) >= lo && (w + x.second as f64) < hi);
-            let (mut errs, mut bp, mut conns) = (0, 0, 0);
-            for x in secs {
-                errs += x.errors;
-                bp += x.backpressure;
-                conns += x.connects;
-            }
-            let avg = |m: &BTreeMap<u64, (f64, u32)>| {
-                m.get(b)
-                    .map_or("-".into(), |(s, n)| format!("{:.1}", s / f64::from(*n)))
-            };
-            let _ = writeln!(
-                s,
-                "| {lo:.0} | {:.1} | {} | {} | {errs} | {bp} | {conns} |",
-                rsum / f64::from(*rn),
-                avg(&fds),
-                avg(&ok),
-            );
-        }
-        if !g.run.errors.is_empty() {
-            let list: Vec<String> = g
-                .run
-                .errors
-                .iter()
-                .map(|e| format!("{} {}: {}", e.phase, e.kind, e.count))
-                .collect();
-            let _ = writeln!(s, "\nErrors: {}.", list.join(", "));
-        }
-        if g.run.stalls.is_empty() {
-            let _ = writeln!(s, "\nNo stalls.");
-        } else {
-            let _ = writeln!(s, "\nStalls:");
-            for st in &g.run.stalls {
-                let _ = writeln!(
-                    s,
-                    "- at {:.3} s for {:.0} ms, class {}, {} outstanding, {} pending connects",
-                    st.start_ms / 1000.0,
-                    st.length_ms,
-                    st.class,
-                    st.outstanding,
-                    st.pending_connects
-                );
-            }
-        }
-        if !g.failures.is_empty() {
-            let _ = writeln!(s, "\nFailed: {}.", g.failures.join("; "));
-        }
-        let _ = writeln!(s);
+}
+
+/// One gateway: its configuration, the bucketed series, its errors, stalls and failures.
+fn gateway_section(s: &mut String, g: &GatewaySoak) {
+    let _ = writeln!(s, "## {}\n", g.gateway);
+    if let Some(v) = &g.version {
+        let _ = write!(s, "`{v}`: ");
     }
+    let c = &g.run.config;
     let _ = writeln!(
         s,
-        "Data: `soak.json` (per gateway: every sample, the full run result with its per-second timeline; schema in bench-client/SCHEMA.md). Command: `{}`.",
-        m.args.join(" ")
+        "{} connections x pipeline {}, {} B payload, ack={}, open loop at {:.0} req/s, reconnect after {} requests; client: {} thread(s), CPU {:.0}%{}.\n",
+        c.connections,
+        c.pipeline,
+        c.payload.max,
+        c.ack.as_str(),
+        g.rate,
+        c.reconnect_after.unwrap_or(0),
+        c.threads,
+        g.run.self_check.cpu_util * 100.0,
+        if g.run.self_check.generator_bound {
+            format!(", GENERATOR-BOUND: {}", g.run.self_check.reasons.join("; "))
+        } else {
+            String::new()
+        }
     );
-    s
+    bucket_table(s, g);
+    if !g.run.errors.is_empty() {
+        let list: Vec<String> = g
+            .run
+            .errors
+            .iter()
+            .map(|e| format!("{} {}: {}", e.phase, e.kind, e.count))
+            .collect();
+        let _ = writeln!(s, "\nErrors: {}.", list.join(", "));
+    }
+    if g.run.stalls.is_empty() {
+        let _ = writeln!(s, "\nNo stalls.");
+    } else {
+        let _ = writeln!(s, "\nStalls:");
+        for st in &g.run.stalls {
+            let _ = writeln!(
+                s,
+                "- at {:.3} s for {:.0} ms, class {}, {} outstanding, {} pending connects",
+                st.start_ms / 1000.0,
+                st.length_ms,
+                st.class,
+                st.outstanding,
+                st.pending_connects
+            );
+        }
+    }
+    if !g.failures.is_empty() {
+        let _ = writeln!(s, "\nFailed: {}.", g.failures.join("; "));
+    }
+    let _ = writeln!(s);
+}
+
+/// RSS, fds and ok/s averaged per minute (per 10 s in runs under 3 minutes), with the
+/// errors, 503s and connects of each bucket.
+fn bucket_table(s: &mut String, g: &GatewaySoak) {
+    let span = g.samples.last().map_or(0.0, |x| x.t_s);
+    let bucket_s = if span >= 180.0 { 60.0 } else { 10.0 };
+    let rss = bucketed(&g.rss_points(), bucket_s);
+    let fds = bucketed(&g.fd_points(), bucket_s);
+    let ok = bucketed(&g.ok_points(), bucket_s);
+    let _ = writeln!(
+        s,
+        "| from (s) | RSS MiB (avg) | fds (avg) | ok/s (avg) | errors | 503 | connects |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for (b, (rsum, rn)) in &rss {
+        let (lo, hi) = (*b as f64 * bucket_s, (*b + 1) as f64 * bucket_s);
+        let w = g.run.config.warmup_s;
+        let secs = g
+            .run
+            .timeline
+            .iter()
+            .filter(|x| (w + x.second as f64) >= lo && (w + x.second as f64) < hi);
+        let (mut errs, mut bp, mut conns) = (0, 0, 0);
+        for x in secs {
+            errs += x.errors;
+            bp += x.backpressure;
+            conns += x.connects;
+        }
+        let avg = |m: &BTreeMap<u64, (f64, u32)>| {
+            m.get(b)
+                .map_or("-".into(), |(s, n)| format!("{:.1}", s / f64::from(*n)))
+        };
+        let _ = writeln!(
+            s,
+            "| {lo:.0} | {:.1} | {} | {} | {errs} | {bp} | {conns} |",
+            rsum / f64::from(*rn),
+            avg(&fds),
+            avg(&ok),
+        );
+    }
 }
 
 fn human_duration(s: f64) -> String {
@@ -293,4 +319,44 @@ fn human_duration(s: f64) -> String {
     } else {
         format!("{s:.0} s")
     }
+}
+
+/// `acked / missing` of the verification, or `-`.
+pub(super) fn fmt_verify(v: &Option<VerifyResult>) -> String {
+    v.as_ref()
+        .map_or("-".into(), |v| format!("{} / {}", v.acked, v.missing))
+}
+
+pub(super) fn one_line(g: &GatewaySoak) -> String {
+    let t = &g.run.totals;
+    let rss = g.rss_mib.as_ref().map_or("-".into(), |r| {
+        format!(
+            "RSS {:.1} -> {:.1} MiB ({:+.1} MiB = {:+.1}%; after {:.0} s {:+.1} MiB = {:+.1}%; {:+.1} MiB/h)",
+            r.first_avg,
+            r.last_avg,
+            r.growth,
+            growth_pct(r),
+            r.settled_from_s,
+            r.settled_growth,
+            settled_pct(r),
+            r.slope_per_hour
+        )
+    });
+    let fds = g.fds.as_ref().map_or("-".into(), |f| {
+        format!(
+            "fds {:.0} -> {:.0} ({:+.1})",
+            f.first_avg, f.last_avg, f.growth
+        )
+    });
+    format!(
+        "{}: {:.0} ok/s of {:.0} req/s, {} errors, {} backpressure, {} stall(s); {rss}; {fds}; acked/missing {}; {}",
+        g.gateway,
+        t.ok_per_sec,
+        g.rate,
+        t.errors,
+        t.backpressure,
+        g.run.stalls.len(),
+        fmt_verify(&g.verify),
+        outcome::verdict(&g.failures)
+    )
 }
