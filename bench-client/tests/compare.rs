@@ -36,20 +36,26 @@ const SVGS: [&str; 8] = [
 fn tiny_compare_fills_every_cell_and_report_rerenders() {
     let out = std::env::temp_dir().join(format!("bench-client-compare-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    run_tiny_compare(&out);
+    let unmounted = unmount_tracefs();
+    let stderr = run_tiny_compare(&out);
     let s = Summary::read(&out).unwrap();
     assert_eq!(s.plan.seed, 7);
     check_runs(&s);
     check_rates(&s);
     check_manifest(&s);
+    check_syscalls(&s, &stderr, unmounted);
     let md = check_report(&out);
+    assert_eq!(
+        md.contains("system calls per request were not measured"),
+        s.manifest.syscalls_missing.is_some()
+    );
     check_rerender(&out, &md);
     let _ = std::fs::remove_dir_all(&out);
 }
 
 /// `compare --quick` on two gateways and five scenarios into `out`: 8 search ladders,
 /// then 16 cells in one round, as its progress lines say.
-fn run_tiny_compare(out: &std::path::Path) {
+fn run_tiny_compare(out: &std::path::Path) -> String {
     let run = Command::new(env!("CARGO_BIN_EXE_bench-client"))
         .args(["compare", "--quick", "--gateways", "tokio-multi,compio"])
         .args([
@@ -91,6 +97,56 @@ fn run_tiny_compare(out: &std::path::Path) {
             .count(),
         16
     );
+    stderr.into_owned()
+}
+
+/// As root (CI is), unmounts tracefs first, as a fresh machine has it, so that the run
+/// must mount it itself or say what is missing. True if it was unmounted here.
+fn unmount_tracefs() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return false;
+    }
+    let target = std::ffi::CString::new("/sys/kernel/tracing").unwrap();
+    // SAFETY: a valid NUL-terminated path that outlives the call. Failing (not mounted)
+    // is fine: then it is unmounted already.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) == 0 }
+}
+
+/// Nothing silently missing: either every cost cell counted system calls, or compare said
+/// in one line at start which figures would be missing and how to get them, and the
+/// summary and report say so too.
+fn check_syscalls(s: &Summary, stderr: &str, unmounted: bool) {
+    let counted = s
+        .runs
+        .iter()
+        .filter(|r| r.phase == Phase::Round && r.scenario == "cost-low")
+        .all(|r| {
+            let res = r.result.as_ref().unwrap();
+            res.target_cost.as_ref().unwrap().syscalls.is_some()
+        });
+    let warned: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.starts_with("compare: warning: system calls per request will be missing"))
+        .collect();
+    if counted {
+        assert!(warned.is_empty(), "counted, yet warned: {warned:?}");
+        assert!(s.manifest.syscalls_missing.is_none());
+        if unmounted {
+            assert!(
+                stderr.contains("compare: mounted tracefs at /sys/kernel/tracing"),
+                "{stderr}"
+            );
+        }
+    } else {
+        assert_eq!(
+            warned.len(),
+            1,
+            "missing system calls without the warning: {stderr}"
+        );
+        assert!(warned[0].contains("mount -t tracefs nodev /sys/kernel/tracing"));
+        assert!(s.manifest.syscalls_missing.is_some());
+    }
 }
 
 /// Every run without error, with figures (or idle memory), cost, binding and gateway info;

@@ -156,6 +156,59 @@ fn tracepoint_id(category: &str, name: &str) -> Option<u64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// Whether the system-call counter can find its tracepoint, after [`ensure_tracefs`] tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tracefs {
+    /// tracefs was mounted already.
+    Available,
+    /// This process mounted tracefs at [`TRACEFS`].
+    Mounted,
+    /// Not mounted and could not be: the reason, for the one-line warning.
+    Missing(String),
+}
+
+/// Where tracefs belongs; a fresh machine often has the directory but nothing mounted.
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The command that makes system calls countable, for warnings and reports.
+pub const TRACEFS_MOUNT_CMD: &str = "mount -t tracefs nodev /sys/kernel/tracing";
+
+/// Makes the `raw_syscalls:sys_enter` tracepoint findable: mounts tracefs when it is
+/// missing and this process is root. Without it every system-call figure is "not
+/// measured", so callers say so up front instead of leaving a column of dashes.
+pub fn ensure_tracefs() -> Tracefs {
+    if tracepoint_id("raw_syscalls", "sys_enter").is_some() {
+        return Tracefs::Available;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Tracefs::Missing("tracefs is not mounted and bench-client is not root".into());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in a constant");
+    let (source, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
+    // SAFETY: three valid NUL-terminated strings that outlive the call; no mount data.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Tracefs::Missing(format!(
+            "tracefs is not mounted and mounting it failed: {err}"
+        ));
+    }
+    if tracepoint_id("raw_syscalls", "sys_enter").is_some() {
+        Tracefs::Mounted
+    } else {
+        Tracefs::Missing("tracefs mounted but it has no raw_syscalls:sys_enter tracepoint".into())
+    }
+}
+
 /// One tracepoint counter per thread of a process (the system-call counter, or any other
 /// tracepoint through [`TracepointCounter`]).
 struct SyscallCounters {

@@ -21,6 +21,7 @@ use super::plan::{self, Plan, Selection, Sink};
 use super::producer::bare_producer;
 use super::progress::{progress_line, steps_line};
 use super::summary::{CompareManifest, GatewayDesc, PeerDesc, Phase, Summary, SUMMARY_VERSION};
+use crate::engine::probes::cost;
 use crate::engine::probes::manifest::Manifest;
 use crate::experiments::idle;
 use crate::lab::{self, KafkaMock, Pinning};
@@ -94,6 +95,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         });
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let syscalls_missing = tracefs_or_warn();
     // The client (this process, and the runtimes it builds per run) on the client CPUs.
     lab::pin_self(&st.pinning.client)?;
     let (kafka, bootstrap) = start_kafka(a, &st)?;
@@ -111,6 +113,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         None => format!("--brokers {bootstrap}"),
     };
     let mut summary = new_summary(a, &st, gateway_args.clone(), kafka_command, bootstrap)?;
+    summary.manifest.syscalls_missing = syscalls_missing;
     let ctx = RunCtx {
         plan: &st.plan,
         client_threads: st.client_threads,
@@ -232,6 +235,28 @@ fn setup(a: &CompareArgs) -> anyhow::Result<Setup> {
     })
 }
 
+/// Mounts tracefs if it can; otherwise says in one line, before anything runs, which figures
+/// will be missing and how to get them. Returns the reason they are missing, if they are.
+fn tracefs_or_warn() -> Option<String> {
+    match cost::ensure_tracefs() {
+        cost::Tracefs::Available => None,
+        cost::Tracefs::Mounted => {
+            eprintln!(
+                "compare: mounted tracefs at {} to count system calls per request",
+                cost::TRACEFS
+            );
+            None
+        }
+        cost::Tracefs::Missing(why) => {
+            eprintln!(
+                "compare: warning: system calls per request will be missing (–) from every cell: {why}; to count them run `{}` as root",
+                cost::TRACEFS_MOUNT_CMD
+            );
+            Some(why)
+        }
+    }
+}
+
 /// The plan in one line: cells, ladders, runs, the time it may take, pinning, threads.
 fn announce(st: &Setup, est: f64, out: &Path) {
     let plan = &st.plan;
@@ -325,6 +350,7 @@ fn new_summary(
             gateways: gateways_desc,
             client_nofile: st.nofile,
             client_procs: usize::from(a.client_procs),
+            syscalls_missing: None,
         },
         plan: st.plan.clone(),
         runs: Vec::new(),

@@ -61,6 +61,10 @@ pub struct CompareManifest {
     /// `--client-procs`: client processes per load run, merged (1 in older files).
     #[serde(default = "one")]
     pub client_procs: usize,
+    /// Why system calls per request were not counted in this run (tracefs missing), if
+    /// they were not; absent in older files and whenever they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls_missing: Option<String>,
 }
 
 fn one() -> usize {

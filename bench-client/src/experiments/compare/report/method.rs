@@ -90,6 +90,14 @@ pub(super) fn method(o: &mut String, s: &Summary) {
          thread) over the measured phase only, divided by the successful requests; threads \
          grouped as I/O (`io-N`, `tokio-worker`), poll (`kafka-poll`), librdkafka (`rdk:*`), other"
     );
+    if let Some(why) = &m.syscalls_missing {
+        let _ = writeln!(
+            o,
+            "- **system calls per request were not measured in this run** (every `syscalls/req` \
+             is –): {why}; `{}` as root enables them (compare does it itself when run as root)",
+            crate::engine::probes::cost::TRACEFS_MOUNT_CMD
+        );
+    }
     let _ = writeln!(
         o,
         "- started {}, finished {}, {:.0} s wall; command: `{}`\n",
