@@ -253,6 +253,7 @@ fn manifest(plan: &Plan) -> CompareManifest {
         gateway_threads: 1,
         client_threads: 1,
         client_procs: 1,
+        syscalls_missing: None,
         gateway_args: vec!["--threads".into(), "1".into()],
         kafka: "kafka-mock".into(),
         bootstrap: "127.0.0.1:9092".into(),
@@ -461,4 +462,21 @@ fn report_has_every_cell_and_valid_charts() {
         assert!(t.contains("tokio-multi"), "{f} has no legend");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_system_calls_are_said_in_the_machine_section() {
+    let mut s = synthetic();
+    let md = markdown(&s);
+    assert!(
+        !md.contains("not measured in this run"),
+        "said without cause"
+    );
+    s.manifest.syscalls_missing =
+        Some("tracefs is not mounted and bench-client is not root".into());
+    let md = markdown(&s);
+    let machine = &md[md.find("## Machine and method").unwrap()..];
+    assert!(machine.contains("**system calls per request were not measured in this run**"));
+    assert!(machine.contains("tracefs is not mounted and bench-client is not root"));
+    assert!(machine.contains("`mount -t tracefs nodev /sys/kernel/tracing`"));
 }
