@@ -98,6 +98,7 @@ fn ctx() -> ConnCtx {
         shutdown: Shutdown::default(),
         drain: Arc::new(Drain::default()),
         mailbox: None,
+        tls: None,
     }
 }
 
