@@ -479,6 +479,18 @@ impl Signal {
     }
 }
 
+/// The connection's stack; `None` if its TLS session cannot be made. (A function of its
+/// own: its locals do not stay in `serve_conn`'s future.)
+fn open_stack(guard: &mut ConnGuard) -> Option<Stack> {
+    let tls = guard.tls.take();
+    Stack::new(
+        guard.shared.clone(),
+        guard.port.reply(),
+        tls.as_deref(),
+        Instant::now(),
+    )
+}
+
 /// Serves one connection until it is finished; then closes the socket.
 ///
 /// `guard` must come from `ConnCtx::admit` on a context from `ConnCtx::for_io_thread` on
@@ -490,20 +502,14 @@ impl Signal {
 /// deadlines, `route`), no `Notify` between the reader and the writer (`Signal`), no
 /// context beyond its guard. `tests/footprint.rs` bounds its size.
 pub async fn serve_conn<I: ConnIo>(io: I, mut guard: ConnGuard) {
-    let tls = guard.tls.take();
-    let stack = Stack::new(
-        guard.shared.clone(),
-        guard.port.reply(),
-        tls.as_deref(),
-        Instant::now(),
-    );
-    drop(tls);
-    let Some(stack) = stack else {
-        io.close();
-        return;
-    };
     // The connection: its state machine, under TLS when TLS is on (`tls::stack`).
-    let conn = Mutex::new(stack);
+    let conn = match open_stack(&mut guard) {
+        Some(stack) => Mutex::new(stack),
+        None => {
+            io.close();
+            return;
+        }
+    };
     let out_ready = Signal::default();
     let read_ready = Signal::default();
     let closed = AtomicBool::new(false);
