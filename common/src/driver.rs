@@ -30,10 +30,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::conn::{Conn, Shared};
+use crate::conn::Shared;
 use crate::policy::config::Fault;
 use crate::publish::dispatch::{router, Mailbox, Port};
 use crate::publish::Delivery;
+use crate::tls::stack::Stack;
+use crate::tls::Setup as TlsSetup;
 
 /// Bytes asked for per read.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -233,6 +235,8 @@ pub struct ConnGuard {
     shared: Arc<Shared>,
     drain: Arc<Drain>,
     port: Port,
+    /// Set when TLS is on (`ConnCtx::tls`).
+    tls: Option<Arc<TlsSetup>>,
 }
 
 impl Drop for ConnGuard {
@@ -330,6 +334,8 @@ pub struct ConnCtx {
     pub drain: Arc<Drain>,
     /// Set by `for_io_thread`; `admit` needs it.
     pub mailbox: Option<Arc<Mailbox>>,
+    /// TLS on every connection (`--tls-cert`), or plaintext.
+    pub tls: Option<Arc<TlsSetup>>,
 }
 
 impl ConnCtx {
@@ -385,6 +391,7 @@ impl ConnCtx {
             shared: self.shared.clone(),
             drain: self.drain.clone(),
             port,
+            tls: self.tls.clone(),
         })
     }
 
@@ -472,6 +479,18 @@ impl Signal {
     }
 }
 
+/// The connection's stack; `None` if its TLS session cannot be made. (A function of its
+/// own: its locals do not stay in `serve_conn`'s future.)
+fn open_stack(guard: &mut ConnGuard) -> Option<Stack> {
+    let tls = guard.tls.take();
+    Stack::new(
+        guard.shared.clone(),
+        guard.port.reply(),
+        tls.as_deref(),
+        Instant::now(),
+    )
+}
+
 /// Serves one connection until it is finished; then closes the socket.
 ///
 /// `guard` must come from `ConnCtx::admit` on a context from `ConnCtx::for_io_thread` on
@@ -483,11 +502,14 @@ impl Signal {
 /// deadlines, `route`), no `Notify` between the reader and the writer (`Signal`), no
 /// context beyond its guard. `tests/footprint.rs` bounds its size.
 pub async fn serve_conn<I: ConnIo>(io: I, mut guard: ConnGuard) {
-    let conn = Mutex::new(Conn::new(
-        guard.shared.clone(),
-        guard.port.reply(),
-        Instant::now(),
-    ));
+    // The connection: its state machine, under TLS when TLS is on (`tls::stack`).
+    let conn = match open_stack(&mut guard) {
+        Some(stack) => Mutex::new(stack),
+        None => {
+            io.close();
+            return;
+        }
+    };
     let out_ready = Signal::default();
     let read_ready = Signal::default();
     let closed = AtomicBool::new(false);

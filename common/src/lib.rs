@@ -10,6 +10,8 @@
 //!   sockets, the embedded mock Kafka);
 //! - `driver`: the runtime-adapter interface (`ConnIo`, `Timer`, `serve_conn`, accept policy,
 //!   connection admission and drain);
+//! - `tls`: HTTPS/WSS as a sans-IO layer (rustls's `ServerConnection`) between the driver's
+//!   socket bytes and the state machine; plaintext connections go straight through;
 //! - `conn`: the sans-IO connection state machine (bytes and time in, bytes and records out),
 //!   HTTP and WebSocket sessions;
 //! - `proto`: the codecs (HTTP/1.1, REST Proxy v2, WebSocket): pure, no I/O, no clock;
@@ -29,6 +31,7 @@ pub mod policy;
 pub mod process;
 pub mod proto;
 pub mod publish;
+pub mod tls;
 
 pub use driver::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
 pub use process::app::{Gateway, RuntimeInfo};

@@ -16,6 +16,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+pub mod tls;
+
 /// `suite!(case_a, case_b, …)`: one `#[test]` per case and gateway variant, in modules
 /// named after the variant (`tokio_multi::case_a`, …); each case is a `fn(&Variant)` of the
 /// calling test file. The variants are the rows of `gateways.tsv`, by name (a test checks
@@ -175,6 +177,14 @@ impl Gateway {
     /// Starts `variant` with 2 I/O threads plus `extra` arguments. Without `--brokers` in
     /// `extra` the gateway starts its embedded mock cluster.
     pub fn start(variant: &Variant, extra: &[&str]) -> Gateway {
+        let gw = Gateway::launch(variant, extra);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts `variant` as `start` does, without waiting for it to be ready (a TLS gateway
+    /// answers only over TLS: `tls::TlsGateway` waits itself).
+    pub fn launch(variant: &Variant, extra: &[&str]) -> Gateway {
         let mut cmd = Command::new(bin_path(variant.bin));
         cmd.args(variant.args)
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
@@ -199,19 +209,22 @@ impl Gateway {
                     .to_string()
             }
         };
-        let gw = Gateway {
+        Gateway {
             proc,
             addr,
             brokers,
-        };
-        gw.wait_ready();
-        gw
+        }
     }
 
     fn wait_ready(&self) {
+        self.wait_ready_with(|| self.connect_checked())
+    }
+
+    /// Waits until `/readyz` answers 200 on connections made by `connect`.
+    pub fn wait_ready_with<S: OverTcp>(&self, connect: impl Fn() -> std::io::Result<Client<S>>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(mut c) = self.connect_checked() {
+            if let Ok(mut c) = connect() {
                 if let Ok(r) = c.request("GET", "/readyz", &[], b"") {
                     if r.status == 200 {
                         return;
@@ -290,14 +303,25 @@ impl Response {
     }
 }
 
-/// A blocking HTTP/1.1 client connection.
-pub struct Client {
-    pub stream: TcpStream,
+/// A blocking HTTP/1.1 client connection, over TCP or (`tls::TlsStream`) over TLS.
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
-impl Client {
-    pub fn from_stream(stream: TcpStream) -> Client {
+/// A client's stream and the TCP socket under it (for read timeouts).
+pub trait OverTcp: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl OverTcp for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl<S: OverTcp> Client<S> {
+    pub fn from_stream(stream: S) -> Client<S> {
         Client {
             stream,
             buf: Vec::new(),
@@ -372,14 +396,22 @@ impl Client {
 
     /// True if the server closed the connection (EOF) within `timeout`.
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(timeout)).unwrap();
         let mut b = [0u8; 1024];
         let deadline = Instant::now() + timeout;
         loop {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                // UnexpectedEof: TLS without a close_notify.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    return true
+                }
                 Err(_) => return false,
             }
             if Instant::now() >= deadline {

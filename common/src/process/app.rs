@@ -7,6 +7,7 @@
 
 use std::io::Write as _;
 use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,6 +47,7 @@ impl Gateway {
         crate::observe::telemetry::init();
         let config = Config::from_args(args)?;
         check_faults(&config.faults, info.runtime)?;
+        let tls = args.tls_setup()?.map(Arc::new);
         if let Err(e) = raise_fd_limit(args.fd_limit) {
             tracing::warn!(error = %e, "could not change RLIMIT_NOFILE");
         }
@@ -66,6 +68,10 @@ impl Gateway {
             ),
         ];
         labels.extend(info.labels);
+        if tls.is_some() {
+            labels.push(("tls".to_string(), "on".to_string()));
+            metrics.tls.enabled.store(true, Ordering::Relaxed);
+        }
         if !config.faults.is_empty() {
             let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
             tracing::warn!(
@@ -106,6 +112,7 @@ impl Gateway {
             shutdown: Shutdown::default(),
             drain: Arc::new(Drain::default()),
             mailbox: None,
+            tls,
         };
         let signals = spawn_signal_thread(ctx.shutdown.clone())?;
         tracing::info!(?labels, "gateway starting");
@@ -119,15 +126,17 @@ impl Gateway {
     }
 
     /// Binds `count` SO_REUSEPORT listeners (same port, same backlog) and logs
-    /// `listening on ADDR`.
+    /// `listening on ADDR`, followed by ` (tls)` when TLS is on.
     pub fn bind(&self, count: usize) -> anyhow::Result<Vec<TcpListener>> {
         let listeners = bind_listeners(self.config.listen, count, self.config.backlog)
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", self.config.listen))?;
         let addr = listeners[0].local_addr()?;
+        // Tests and scripts find the port after `listening on `: keep that prefix.
+        let tls = if self.ctx.tls.is_some() { " (tls)" } else { "" };
         tracing::info!(
             backlog = self.config.backlog,
             listeners = listeners.len(),
-            "listening on {addr}"
+            "listening on {addr}{tls}"
         );
         Ok(listeners)
     }

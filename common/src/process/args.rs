@@ -5,6 +5,7 @@
 //! here must mean exactly the same thing on every runtime.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -12,6 +13,7 @@ use clap::Args;
 use crate::policy::ack::AckMode;
 use crate::policy::config::{Config, Fault, Limits, SinkKind};
 use crate::publish::token::SEQ_MASK;
+use crate::tls::Setup as TlsSetup;
 
 /// Refuses a fault that `runtime` cannot reproduce: starting anyway would run the default
 /// configuration under a reproduction's name.
@@ -115,6 +117,43 @@ pub struct GatewayArgs {
     /// Reproduce a faulty behaviour on purpose (see the stall lab). Repeatable.
     #[arg(long, value_enum)]
     pub fault: Vec<Fault>,
+
+    /// Serve HTTPS and WSS: the certificate chain, PEM (leaf first). Needs --tls-key.
+    /// Without both, the gateway speaks plaintext.
+    #[arg(long, env = "GATEWAY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "GATEWAY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A TLS handshake must complete within this time of the connection's acceptance, else
+    /// the connection is closed (`reason="timeout"`).
+    #[arg(long, env = "GATEWAY_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+}
+
+impl GatewayArgs {
+    /// The TLS configuration from --tls-cert and --tls-key (both or neither), read and
+    /// checked now: `None` for plaintext.
+    pub fn tls_setup(&self) -> anyhow::Result<Option<TlsSetup>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => {
+                anyhow::ensure!(
+                    !self.tls_handshake_timeout.is_zero(),
+                    "--tls-handshake-timeout must be positive"
+                );
+                TlsSetup::from_pem_files(cert, key, self.tls_handshake_timeout).map(Some)
+            }
+            (Some(_), None) => anyhow::bail!(
+                "--tls-cert needs --tls-key (GATEWAY_TLS_KEY): give both for TLS, or neither"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "--tls-key needs --tls-cert (GATEWAY_TLS_CERT): give both for TLS, or neither"
+            ),
+        }
+    }
 }
 
 /// The one duration grammar of every flag in the workspace (see the `duration-grammar`
