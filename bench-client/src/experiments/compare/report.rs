@@ -1023,6 +1023,7 @@ mod tests {
             latency: HistSummary::of(&h),
             latency_uncorrected: None,
             connect_latency: HistSummary::of(&new_hist()),
+            tls: None,
             errors: vec![],
             http_status: BTreeMap::new(),
             timeline,

@@ -798,6 +798,7 @@ pub(crate) mod tests {
             latency: h.clone(),
             latency_uncorrected: Some(h.clone()),
             connect_latency: h.clone(),
+            tls: None,
             errors: vec![],
             http_status: BTreeMap::from([(200, total), (503, 1)]),
             timeline,
