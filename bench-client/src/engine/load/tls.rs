@@ -136,6 +136,10 @@ pub(crate) fn failure_kind(e: &io::Error) -> String {
     };
     match tls {
         rustls::Error::InvalidCertificate(c) => format!("certificate-{}", kebab(&format!("{c:?}"))),
+        // An unknown alert's Debug text is its number.
+        rustls::Error::AlertReceived(rustls::AlertDescription::Unknown(_)) => {
+            "alert-unknown".into()
+        }
         rustls::Error::AlertReceived(a) => format!("alert-{}", kebab(&format!("{a:?}"))),
         other => kebab(&format!("{other:?}")),
     }
