@@ -43,6 +43,7 @@ fn result_of(lat: &Hist, index: u32, count: u32, manifest: &Manifest) -> RunResu
         latency: HistSummary::of(lat),
         latency_uncorrected: None,
         connect_latency: empty.clone(),
+        tls: None,
         errors: vec![],
         http_status: BTreeMap::from([(200, ok)]),
         timeline: vec![],

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::engine::analysis::bound::{classify, Binding, Bound, Signals};
-use crate::engine::analysis::errors::{ErrorCount, ErrorKey};
+use crate::engine::analysis::errors::{ErrorCount, ErrorKey, Phase};
 use crate::engine::analysis::self_check::SelfCheck;
 use crate::engine::analysis::stats::{self, merge, new_hist, HistSummary};
 use crate::engine::analysis::timeline::{
@@ -20,7 +20,7 @@ use crate::engine::load::recorder::Recorder;
 use crate::engine::load::shared::Shared;
 use crate::engine::probes::cost::ProcessCost;
 use crate::engine::probes::manifest::{affinity_of, Manifest};
-use crate::engine::result::{RunResult, Totals, SCHEMA_VERSION};
+use crate::engine::result::{RunResult, TlsFigures, Totals, SCHEMA_VERSION};
 
 /// What the measured-phase probes found.
 pub(crate) struct Costs {
@@ -82,6 +82,9 @@ struct Folded {
     lat: stats::Hist,
     unc: stats::Hist,
     con: stats::Hist,
+    tls: stats::Hist,
+    tls_full: u64,
+    tls_resumed: u64,
     sched: stats::Hist,
     rt: stats::Hist,
     bp: stats::Hist,
@@ -101,6 +104,9 @@ impl Folded {
             lat: new_hist(),
             unc: new_hist(),
             con: new_hist(),
+            tls: new_hist(),
+            tls_full: 0,
+            tls_resumed: 0,
             sched: new_hist(),
             rt: new_hist(),
             bp: new_hist(),
@@ -116,6 +122,9 @@ impl Folded {
             merge(&mut f.lat, &r.latency);
             merge(&mut f.unc, &r.latency_uncorrected);
             merge(&mut f.con, &r.connect);
+            merge(&mut f.tls, &r.tls_handshake);
+            f.tls_full += r.tls_full;
+            f.tls_resumed += r.tls_resumed;
             merge(&mut f.sched, &r.schedule_lag);
             merge(&mut f.rt, &r.runtime_lag);
             merge(&mut f.bp, &r.backpressure);
@@ -318,6 +327,18 @@ pub(crate) fn build_result(
         .iter()
         .flat_map(|&s| sh.encoder.record_ids(s))
         .collect();
+    let tls = cfg.tls.as_ref().map(|t| TlsFigures {
+        resume: t.resume,
+        full: f.tls_full,
+        resumed: f.tls_resumed,
+        failed: f
+            .errors
+            .iter()
+            .filter(|(k, _)| k.phase == Phase::Tls)
+            .map(|(_, n)| n)
+            .sum(),
+        handshake_latency: HistSummary::of(&f.tls),
+    });
     let intervals = match cfg.interval_histograms {
         true => interval_hists(std::mem::take(&mut f.intervals), timeline.len()),
         false => Vec::new(),
@@ -336,6 +357,7 @@ pub(crate) fn build_result(
         latency: HistSummary::of(&f.lat),
         latency_uncorrected: open_loop.then(|| HistSummary::of(&f.unc)),
         connect_latency: HistSummary::of(&f.con),
+        tls,
         errors: error_counts(f.errors),
         http_status: f.statuses,
         timeline,

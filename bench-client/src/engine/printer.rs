@@ -133,6 +133,18 @@ fn outcome(s: &mut String, r: &RunResult) {
             hist_line(&r.connect_latency)
         );
     }
+    if let Some(tls) = &r.tls {
+        let _ = writeln!(
+            s,
+            "tls        {} handshakes: {} full, {} resumed (resumption {}), {} failed; {}",
+            tls.full + tls.resumed,
+            tls.full,
+            tls.resumed,
+            if tls.resume { "on" } else { "off" },
+            tls.failed,
+            hist_line(&tls.handshake_latency)
+        );
+    }
     if r.errors.is_empty() {
         let _ = writeln!(s, "errors     none");
     } else {

@@ -56,6 +56,21 @@ pub struct Totals {
     pub sent_per_sec: f64,
 }
 
+/// TLS handshakes of an `https://` or `wss://` run, over the measured phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsFigures {
+    /// `--tls-resume on`: the connections shared one session store.
+    pub resume: bool,
+    /// Completed handshakes that were full ones.
+    pub full: u64,
+    /// Completed handshakes that resumed a session (abbreviated).
+    pub resumed: u64,
+    /// Failed handshakes: the sum of the `tls` phase's `errors[].count`.
+    pub failed: u64,
+    /// Completed handshakes, from the TCP connect to the end of the handshake.
+    pub handshake_latency: HistSummary,
+}
+
 /// Everything a run measured. Serialize it for `--json`; deserialize it to compare runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -78,6 +93,9 @@ pub struct RunResult {
     /// Open loop only: the same requests measured from the actual send.
     pub latency_uncorrected: Option<HistSummary>,
     pub connect_latency: HistSummary,
+    /// `https://` and `wss://` runs: the TLS handshakes (absent for plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFigures>,
     pub errors: Vec<ErrorCount>,
     /// Response status counts (HTTP modes).
     pub http_status: BTreeMap<u16, u64>,

@@ -57,6 +57,7 @@ pub fn synthetic_run(secs: u64, ok: impl Fn(u64) -> u64) -> RunResult {
         latency: h.clone(),
         latency_uncorrected: Some(h.clone()),
         connect_latency: h.clone(),
+        tls: None,
         errors: vec![],
         http_status: BTreeMap::from([(200, total), (503, 1)]),
         timeline,

@@ -19,11 +19,17 @@ pub struct Req<'a> {
 /// every complete request of a read is answered. `answer` may write (and clear) the
 /// output itself, e.g. before holding an answer back. Returns at EOF, on a read or write
 /// error, or on a request httparse rejects.
-pub fn serve_http(
-    mut c: TcpStream,
-    mut answer: impl FnMut(&mut TcpStream, &Req<'_>, &mut Vec<u8>),
-) {
+pub fn serve_http(c: TcpStream, answer: impl FnMut(&mut TcpStream, &Req<'_>, &mut Vec<u8>)) {
     let _ = c.set_nodelay(true);
+    serve_http_on(c, answer);
+}
+
+/// [`serve_http`] on any byte stream (e.g. a TLS stream over the connection); the output
+/// is flushed after each write.
+pub fn serve_http_on<S: Read + Write>(
+    mut c: S,
+    mut answer: impl FnMut(&mut S, &Req<'_>, &mut Vec<u8>),
+) {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 64 * 1024];
     loop {
@@ -57,7 +63,7 @@ pub fn serve_http(
             answer(&mut c, &r, &mut out);
             buf.drain(..head + len);
         }
-        if c.write_all(&out).is_err() {
+        if c.write_all(&out).and_then(|()| c.flush()).is_err() {
             return;
         }
     }

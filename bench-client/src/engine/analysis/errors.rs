@@ -19,6 +19,9 @@ pub enum Phase {
     Connect,
     /// WebSocket upgrade handshake.
     Handshake,
+    /// TLS handshake (`https://`, `wss://`): the kind is the reason, e.g.
+    /// `certificate-unknown-issuer`, `alert-handshake-failure`, an errno name.
+    Tls,
     /// Writing a request / message.
     Write,
     /// Reading a response / ack (resets and unexpected EOF land here).
@@ -36,6 +39,7 @@ impl fmt::Display for Phase {
         let s = match self {
             Phase::Connect => "connect",
             Phase::Handshake => "handshake",
+            Phase::Tls => "tls",
             Phase::Write => "write",
             Phase::Read => "read",
             Phase::Timeout => "timeout",

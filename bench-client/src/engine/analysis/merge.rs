@@ -30,7 +30,7 @@ use crate::engine::analysis::timeline::{SecondStats, Stall};
 use crate::engine::config::{Mode, RunConfig};
 use crate::engine::printer::summary;
 use crate::engine::probes::manifest::ShardEntry;
-use crate::engine::result::{read_json, write_json, RunResult, Totals, SCHEMA_VERSION};
+use crate::engine::result::{read_json, write_json, RunResult, TlsFigures, Totals, SCHEMA_VERSION};
 
 /// Measured windows further apart than this (start or end) are warned about.
 pub const WINDOW_TOLERANCE_MS: f64 = 1000.0;
@@ -207,6 +207,7 @@ pub fn merge(inputs: &[(String, RunResult)]) -> anyhow::Result<Merged> {
         latency: hists.latency,
         latency_uncorrected: hists.latency_uncorrected,
         connect_latency: hists.connect_latency,
+        tls: merged_tls(&rs)?,
         errors,
         http_status,
         timeline,
@@ -428,6 +429,21 @@ fn shard_stalls(rs: &[&RunResult], w: &Windows, labels: &[String]) -> Vec<Stall>
     }
     stalls.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
     stalls
+}
+
+/// The shards' TLS handshakes: counts summed, latencies merged (`None` for plaintext).
+fn merged_tls(rs: &[&RunResult]) -> anyhow::Result<Option<TlsFigures>> {
+    let tls: Vec<&TlsFigures> = rs.iter().filter_map(|r| r.tls.as_ref()).collect();
+    let Some(first) = tls.first() else {
+        return Ok(None);
+    };
+    Ok(Some(TlsFigures {
+        resume: first.resume,
+        full: tls.iter().map(|t| t.full).sum(),
+        resumed: tls.iter().map(|t| t.resumed).sum(),
+        failed: tls.iter().map(|t| t.failed).sum(),
+        handshake_latency: merge_req(tls.iter().map(|t| &t.handshake_latency), "tls handshake")?,
+    }))
 }
 
 /// Every histogram merged from the stored HdrHistograms and re-quantiled.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use duration_grammar::parse_duration;
 
 use crate::engine::config::values::{
-    parse_start_at, Ack, BindRange, Format, Mode, PayloadSize, Shard, SourceIps,
+    parse_start_at, Ack, BindRange, Format, Mode, OnOff, PayloadSize, Shard, SourceIps,
 };
 
 pub(crate) fn default_threads() -> usize {
@@ -22,12 +22,24 @@ pub(crate) fn default_threads() -> usize {
 pub struct RunArgs {
     /// What to load: `http://HOST:PORT/topics/TOPIC` (HTTP to TOPIC) or
     /// `http://HOST:PORT/ws/TOPIC` (WebSocket to TOPIC; `ws://` works too). Without a path,
-    /// `--mode` and `--topic` decide.
+    /// `--mode` and `--topic` decide. `https://` and `wss://` speak TLS (give `--ca` or
+    /// `--insecure`).
     #[arg(value_name = "URL", conflicts_with = "target")]
     pub url: Option<String>,
     /// The same as URL, as a flag (`http://HOST:PORT`, a path as for URL).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// https:// and wss://: trust the CA certificate(s) in this PEM file (e.g. the test CA
+    /// that signed the gateway's certificate). The system's roots are not used.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// https:// and wss://: accept any server certificate without verifying it.
+    #[arg(long)]
+    pub insecure: bool,
+    /// https:// and wss://: resume TLS sessions (one session store shared by the run's
+    /// connections); `off`: every handshake is a full one.
+    #[arg(long, value_enum, value_name = "on|off", default_value = "on")]
+    pub tls_resume: OnOff,
     /// Traffic shape (default: from the URL's path, else http). A mode that contradicts
     /// the URL's path is an error.
     #[arg(long, value_enum)]

@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use args::default_threads;
 pub use args::RunArgs;
 use target::check_topic;
-pub use target::{authority_of, parse_header, Target};
-pub use values::{parse_start_at, Ack, BindRange, Format, Mode, PayloadSize, Shard, SourceIps};
+pub use target::{authority_of, host_of, parse_header, Target};
+pub use values::{
+    parse_start_at, Ack, BindRange, Format, Mode, OnOff, PayloadSize, Shard, SourceIps, TlsConfig,
+};
 
 /// The one duration grammar of the workspace (`1h30m`, `250ms`, `2s`, bare number =
 /// seconds), shared with the gateways' flags: the `duration-grammar` crate.
@@ -99,6 +101,9 @@ pub struct RunConfig {
     /// Records per request (absent in older files: 1).
     #[serde(default = "one")]
     pub batch: usize,
+    /// `https://` and `wss://` targets: how the connections speak TLS (absent: plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 fn yes() -> bool {
@@ -167,6 +172,7 @@ impl RunConfig {
             bail!("--stall-window must be at least 20ms");
         }
         check_topic(&t.topic)?;
+        let tls = tls_of(a, &t, url)?;
         let headers = a
             .header
             .iter()
@@ -230,6 +236,7 @@ impl RunConfig {
             body,
             format: a.format,
             batch: a.batch,
+            tls,
         })
     }
 
@@ -261,6 +268,24 @@ impl RunConfig {
 
 fn one() -> usize {
     1
+}
+
+/// The TLS of a run: `https://` and `wss://` need `--ca` or `--insecure` (no system roots
+/// are read), which mean nothing for a plaintext URL.
+fn tls_of(a: &RunArgs, t: &Target, url: &str) -> anyhow::Result<Option<TlsConfig>> {
+    match (t.tls, &a.ca, a.insecure) {
+        (false, None, false) => Ok(None),
+        (false, _, _) => bail!("--ca and --insecure are for https:// and wss:// URLs, not {url:?}"),
+        (true, None, false) => bail!(
+            "URL {url:?} speaks TLS: add --ca FILE (PEM of the CA that signed the server's certificate) or --insecure (accept any certificate); the system's roots are not used"
+        ),
+        (true, ca, insecure) => Ok(Some(TlsConfig {
+            server_name: host_of(&t.authority).to_string(),
+            ca: ca.clone(),
+            insecure,
+            resume: a.tls_resume == OnOff::On,
+        })),
+    }
 }
 
 #[cfg(test)]
@@ -340,7 +365,9 @@ mod tests {
         assert_eq!((b.low, b.high), (40000, 40010));
         assert_eq!(authority_of("http://h:81").unwrap(), "h:81");
         assert_eq!(authority_of("http://h").unwrap(), "h:80");
-        assert!(authority_of("https://h:1").is_err());
+        assert_eq!(authority_of("https://h:1").unwrap(), "h:1");
+        assert_eq!(authority_of("https://h").unwrap(), "h:443");
+        assert!(authority_of("ftp://h:1").is_err());
         assert!(authority_of("h:1").is_err());
     }
 
@@ -418,5 +445,49 @@ mod tests {
         assert_eq!(c.stall_window_s, 0.5);
         assert_eq!(c.ack, Ack::Kafka);
         assert_eq!(c.mode, Mode::Http);
+        assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn tls_urls_need_a_ca_or_insecure() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            a: RunArgs,
+        }
+        let cfg = |args: &[&str]| {
+            let p = P::try_parse_from(std::iter::once("run").chain(args.iter().copied()))?;
+            RunConfig::from_args(&p.a)
+        };
+        let err = cfg(&["https://gw.example:8443/topics/t"]).unwrap_err();
+        assert!(err.to_string().contains("--ca FILE"), "{err}");
+        assert!(err.to_string().contains("--insecure"), "{err}");
+        let c = cfg(&["https://gw.example/topics/t", "--insecure"]).unwrap();
+        assert_eq!(c.authority, "gw.example:443");
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (tls.server_name.as_str(), tls.insecure, tls.resume),
+            ("gw.example", true, true)
+        );
+        let c = cfg(&[
+            "wss://[::1]:9/ws/t",
+            "--ca",
+            "ca.pem",
+            "--tls-resume",
+            "off",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Ws);
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.server_name, "::1");
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(!tls.resume);
+        // Nothing to do with plaintext; both at once is a contradiction.
+        assert!(cfg(&["http://h:1", "--insecure"]).is_err());
+        assert!(cfg(&["https://h:1", "--insecure", "--ca", "x.pem"]).is_err());
+        assert!(cfg(&["wss://h:1/topics/t", "--insecure"]).is_err());
+        assert_eq!(host_of("h:1"), "h");
+        assert_eq!(host_of("[::1]:1"), "::1");
     }
 }

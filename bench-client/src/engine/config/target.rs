@@ -1,4 +1,4 @@
-//! What a URL selects ([`Target`]: authority, mode, topic) and the checks on what a
+//! What a URL selects ([`Target`]: authority, mode, topic, TLS) and the checks on what a
 //! scenario sends: topic names, `-H` headers.
 
 use anyhow::{bail, Context};
@@ -8,23 +8,30 @@ use crate::engine::config::values::Mode;
 /// What a URL (`run URL` or `--target`) and `--mode` / `--topic` select together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `HOST:PORT` (port 80 if absent).
+    /// `HOST:PORT` (port 80 if absent, 443 for `https://` and `wss://`).
     pub authority: String,
     pub mode: Mode,
     pub topic: String,
+    /// `https://` or `wss://`: the connections speak TLS.
+    pub tls: bool,
 }
 
 impl Target {
-    /// `http://HOST:PORT[/topics/T | /ws/T]` (or `ws://` with `/ws/T`): the path picks the
-    /// mode and topic; `mode` and `topic` from flags must agree with it, and decide (default
+    /// `http://HOST:PORT[/topics/T | /ws/T]` (or `ws://` with `/ws/T`; `https://` and
+    /// `wss://` the same over TLS): the path picks the mode and topic; `mode` and `topic` from flags must agree with it, and decide (default
     /// http, `bench`) when there is no path.
     pub fn parse(url: &str, mode: Option<Mode>, topic: Option<&str>) -> anyhow::Result<Target> {
         let (scheme, rest) = url.split_once("://").with_context(|| {
             format!("URL {url:?} has no scheme: expected http://HOST:PORT/topics/TOPIC or http://HOST:PORT/ws/TOPIC")
         })?;
-        if scheme != "http" && scheme != "ws" {
-            bail!("URL {url:?}: only http:// (and ws:// for /ws/TOPIC) is supported");
-        }
+        let tls = match scheme {
+            "http" | "ws" => false,
+            "https" | "wss" => true,
+            _ => bail!(
+                "URL {url:?}: only http:// and https:// (and ws:// or wss:// for /ws/TOPIC) are supported"
+            ),
+        };
+        let ws_scheme = scheme == "ws" || scheme == "wss";
         let (auth, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
@@ -47,10 +54,10 @@ impl Target {
             Some(i) => auth[i..].contains(':'),
             None => auth.contains(':'),
         };
-        let authority = if has_port {
-            auth.to_string()
-        } else {
-            format!("{auth}:80")
+        let authority = match (has_port, tls) {
+            (true, _) => auth.to_string(),
+            (false, false) => format!("{auth}:80"),
+            (false, true) => format!("{auth}:443"),
         };
         let from_path = match path.trim_end_matches('/') {
             "" => None,
@@ -70,7 +77,7 @@ impl Target {
                 Some((m, t))
             }
         };
-        let scheme_mode = (scheme == "ws").then_some(Mode::Ws);
+        let scheme_mode = ws_scheme.then_some(Mode::Ws);
         let (mode, topic) = match from_path {
             None => (
                 mode.or(scheme_mode).unwrap_or(Mode::Http),
@@ -94,18 +101,29 @@ impl Target {
                 (m, path_topic.to_string())
             }
         };
-        if scheme == "ws" && mode != Mode::Ws {
-            bail!("URL {url:?}: ws:// is for WebSocket mode (/ws/TOPIC)");
+        if ws_scheme && mode != Mode::Ws {
+            bail!("URL {url:?}: {scheme}:// is for WebSocket mode (/ws/TOPIC)");
         }
         Ok(Target {
             authority,
             mode,
             topic,
+            tls,
         })
     }
 }
 
-/// `HOST:PORT` of an `http://HOST:PORT[/...]` URL (port 80 if absent).
+/// The host of a `HOST:PORT` authority, without the brackets of an IPv6 address: the
+/// name a TLS client sends (SNI) and checks the certificate against.
+pub fn host_of(authority: &str) -> &str {
+    let host = match authority.rfind(']') {
+        Some(i) => &authority[..=i],
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// `HOST:PORT` of an `http(s)://HOST:PORT[/...]` URL (port 80 or 443 if absent).
 pub fn authority_of(target: &str) -> anyhow::Result<String> {
     Ok(Target::parse(target, None, None)?.authority)
 }

@@ -1,8 +1,10 @@
 //! The value types of a scenario: traffic shape ([`Mode`]), ack mode ([`Ack`]), body
 //! [`Format`], [`PayloadSize`], source addresses and ports ([`SourceIps`], [`BindRange`]),
-//! [`Shard`], and the `--start-at` grammar. Each parses from its flag's text.
+//! [`Shard`], TLS ([`TlsConfig`], [`OnOff`]) and the `--start-at` grammar. Each parses
+//! from its flag's text.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::ValueEnum;
@@ -240,4 +242,27 @@ impl Format {
             Format::RestV2Json => Some("application/vnd.kafka.json.v2+json"),
         }
     }
+}
+
+/// A switch flag's value: `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// TLS of an `https://` or `wss://` target (`--ca`, `--insecure`, `--tls-resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    /// Sent as SNI and checked against the certificate: the URL's host.
+    pub server_name: String,
+    /// `--ca`: the PEM file of the CA certificate(s) trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// `--insecure`: any certificate is accepted (not verified).
+    #[serde(default)]
+    pub insecure: bool,
+    /// `--tls-resume on`: one session store shared by the run's connections, so a
+    /// reconnect resumes its session (an abbreviated handshake).
+    pub resume: bool,
 }

@@ -1,5 +1,6 @@
 //! Getting a TCP connection: `--connect-rate` pacing, `--bind-range` source ports, the
-//! connect timeout, and the bookkeeping the stall detector needs (how long a connection
+//! connect timeout, the TLS handshake of `https://` and `wss://` ([`secure`]), and the
+//! bookkeeping the stall detector needs (how long a connection
 //! task waited for a connection, how each attempt ended).
 //!
 //! Entry point: [`establish`]. Part of the [engine](crate::engine): must not depend on
@@ -11,13 +12,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
 
-use crate::engine::analysis::errors::ConnectClass;
+use crate::engine::analysis::errors::{ConnectClass, ErrorKey};
 use crate::engine::config::{BindRange, SourceIps};
 use crate::engine::load::shared::Shared;
+use crate::engine::load::tls::Tls;
 
-/// Pause between failed attempts, so a refusing server is not hammered in a busy loop.
-const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+/// Pause between failed attempts (connects, TLS handshakes), so a refusing server is not
+/// hammered in a busy loop.
+pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Marks a connection task as waiting for a connection until dropped; recorded even when
 /// the run ends (the task is aborted) while it still waits.
@@ -62,6 +66,23 @@ pub(crate) async fn establish(sh: &Shared) -> TcpStream {
             }
         }
     }
+}
+
+/// The TLS handshake on a connection `establish` just made. The ClientHello is the
+/// connection's first request and the server's handshake its first answer (a listener
+/// that accepts nothing leaves the handshake unanswered, as it leaves a plaintext request).
+/// A failure is returned for the caller to count: as a connection error, or as the error
+/// of the request that was waiting for this connection.
+pub(crate) async fn secure(
+    sh: &Shared,
+    tls: &Tls,
+    tcp: TcpStream,
+    open: &Open<'_>,
+) -> Result<TlsStream<TcpStream>, ErrorKey> {
+    open.sent();
+    let s = tls.handshake(&sh.rec, sh.cfg.timeout(), tcp).await?;
+    open.answered();
+    Ok(s)
 }
 
 async fn attempt(sh: &Shared) -> io::Result<TcpStream> {

@@ -3,6 +3,9 @@
 //! fails (reset, EOF, timeout, garbage) aborts its in-flight requests, which are counted as
 //! errors of that kind, and the task reconnects.
 //!
+//! Over TLS (`https://`) the same code runs on the TLS stream: generic over the stream, so
+//! the plaintext path stays the socket's own split halves, with no TLS layer in it.
+//!
 //! Entry point: the connection tasks the runner spawns for `http` and `http-close`. Part of
 //! the [engine](crate::engine): must not depend on anything outside it.
 
@@ -11,15 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::time::sleep_until;
 
 use crate::engine::analysis::errors::{ErrorKey, Phase};
 use crate::engine::config::{Ack, RunConfig};
-use crate::engine::load::conn::{establish, Open};
+use crate::engine::load::conn::{establish, secure, Open, RETRY_BACKOFF};
 use crate::engine::load::recorder::{lock, InFlight, Outcome};
 use crate::engine::load::shared::Shared;
 
@@ -240,9 +241,26 @@ pub(crate) async fn keepalive_task(sh: Arc<Shared>, idx: u64) {
     let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 1);
     let mut budget = first_churn_budget(sh.cfg.reconnect_after, &mut rng);
     loop {
-        let stream = establish(&sh).await;
+        let mut stream = establish(&sh).await;
         let open = Open::new(&sh);
-        keepalive_conn(&sh, stream, &mut rng, &open, budget).await;
+        match &sh.tls {
+            None => {
+                let (rd, wr) = stream.split();
+                keepalive_conn(&sh, rd, wr, &mut rng, &open, budget).await;
+            }
+            Some(tls) => match secure(&sh, tls, stream, &open).await {
+                Ok(s) => {
+                    let (rd, wr) = tokio::io::split(s);
+                    keepalive_conn(&sh, rd, wr, &mut rng, &open, budget).await;
+                }
+                Err(k) => {
+                    sh.rec.on_conn_error(Instant::now(), k);
+                    drop(open);
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+            },
+        }
         drop(open);
         budget = sh.cfg.reconnect_after.unwrap_or(u64::MAX);
     }
@@ -261,14 +279,14 @@ fn first_churn_budget(reconnect_after: Option<u64>, rng: &mut fastrand::Rng) -> 
     }
 }
 
-async fn keepalive_conn(
+async fn keepalive_conn<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     sh: &Shared,
-    mut stream: TcpStream,
+    mut rd: R,
+    mut wr: W,
     rng: &mut fastrand::Rng,
     open: &Open<'_>,
     budget: u64,
 ) {
-    let (mut rd, mut wr) = stream.split();
     let permits = Semaphore::new(sh.cfg.pipeline);
     // The requests on the wire, oldest first: the writer and the reader run in this one
     // task, so a queue behind an uncontended lock does (no channel, no wake-up between
@@ -291,9 +309,9 @@ async fn keepalive_conn(
     sh.rec.on_aborted(Instant::now(), &lost, key);
 }
 
-async fn writer(
+async fn writer<W: AsyncWrite + Unpin>(
     sh: &Shared,
-    wr: &mut WriteHalf<'_>,
+    wr: &mut W,
     permits: &Semaphore,
     queue: &Mutex<VecDeque<InFlight>>,
     rng: &mut fastrand::Rng,
@@ -341,15 +359,20 @@ async fn writer(
         sh.rec.on_sent(now, n);
         open.sent();
         written += n;
+        // The flush is what sends the TLS records a write left buffered (a no-op on a
+        // plain socket).
         if let Err(e) = wr.write_all(&buf).await {
+            return ConnEnd::Error(ErrorKey::io(Phase::Write, &e));
+        }
+        if let Err(e) = wr.flush().await {
             return ConnEnd::Error(ErrorKey::io(Phase::Write, &e));
         }
     }
 }
 
-async fn reader(
+async fn reader<R: AsyncRead + Unpin>(
     sh: &Shared,
-    rd: &mut ReadHalf<'_>,
+    rd: &mut R,
     permits: &Semaphore,
     queue: &Mutex<VecDeque<InFlight>>,
     buf: &mut Vec<u8>,
@@ -420,7 +443,8 @@ async fn reader(
 
 /// One connection-per-request slot: connect, one request, read the response, close first.
 /// Latency runs from the start of the connect (closed loop) or the intended send time
-/// (open loop), so it includes the connect; the connect alone is in its own histogram.
+/// (open loop), so it includes the connect (and the TLS handshake: a handshake per request
+/// is the churn case); the connect alone is in its own histogram, the handshake in its own.
 pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
     let mut rng = fastrand::Rng::with_seed(idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 2);
     let mut req = Vec::with_capacity(sh.cfg.payload.max + 256);
@@ -430,7 +454,7 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
             return std::future::pending().await;
         };
         let start = Instant::now();
-        let mut stream = establish(&sh).await;
+        let stream = establish(&sh).await;
         let open = Open::new(&sh);
         let f = InFlight {
             seq: c.seq,
@@ -443,34 +467,52 @@ pub(crate) async fn close_task(sh: Arc<Shared>, idx: u64) {
         let sent = Instant::now();
         sh.rec.on_sent(sent, 1);
         open.sent();
-        let res = tokio::time::timeout_at(
-            (sent + sh.cfg.timeout()).into(),
-            exchange(&mut stream, &req, &mut rbuf),
-        )
-        .await;
+        // The exchange drops the connection when done: the client closes first, so the
+        // TIME_WAIT lands on the client, as with a naive client.
+        let deadline = (sent + sh.cfg.timeout()).into();
+        let res = match &sh.tls {
+            None => tokio::time::timeout_at(deadline, exchange(stream, &req, &mut rbuf)).await,
+            Some(tls) => {
+                let secured = async {
+                    let s = secure(&sh, tls, stream, &open).await?;
+                    exchange(s, &req, &mut rbuf).await
+                };
+                tokio::time::timeout_at(deadline, secured).await
+            }
+        };
         let now = Instant::now();
         match res {
             Err(_) => sh.rec.on_aborted(now, &[c.seq], ErrorKey::timeout()),
-            Ok(Err(k)) => sh.rec.on_aborted(now, &[c.seq], k),
+            Ok(Err(k)) => {
+                let tls_failed = k.phase == Phase::Tls;
+                sh.rec.on_aborted(now, &[c.seq], k);
+                if tls_failed {
+                    // As after a failed connect: no busy loop of doomed handshakes.
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+            }
             Ok(Ok(r)) => {
                 let out = outcome(r.status, r.body_of(&rbuf), &sh.cfg);
                 sh.on_response(&f, now, Some(r.status), out);
                 open.answered();
             }
         }
-        // The client closes first: the TIME_WAIT lands on the client, as with a naive client.
-        drop(stream);
         drop(open);
     }
 }
 
-async fn exchange(
-    stream: &mut TcpStream,
+/// One request and its response on a fresh connection, which is dropped (closed) at the end.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     req: &[u8],
     rbuf: &mut Vec<u8>,
 ) -> Result<Resp, ErrorKey> {
     stream
         .write_all(req)
+        .await
+        .map_err(|e| ErrorKey::io(Phase::Write, &e))?;
+    stream
+        .flush()
         .await
         .map_err(|e| ErrorKey::io(Phase::Write, &e))?;
     loop {

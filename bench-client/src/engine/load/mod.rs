@@ -1,5 +1,5 @@
 //! Load generation: the [`runner`] spawns one task per connection ([`http`], [`ws`], over
-//! [`conn`]) that share one run's state ([`shared`]): the open-loop schedule ([`pacer`]),
+//! [`conn`], and [`tls`] for `https://` and `wss://`) that share one run's state ([`shared`]): the open-loop schedule ([`pacer`]),
 //! connect pacing ([`connect_pacer`]), the requests they send ([`request`]) and what they
 //! record ([`recorder`]).
 //!
@@ -15,4 +15,5 @@ pub(crate) mod recorder;
 pub(crate) mod request;
 pub mod runner;
 pub(crate) mod shared;
+pub(crate) mod tls;
 pub(crate) mod ws;

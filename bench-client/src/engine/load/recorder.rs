@@ -29,6 +29,11 @@ pub struct Recorder {
     /// Latency of successful requests from the actual send.
     pub latency_uncorrected: Hist,
     pub connect: Hist,
+    /// TLS handshakes that completed: from the TCP connect to the handshake's end.
+    pub tls_handshake: Hist,
+    /// Completed TLS handshakes that were full / resumed.
+    pub tls_full: u64,
+    pub tls_resumed: u64,
     /// Open loop: how late sends left when the connection was free to send.
     pub schedule_lag: Hist,
     /// Lateness of the runtime probe's 10 ms timer.
@@ -54,6 +59,9 @@ impl Recorder {
             latency: new_hist(),
             latency_uncorrected: new_hist(),
             connect: new_hist(),
+            tls_handshake: new_hist(),
+            tls_full: 0,
+            tls_resumed: 0,
             schedule_lag: new_hist(),
             runtime_lag: new_hist(),
             backpressure: new_hist(),
@@ -463,6 +471,23 @@ impl Recording {
             r.timeline.at(ns).connect_ok += 1;
             if m {
                 record_ns(&mut r.connect, took.as_nanos() as u64);
+            }
+        });
+    }
+
+    /// A TLS handshake completed `took` after the TCP connect; `resumed`: an abbreviated
+    /// one (session resumption). A failed one is a connection error (`on_conn_error`).
+    pub(crate) fn on_tls_handshake(&self, now: Instant, took: Duration, resumed: bool) {
+        let ns = self.ns(now);
+        if !self.measured(ns) {
+            return;
+        }
+        self.rec(|r| {
+            record_ns(&mut r.tls_handshake, took.as_nanos() as u64);
+            if resumed {
+                r.tls_resumed += 1;
+            } else {
+                r.tls_full += 1;
             }
         });
     }

@@ -19,6 +19,7 @@ use crate::engine::analysis::timeline::BUCKET_NS;
 use crate::engine::build::{build_result, Costs};
 use crate::engine::config::{Mode, RunConfig};
 use crate::engine::load::shared::Shared;
+use crate::engine::load::tls::Tls;
 use crate::engine::load::{http, ws};
 use crate::engine::monitor::{Monitor, Progress};
 use crate::engine::probes::cost;
@@ -35,6 +36,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunResult> {
 /// [`run`], ended early when `stop` becomes true (the binary sets it on SIGINT/SIGTERM):
 /// the result then covers the part that ran and says `interrupted`.
 pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<RunResult> {
+    // Before anything starts: a bad `--ca` is an error of the scenario, not of the run.
+    let tls = cfg.tls.as_ref().map(Tls::new).transpose()?;
     let addr = tokio::net::lookup_host(&cfg.authority)
         .await
         .with_context(|| format!("resolving {}", cfg.authority))?
@@ -55,7 +58,9 @@ pub async fn run_until(cfg: RunConfig, stop: Option<Arc<AtomicBool>>) -> anyhow:
     let started_at_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let sh = Arc::new(Shared::new(cfg.clone(), addr, run_id));
+    let mut sh = Shared::new(cfg.clone(), addr, run_id);
+    sh.tls = tls;
+    let sh = Arc::new(sh);
     let t_start_unix_ns = unix_now_ns();
     if let Some(d) = cfg.duration_s {
         // Known in advance: events after the end are never measured, even before the

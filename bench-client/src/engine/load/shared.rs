@@ -14,6 +14,7 @@ use crate::engine::load::connect_pacer::ConnectPacer;
 use crate::engine::load::pacer::Pacer;
 use crate::engine::load::recorder::{InFlight, Outcome, Recording};
 use crate::engine::load::request::RequestEncoder;
+use crate::engine::load::tls::Tls;
 
 /// A claimed request slot.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub connects: ConnectPacer,
     pub encoder: RequestEncoder,
     pub rec: Recording,
+    /// `https://` and `wss://`: the run's TLS client (set by the runner); `None`: plaintext.
+    pub tls: Option<Tls>,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
             connects: ConnectPacer::new(cfg.connect_rate, t_start),
             encoder: RequestEncoder::new(&cfg, run_id),
             rec: Recording::new(&cfg, t_start),
+            tls: None,
             addr,
             cfg,
         }

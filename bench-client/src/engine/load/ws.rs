@@ -2,7 +2,8 @@
 //! unresolved. The gateway numbers messages 1, 2, 3 … per connection and answers
 //! `{"ack":N}` (everything up to N resolved, cumulative) or `{"nack":K,"error":…}`
 //! (message K failed: backpressure). Latency runs from a message's send (or intended
-//! send) to the ack that covers it.
+//! send) to the ack that covers it. Over TLS (`wss://`) the same code runs on the TLS
+//! stream (generic over the stream: the plaintext path has no TLS layer).
 //!
 //! Entry point: the connection tasks the runner spawns for `ws`. Part of the
 //! [engine](crate::engine): must not depend on anything outside it.
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -22,12 +23,14 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::engine::analysis::errors::{errno_name, ErrorKey, Phase};
 use crate::engine::config::Ack;
-use crate::engine::load::conn::{establish, Open};
+use crate::engine::load::conn::{establish, secure, Open, RETRY_BACKOFF};
 use crate::engine::load::http::ConnEnd;
 use crate::engine::load::recorder::{InFlight, Outcome};
 use crate::engine::load::shared::Shared;
 
-type Ws = WebSocketStream<TcpStream>;
+/// What a WebSocket connection runs on: a TCP stream, or a TLS stream over one.
+trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
 
 /// A message on its way: its number on the connection and the request it carries.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +66,8 @@ fn upgrade_request(
     use tungstenite::client::IntoClientRequest as _;
     use tungstenite::http::{HeaderName, HeaderValue};
     let url = format!(
-        "ws://{}/ws/{}?{}",
+        "{}://{}/ws/{}?{}",
+        if cfg.tls.is_some() { "wss" } else { "ws" },
         cfg.authority,
         cfg.topic,
         crate::engine::load::request::query(cfg)
@@ -100,40 +104,63 @@ pub(crate) async fn ws_task(sh: Arc<Shared>, idx: u64) {
     loop {
         let stream = establish(&sh).await;
         let open = Open::new(&sh);
-        // The upgrade request goes out at once: the connection waits for the server now.
+        // The upgrade request (or the ClientHello) goes out at once: the connection waits
+        // for the server now.
         open.sent();
-        let hs = tokio::time::timeout(
-            sh.cfg.timeout(),
-            tokio_tungstenite::client_async_with_config(request.clone(), stream, Some(ws_config())),
-        )
-        .await;
-        let ws = match hs {
-            Ok(Ok((ws, _))) => {
-                open.answered();
-                ws
-            }
-            Ok(Err(e)) => {
-                sh.rec.on_conn_error(
-                    Instant::now(),
-                    ErrorKey::new(Phase::Handshake, ws_error_kind(&e)),
-                );
-                drop(open);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            Err(_) => {
-                sh.rec
-                    .on_conn_error(Instant::now(), ErrorKey::new(Phase::Handshake, "ETIMEDOUT"));
-                drop(open);
-                continue;
-            }
+        let backoff = match &sh.tls {
+            None => ws_session(&sh, stream, &request, &open, &mut rng).await,
+            Some(tls) => match secure(&sh, tls, stream, &open).await {
+                Ok(s) => ws_session(&sh, s, &request, &open, &mut rng).await,
+                Err(k) => {
+                    sh.rec.on_conn_error(Instant::now(), k);
+                    Some(RETRY_BACKOFF)
+                }
+            },
         };
-        ws_conn(&sh, ws, &mut rng).await;
         drop(open);
+        if let Some(pause) = backoff {
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
-async fn ws_conn(sh: &Shared, ws: Ws, rng: &mut fastrand::Rng) {
+/// The upgrade on a connection, then its traffic until it breaks; the pause before the
+/// next connection, if any (after a refused upgrade).
+async fn ws_session<S: Stream>(
+    sh: &Shared,
+    stream: S,
+    request: &tungstenite::handshake::client::Request,
+    open: &Open<'_>,
+    rng: &mut fastrand::Rng,
+) -> Option<Duration> {
+    let hs = tokio::time::timeout(
+        sh.cfg.timeout(),
+        tokio_tungstenite::client_async_with_config(request.clone(), stream, Some(ws_config())),
+    )
+    .await;
+    let ws = match hs {
+        Ok(Ok((ws, _))) => {
+            open.answered();
+            ws
+        }
+        Ok(Err(e)) => {
+            sh.rec.on_conn_error(
+                Instant::now(),
+                ErrorKey::new(Phase::Handshake, ws_error_kind(&e)),
+            );
+            return Some(Duration::from_millis(50));
+        }
+        Err(_) => {
+            sh.rec
+                .on_conn_error(Instant::now(), ErrorKey::new(Phase::Handshake, "ETIMEDOUT"));
+            return None;
+        }
+    };
+    ws_conn(sh, ws, rng).await;
+    None
+}
+
+async fn ws_conn<S: Stream>(sh: &Shared, ws: WebSocketStream<S>, rng: &mut fastrand::Rng) {
     let (mut sink, mut stream) = ws.split();
     let permits = Semaphore::new(sh.cfg.window);
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
@@ -153,9 +180,9 @@ async fn ws_conn(sh: &Shared, ws: Ws, rng: &mut fastrand::Rng) {
     sh.rec.on_aborted(Instant::now(), &lost, key);
 }
 
-async fn writer(
+async fn writer<S: Stream>(
     sh: &Shared,
-    sink: &mut SplitSink<Ws, Message>,
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
     permits: &Semaphore,
     tx: &mpsc::UnboundedSender<Msg>,
     rng: &mut fastrand::Rng,
@@ -202,9 +229,9 @@ async fn writer(
     }
 }
 
-async fn reader(
+async fn reader<S: Stream>(
     sh: &Shared,
-    stream: &mut SplitStream<Ws>,
+    stream: &mut SplitStream<WebSocketStream<S>>,
     permits: &Semaphore,
     rx: &mut mpsc::UnboundedReceiver<Msg>,
     pending: &mut VecDeque<Msg>,

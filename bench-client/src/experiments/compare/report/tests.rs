@@ -56,6 +56,7 @@ fn result(ok_per_sec: f64, lat_ms: u64) -> RunResult {
         latency: HistSummary::of(&h),
         latency_uncorrected: None,
         connect_latency: HistSummary::of(&new_hist()),
+        tls: None,
         errors: vec![],
         http_status: BTreeMap::new(),
         timeline,
