@@ -186,7 +186,7 @@ fn metrics_in_prometheus_conventions(v: &Variant) {
     assert!(counter("process_cpu_seconds_total", &[]) >= 0.0);
     let Value::Histogram(buckets) = &find(
         "gateway_http_request_duration_seconds",
-        &[("route", "publish"), ("code", "2xx")],
+        &[("route", "publish"), ("class", "2xx")],
     )
     .value
     else {
