@@ -36,7 +36,7 @@ fn families(scrape: &Scrape) -> BTreeMap<String, BTreeSet<String>> {
             .filter(|base| histograms.contains(base))
             .unwrap_or(&s.metric);
         let names = out.entry(family.to_string()).or_default();
-        names.extend(s.labels.iter().map(|(k, _)| k.clone()));
+        names.extend(s.labels.keys().cloned());
     }
     out
 }
