@@ -95,11 +95,11 @@ fn request_durations_by_route_and_class() {
     assert_eq!(statuses(&h.responses()), [200, 404, 400]);
     let m = metrics_text(&h);
     for line in [
-        r#"gateway_http_request_duration_seconds_bucket{route="publish",code="2xx",le="0.025"} 0"#,
-        r#"gateway_http_request_duration_seconds_bucket{route="publish",code="2xx",le="0.05"} 1"#,
-        r#"gateway_http_request_duration_seconds_count{route="healthz",code="2xx"} 1"#,
-        r#"gateway_http_request_duration_seconds_count{route="other",code="4xx"} 1"#,
-        r#"gateway_http_request_duration_seconds_count{route="publish",code="4xx"} 1"#,
+        r#"gateway_http_request_duration_seconds_bucket{route="publish",class="2xx",le="0.025"} 0"#,
+        r#"gateway_http_request_duration_seconds_bucket{route="publish",class="2xx",le="0.05"} 1"#,
+        r#"gateway_http_request_duration_seconds_count{route="healthz",class="2xx"} 1"#,
+        r#"gateway_http_request_duration_seconds_count{route="other",class="4xx"} 1"#,
+        r#"gateway_http_request_duration_seconds_count{route="publish",class="4xx"} 1"#,
         r#"gateway_http_requests_total{code="200"} 2"#,
         r#"gateway_http_requests_total{code="404"} 1"#,
     ] {
@@ -117,9 +117,9 @@ fn request_timeout_is_timed_from_the_first_byte() {
     assert_eq!(statuses(&h.responses()), [408]);
     let m = metrics_text(&h);
     for line in [
-        r#"gateway_http_request_duration_seconds_bucket{route="other",code="4xx",le="5"} 0"#,
-        r#"gateway_http_request_duration_seconds_bucket{route="other",code="4xx",le="10"} 1"#,
-        r#"gateway_http_request_duration_seconds_count{route="healthz",code="2xx"} 1"#,
+        r#"gateway_http_request_duration_seconds_bucket{route="other",class="4xx",le="5"} 0"#,
+        r#"gateway_http_request_duration_seconds_bucket{route="other",class="4xx",le="10"} 1"#,
+        r#"gateway_http_request_duration_seconds_count{route="healthz",class="2xx"} 1"#,
     ] {
         assert!(m.contains(line), "missing {line} in\n{m}");
     }
@@ -150,8 +150,8 @@ fn upgrades_and_websocket_outcomes_are_counted_apart() {
         "gateway_ws_messages_total 2",
         "gateway_ws_messages_acked_total 1",
         "gateway_ws_messages_nacked_total 1",
-        "gateway_ws_closes_total{code=\"1000\"} 1",
-        "gateway_ws_closes_total{code=\"1006\"} 0",
+        "gateway_ws_closes_total{close_code=\"1000\"} 1",
+        "gateway_ws_closes_total{close_code=\"1006\"} 0",
     ] {
         assert!(m.contains(line), "missing {line} in\n{m}");
     }
@@ -171,7 +171,7 @@ fn websocket_close_codes() {
     drop(h);
     assert!(shared
         .render_metrics()
-        .contains("gateway_ws_closes_total{code=\"1009\"} 1"));
+        .contains("gateway_ws_closes_total{close_code=\"1009\"} 1"));
 
     // Peer vanished without a close frame: 1006.
     let mut h = Harness::with_ack(AckMode::Enqueue);
@@ -181,7 +181,7 @@ fn websocket_close_codes() {
     drop(h);
     assert!(shared
         .render_metrics()
-        .contains("gateway_ws_closes_total{code=\"1006\"} 1"));
+        .contains("gateway_ws_closes_total{close_code=\"1006\"} 1"));
 
     // Idle: pinged, then closed with 1001.
     let mut h = Harness::with_ack(AckMode::Enqueue);
@@ -193,7 +193,7 @@ fn websocket_close_codes() {
     drop(h);
     assert!(shared
         .render_metrics()
-        .contains("gateway_ws_closes_total{code=\"1001\"} 1"));
+        .contains("gateway_ws_closes_total{close_code=\"1001\"} 1"));
 
     // Plain HTTP connections count no close.
     let h = Harness::with_ack(AckMode::Enqueue);
@@ -201,7 +201,7 @@ fn websocket_close_codes() {
     drop(h);
     assert!(shared
         .render_metrics()
-        .contains("gateway_ws_closes_total{code=\"1006\"} 0"));
+        .contains("gateway_ws_closes_total{close_code=\"1006\"} 0"));
 }
 
 #[test]

@@ -285,6 +285,15 @@ fn health_ready_metrics(v: &Variant) {
     ] {
         assert!(text.contains(series), "missing {series}");
     }
+    // The io_uring gateways export their rings' state (fdinfo); tokio and compio's polling
+    // fallback have no ring and no such series.
+    let uring = info.contains("driver=\"io_uring\"");
+    assert_eq!(
+        text.contains("gateway_uring_cq_overflow_pending{ring=\"0\"} "),
+        uring,
+        "{info}"
+    );
+    assert!(text.contains("gateway_http_request_duration_seconds_bucket{route=\"publish\",class=\"2xx\",le=\"0.00005\"} "));
     let null = Gateway::start(v, &["--sink", "null"]);
     let mut c = null.connect();
     assert_eq!(c.request("GET", "/readyz", &[], b"").unwrap().status, 200);

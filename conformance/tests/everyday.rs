@@ -141,7 +141,7 @@ fn metrics_in_prometheus_conventions(v: &Variant) {
     while ws.read().is_ok() {}
     // The closed WebSocket is counted once its connection is gone.
     let deadline = Instant::now() + SECS(5);
-    while gw.metric("gateway_ws_closes_total{code=\"1005\"}") < 1.0 {
+    while gw.metric("gateway_ws_closes_total{close_code=\"1005\"}") < 1.0 {
         assert!(Instant::now() < deadline, "{}", scrape(&gw).1);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -186,14 +186,14 @@ fn metrics_in_prometheus_conventions(v: &Variant) {
     assert!(counter("process_cpu_seconds_total", &[]) >= 0.0);
     let Value::Histogram(buckets) = &find(
         "gateway_http_request_duration_seconds",
-        &[("route", "publish"), ("code", "2xx")],
+        &[("route", "publish"), ("class", "2xx")],
     )
     .value
     else {
         panic!("request duration is not a histogram")
     };
     assert_eq!(buckets.last().unwrap().count, 1.0, "{buckets:?}");
-    assert!(text.contains("gateway_http_request_duration_seconds_bucket{route=\"publish\",code=\"2xx\",le=\"+Inf\"} 1"));
+    assert!(text.contains("gateway_http_request_duration_seconds_bucket{route=\"publish\",class=\"2xx\",le=\"+Inf\"} 1"));
     // /readyz, the POST and the scrapes so far.
     assert!(counter("gateway_http_requests_total", &[("code", "200")]) >= 3.0);
     assert!(
@@ -203,7 +203,10 @@ fn metrics_in_prometheus_conventions(v: &Variant) {
     assert_eq!(counter("gateway_ws_upgrades_total", &[]), 1.0);
     assert_eq!(counter("gateway_ws_messages_acked_total", &[]), 1.0);
     assert_eq!(counter("gateway_ws_messages_nacked_total", &[]), 0.0);
-    assert_eq!(counter("gateway_ws_closes_total", &[("code", "1005")]), 1.0);
+    assert_eq!(
+        counter("gateway_ws_closes_total", &[("close_code", "1005")]),
+        1.0
+    );
     assert!(counter("gateway_received_bytes_total", &[]) > 0.0);
     assert!(counter("gateway_sent_bytes_total", &[]) > 0.0);
     assert!(!text.contains("status=\""), "the label is `code`");

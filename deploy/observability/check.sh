@@ -4,12 +4,14 @@
 #     firing and resolving);
 #  2. dashboard.json against dashboard.schema.json (jsonschema, in a venv under target/) plus
 #     layout/variable consistency;
-#  3. a gateway (target/debug/gateway-tokio, embedded Kafka, loopback) scraped every second
-#     by a Prometheus (Debian's package) with a temporary config and storage, which also
-#     loads alerts.yaml; every panel query, variable query and alert expression evaluated
-#     through /api/v1/query — once idle (empty results only reported: series that appear on
-#     first use) and once after a short bench-client load (an empty result fails); every
-#     metric name used must be in the gateway's /metrics; every rule's health must be ok.
+#  3. two gateways (target/debug/gateway-tokio with librdkafka statistics on, and
+#     target/debug/gateway-uring for the io_uring series; each with its embedded Kafka, on
+#     loopback) scraped every second by a Prometheus (Debian's package) with a temporary
+#     config and storage, which also loads alerts.yaml; every panel query, variable query
+#     and alert expression evaluated through /api/v1/query — once idle, before any request,
+#     and once after a short bench-client load: an empty result fails either time (every
+#     series is there from the first scrape); every metric name used must be in a
+#     gateway's /metrics; every rule's health must be ok.
 # Bounded (each wait has a deadline); stops what it started by PID and removes its temp dir.
 # Usage: deploy/observability/check.sh   Env: BIN_DIR (default target/debug),
 # OBS_VENV (default target/obs-venv).
@@ -43,12 +45,12 @@ echo "== dashboard schema"
 
 echo "== live Prometheus scraping a gateway"
 TMP=$(mktemp -d /tmp/obs-check.XXXXXX)
-GW_PID=""; PROM_PID=""
+GW_PID=""; URING_PID=""; PROM_PID=""
 cleanup() {
-  for pid in $PROM_PID $GW_PID; do
+  for pid in $PROM_PID $GW_PID $URING_PID; do
     kill "$pid" 2>/dev/null || true
   done
-  for pid in $PROM_PID $GW_PID; do
+  for pid in $PROM_PID $GW_PID $URING_PID; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
@@ -68,11 +70,18 @@ wait_for() {
   done
 }
 
-"$BIN_DIR/gateway-tokio" --listen 127.0.0.1:0 --threads 2 > "$TMP/gateway.log" 2>&1 &
+"$BIN_DIR/gateway-tokio" --listen 127.0.0.1:0 --threads 2 -X statistics.interval.ms=1000 \
+  > "$TMP/gateway.log" 2>&1 &
 GW_PID=$!
-wait_for 30 "the gateway's listening line" grep -q "listening on " "$TMP/gateway.log"
-GW=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$TMP/gateway.log" | head -1)
-wait_for 30 "the gateway's /readyz" get "http://$GW/readyz"
+"$BIN_DIR/gateway-uring" --listen 127.0.0.1:0 --threads 2 > "$TMP/gateway-uring.log" 2>&1 &
+URING_PID=$!
+listen_addr() { sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$1" | head -1; }
+wait_for 30 "gateway-tokio's listening line" grep -q "listening on " "$TMP/gateway.log"
+wait_for 30 "gateway-uring's listening line" grep -q "listening on " "$TMP/gateway-uring.log"
+GW=$(listen_addr "$TMP/gateway.log")
+URING=$(listen_addr "$TMP/gateway-uring.log")
+wait_for 30 "gateway-tokio's /readyz" get "http://$GW/readyz"
+wait_for 30 "gateway-uring's /readyz" get "http://$URING/readyz"
 
 PROM_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PROM="http://127.0.0.1:$PROM_PORT"
@@ -86,24 +95,30 @@ rule_files: [alerts.yaml]
 scrape_configs:
   - job_name: gateway
     static_configs:
-      - targets: ["$GW"]
+      - targets: ["$GW", "$URING"]
 EOF
 prometheus --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time=1h \
   > "$TMP/prometheus.log" 2>&1 &
 PROM_PID=$!
 wait_for 30 "Prometheus ready" get "$PROM/-/ready"
-up_once() { get "$PROM/api/v1/query?query=up%7Bjob%3D%22gateway%22%7D%3D%3D1" | grep -q '"value"'; }
-wait_for 30 "the gateway's first scrape" up_once
+# Both targets up, and gateway-tokio's first librdkafka statistics report scraped.
+up_twice() {
+  get "$PROM/api/v1/query?query=count(up%7Bjob%3D%22gateway%22%7D%3D%3D1)%3D%3D2" | grep -q '"value"' &&
+    get "$PROM/api/v1/query?query=gateway_kafka_tx_messages_total" | grep -q '"value"'
+}
+wait_for 30 "both gateways' first scrapes" up_twice
 sleep 3 # rate() needs two samples
 
-"$PY" "$OBS/check.py" live idle "$PROM" "http://$GW/metrics" "$OBS/dashboard.json" "$OBS/alerts.yaml"
+"$PY" "$OBS/check.py" live idle "$PROM" "http://$GW/metrics,http://$URING/metrics" "$OBS/dashboard.json" "$OBS/alerts.yaml"
 
-timeout 60 "$BIN_DIR/bench-client" run "http://$GW/topics/obs-check" -c 8 -d 3s --quiet > "$TMP/bench.log" 2>&1 \
-  || { echo "observability: FAIL: bench-client run failed" >&2; tail -20 "$TMP/bench.log" >&2; exit 1; }
+for target in "$GW" "$URING"; do
+  timeout 60 "$BIN_DIR/bench-client" run "http://$target/topics/obs-check" -c 8 -d 3s --quiet > "$TMP/bench.log" 2>&1 \
+    || { echo "observability: FAIL: bench-client run against $target failed" >&2; tail -20 "$TMP/bench.log" >&2; exit 1; }
+done
 sleep 3 # the last samples scraped, the rules evaluated
 
-"$PY" "$OBS/check.py" live loaded "$PROM" "http://$GW/metrics" "$OBS/dashboard.json" "$OBS/alerts.yaml"
+"$PY" "$OBS/check.py" live loaded "$PROM" "http://$GW/metrics,http://$URING/metrics" "$OBS/dashboard.json" "$OBS/alerts.yaml"
 rules_ok() {
   get "$PROM/api/v1/rules" | "$PY" -c '
 import json, sys

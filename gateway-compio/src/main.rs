@@ -114,6 +114,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         ],
     };
     let gateway = Gateway::start(&args.gateway, info)?;
+    if ring.is_io_uring() {
+        // One ring per I/O thread: their state (fdinfo) goes into /metrics as gateway_uring_*.
+        gateway
+            .ctx
+            .shared
+            .metrics
+            .watch_uring_rings(gateway.config.threads);
+    }
     match &fallback {
         None => tracing::info!(
             driver,

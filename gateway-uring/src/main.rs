@@ -78,6 +78,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         ],
     };
     let gateway = Gateway::start(&args.gateway, info)?;
+    // One ring per I/O thread: their state (fdinfo) goes into /metrics as gateway_uring_*.
+    gateway
+        .ctx
+        .shared
+        .metrics
+        .watch_uring_rings(gateway.config.threads);
     for (flags, err) in &ring.rejected {
         tracing::warn!(flags = %flags, error = %err, "kernel rejected io_uring flags; retried without");
     }

@@ -1,12 +1,23 @@
-//! Process-wide counters, gauges and one histogram, as plain atomics, rendered in the
+//! Process-wide counters, gauges and histograms, as plain atomics, rendered in the
 //! Prometheus text exposition format for `GET /metrics`.
 //!
 //! Atomics rather than a registry: the hot path is one `fetch_add` per event and the set of
-//! series is fixed by the wire contract.
+//! series is fixed by the wire contract. Every labelled series the contract lists exists
+//! from the first scrape, at zero (a dashboard or alert on an idle gateway still has its
+//! series); only the optional sources are absent until they report: librdkafka's statistics
+//! (`kafka_stats`, with `statistics.interval.ms`) and the io_uring rings (`uring`, in the
+//! io_uring gateways).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use super::expo::{counter, escape, gauge};
+use super::histogram::Histogram;
+use super::kafka_stats::KafkaStats;
+use super::tls_metrics::TlsMetrics;
+use super::uring::RingWatch;
 
 /// HTTP statuses counted individually; anything else lands in `other`. (101 upgrades are
 /// not requests answered: they are `gateway_ws_upgrades_total`.)
@@ -25,8 +36,53 @@ pub const ROUTES: [&str; 7] = [
     "other",
 ];
 
-/// The `code` label of the request-duration histogram: the status class.
+/// The `class` label of the request-duration histogram: the status class (3xx is never
+/// answered; it would count as 2xx).
 const CLASSES: [&str; 4] = ["1xx", "2xx", "4xx", "5xx"];
+
+/// Why a record's delivery failed: the `reason` label of `gateway_records_failed_total`.
+/// A fixed set, so the label's cardinality is bounded: the producer maps librdkafka's error
+/// codes onto it (`publish::producer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// `message.timeout.ms` elapsed (or a request timed out).
+    Timeout,
+    /// The producer's queue was full.
+    QueueFull,
+    /// No leader, broker down or unreachable, transport error.
+    BrokerUnavailable,
+    /// The record (or its batch) is over the broker's or the producer's size limit.
+    TooLarge,
+    /// Fewer in-sync replicas than `min.insync.replicas` (acks=all).
+    NotEnoughReplicas,
+    /// The topic or partition does not exist.
+    UnknownPartition,
+    Other,
+}
+
+impl FailReason {
+    pub const ALL: [FailReason; 7] = [
+        FailReason::Timeout,
+        FailReason::QueueFull,
+        FailReason::BrokerUnavailable,
+        FailReason::TooLarge,
+        FailReason::NotEnoughReplicas,
+        FailReason::UnknownPartition,
+        FailReason::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailReason::Timeout => "timeout",
+            FailReason::QueueFull => "queue_full",
+            FailReason::BrokerUnavailable => "broker_unavailable",
+            FailReason::TooLarge => "too_large",
+            FailReason::NotEnoughReplicas => "not_enough_replicas",
+            FailReason::UnknownPartition => "unknown_partition",
+            FailReason::Other => "other",
+        }
+    }
+}
 
 /// WebSocket close codes counted individually; anything else lands in `other`. 1006 is
 /// the connection ending without a close frame (peer vanished), 1005 a close frame
@@ -45,58 +101,6 @@ const ACCEPT_ERRNOS: [(i32, &str); 6] = [
     (0, "other"),
 ];
 
-/// Upper bounds (seconds) of the latency histograms' buckets.
-const LATENCY_BUCKETS: [f64; 15] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-/// One latency histogram: per-bucket (not cumulative) counts, count, sum in microseconds.
-#[derive(Default)]
-struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| secs <= b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros().min(u128::from(u64::MAX)) as u64, Relaxed);
-    }
-
-    /// The `_bucket`, `_sum` and `_count` lines; `labels` go before `le` (empty or
-    /// `k="v",...` without a trailing comma).
-    fn render(&self, s: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
-            let _ = writeln!(
-                s,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(s, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(
-            s,
-            "{name}_sum{braces} {}",
-            self.sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(s, "{name}_count{braces} {count}");
-    }
-}
-
 #[derive(Default)]
 pub struct Metrics {
     requests: [AtomicU64; STATUSES.len()],
@@ -111,7 +115,7 @@ pub struct Metrics {
     pub records_inflight: AtomicI64,
     pub records_sent: AtomicU64,
     pub records_delivered: AtomicU64,
-    pub records_failed: AtomicU64,
+    records_failed: [AtomicU64; FailReason::ALL.len()],
     pub records_rejected: AtomicU64,
     pub ws_messages: AtomicU64,
     pub ws_acked: AtomicU64,
@@ -119,6 +123,10 @@ pub struct Metrics {
     ws_closes: [AtomicU64; CLOSE_CODES.len()],
     delivery: Histogram,
     pub tls: TlsMetrics,
+    /// librdkafka's last statistics report (None: statistics off, or none yet).
+    kafka: Mutex<Option<KafkaStats>>,
+    /// The io_uring rings read on scrape (unset: not an io_uring gateway).
+    uring: OnceLock<RingWatch>,
 }
 
 impl Metrics {
@@ -176,6 +184,31 @@ impl Metrics {
         self.delivery.observe(d);
     }
 
+    /// Counts `n` records whose delivery failed, by reason.
+    pub fn records_failed(&self, reason: FailReason, n: u64) {
+        let i = FailReason::ALL
+            .iter()
+            .position(|&r| r == reason)
+            .unwrap_or(FailReason::ALL.len() - 1);
+        self.records_failed[i].fetch_add(n, Relaxed);
+    }
+
+    /// Failed records, all reasons.
+    pub fn records_failed_total(&self) -> u64 {
+        self.records_failed.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Keeps librdkafka's latest statistics for the next scrape.
+    pub fn set_kafka_stats(&self, stats: KafkaStats) {
+        *self.kafka.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
+    }
+
+    /// Exports the process's io_uring rings on scrape (`gateway_uring_*`): called once by
+    /// a gateway that builds `expected` rings (one per I/O thread).
+    pub fn watch_uring_rings(&self, expected: usize) {
+        let _ = self.uring.set(RingWatch::new(expected));
+    }
+
     /// Renders every series. `info` are the labels of `gateway_info` (runtime, flavour,
     /// ring size, driver, asymmetries); `queue_depth` is the producer's current queue.
     /// The `process_*` series are read from /proc at each call.
@@ -208,6 +241,12 @@ impl Metrics {
         let _ = writeln!(s, "# TYPE gateway_delivery_latency_seconds histogram");
         self.delivery
             .render(&mut s, "gateway_delivery_latency_seconds", "");
+        if let Some(stats) = &*self.kafka.lock().unwrap_or_else(|p| p.into_inner()) {
+            super::kafka_stats::render(&mut s, stats);
+        }
+        if let Some(watch) = self.uring.get() {
+            super::uring::render(&mut s, &watch.rings());
+        }
 
         if let Some(p) = super::proc_stats::process_stats() {
             render_process(&mut s, &p);
@@ -215,7 +254,8 @@ impl Metrics {
         s
     }
 
-    /// HTTP requests by status, and their durations by route and status class.
+    /// HTTP requests by status (`code`), and their durations by route and status class
+    /// (`class`): every route and class from the first scrape.
     fn render_http(&self, s: &mut String) {
         let _ = writeln!(
             s,
@@ -241,15 +281,11 @@ impl Metrics {
         let _ = writeln!(s, "# TYPE gateway_http_request_duration_seconds histogram");
         for (r, route) in ROUTES.iter().enumerate() {
             for (c, class) in CLASSES.iter().enumerate() {
-                let h = &self.request_duration[r][c];
-                // Label sets appear once observed, as a client library's vectors do.
-                if h.count.load(Relaxed) > 0 {
-                    h.render(
-                        s,
-                        "gateway_http_request_duration_seconds",
-                        &format!("route=\"{route}\",code=\"{class}\""),
-                    );
-                }
+                self.request_duration[r][c].render(
+                    s,
+                    "gateway_http_request_duration_seconds",
+                    &format!("route=\"{route}\",class=\"{class}\""),
+                );
             }
         }
     }
@@ -332,12 +368,18 @@ impl Metrics {
             "Records the broker acknowledged.",
             &self.records_delivered,
         );
-        counter(
+        let _ = writeln!(
             s,
-            "gateway_records_failed_total",
-            "Records whose delivery failed.",
-            &self.records_failed,
+            "# HELP gateway_records_failed_total Records whose delivery failed, by reason.\n# TYPE gateway_records_failed_total counter"
         );
+        for (i, reason) in FailReason::ALL.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "gateway_records_failed_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.records_failed[i].load(Relaxed)
+            );
+        }
         counter(
             s,
             "gateway_records_rejected_total",
@@ -379,7 +421,7 @@ impl Metrics {
             };
             let _ = writeln!(
                 s,
-                "gateway_ws_closes_total{{code=\"{label}\"}} {}",
+                "gateway_ws_closes_total{{close_code=\"{label}\"}} {}",
                 self.ws_closes[i].load(Relaxed)
             );
         }
@@ -435,116 +477,6 @@ fn render_process(s: &mut String, p: &super::proc_stats::ProcessStats) {
     );
 }
 
-fn counter(s: &mut String, name: &str, help: &str, v: &AtomicU64) {
-    let _ = writeln!(
-        s,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-        v.load(Relaxed)
-    );
-}
-
-fn gauge(s: &mut String, name: &str, help: &str, v: i64) {
-    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-// TLS (issue 31): handshakes and their failures, rendered only when TLS is on.
-
-/// Why a TLS handshake failed: the `reason` label of `gateway_tls_handshake_failures_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsFailure {
-    /// Bytes that are not TLS records (garbage, plaintext HTTP), or a malformed message.
-    BadRecord,
-    /// The client offers no protocol version or cipher suite this server has.
-    NoSharedCipherOrVersion,
-    /// The handshake did not complete within `--tls-handshake-timeout`.
-    Timeout,
-    /// The client closed (or the read failed) mid-handshake.
-    PeerClosed,
-    Other,
-}
-
-impl TlsFailure {
-    pub const ALL: [TlsFailure; 5] = [
-        TlsFailure::BadRecord,
-        TlsFailure::NoSharedCipherOrVersion,
-        TlsFailure::Timeout,
-        TlsFailure::PeerClosed,
-        TlsFailure::Other,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            TlsFailure::BadRecord => "bad_record",
-            TlsFailure::NoSharedCipherOrVersion => "no_shared_cipher_or_version",
-            TlsFailure::Timeout => "timeout",
-            TlsFailure::PeerClosed => "peer_closed",
-            TlsFailure::Other => "other",
-        }
-    }
-}
-
-/// TLS handshake counters; `enabled` (set at start with `--tls-cert`) renders them, all
-/// from 0.
-#[derive(Default)]
-pub struct TlsMetrics {
-    pub enabled: std::sync::atomic::AtomicBool,
-    ok: AtomicU64,
-    resumed: AtomicU64,
-    failures: [AtomicU64; TlsFailure::ALL.len()],
-}
-
-impl TlsMetrics {
-    /// A completed handshake; `resumed` if it resumed an earlier session.
-    pub fn handshake_ok(&self, resumed: bool) {
-        self.ok.fetch_add(1, Relaxed);
-        if resumed {
-            self.resumed.fetch_add(1, Relaxed);
-        }
-    }
-
-    pub fn handshake_failed(&self, reason: TlsFailure) {
-        self.failures[reason as usize].fetch_add(1, Relaxed);
-    }
-
-    pub fn failed(&self, reason: TlsFailure) -> u64 {
-        self.failures[reason as usize].load(Relaxed)
-    }
-
-    fn render(&self, s: &mut String) {
-        if !self.enabled.load(Relaxed) {
-            return;
-        }
-        let failed: u64 = self.failures.iter().map(|f| f.load(Relaxed)).sum();
-        let name = "gateway_tls_handshakes_total";
-        let _ = writeln!(
-            s,
-            "# HELP {name} TLS handshakes by result.\n# TYPE {name} counter"
-        );
-        let _ = writeln!(s, "{name}{{result=\"ok\"}} {}", self.ok.load(Relaxed));
-        let _ = writeln!(s, "{name}{{result=\"failed\"}} {failed}");
-        let name = "gateway_tls_handshake_failures_total";
-        let _ = writeln!(
-            s,
-            "# HELP {name} Failed TLS handshakes by reason.\n# TYPE {name} counter"
-        );
-        for r in TlsFailure::ALL {
-            let _ = writeln!(s, "{name}{{reason=\"{}\"}} {}", r.label(), self.failed(r));
-        }
-        counter(
-            s,
-            "gateway_tls_resumed_total",
-            "TLS handshakes that resumed a session (ticket or session cache).",
-            &self.resumed,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,20 +521,23 @@ mod tests {
         assert!(text.contains("gateway_delivery_latency_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("gateway_producer_queue_depth 7"));
         assert!(text.contains(
-            "gateway_http_request_duration_seconds_bucket{route=\"publish\",code=\"2xx\",le=\"0.005\"} 1"
+            "gateway_http_request_duration_seconds_bucket{route=\"publish\",class=\"2xx\",le=\"0.005\"} 1"
         ));
         assert!(text.contains(
-            "gateway_http_request_duration_seconds_count{route=\"publish\",code=\"5xx\"} 1"
+            "gateway_http_request_duration_seconds_count{route=\"publish\",class=\"5xx\"} 1"
         ));
         assert!(text.contains(
-            "gateway_http_request_duration_seconds_count{route=\"other\",code=\"4xx\"} 1"
+            "gateway_http_request_duration_seconds_count{route=\"other\",class=\"4xx\"} 1"
         ));
         assert!(
-            !text.contains("route=\"healthz\""),
-            "unobserved label sets are absent"
+            text.contains(
+                "gateway_http_request_duration_seconds_count{route=\"healthz\",class=\"2xx\"} 0"
+            ),
+            "unobserved label sets are pre-set to zero"
         );
-        assert!(text.contains("gateway_ws_closes_total{code=\"1000\"} 1"));
-        assert!(text.contains("gateway_ws_closes_total{code=\"other\"} 1"));
+        assert!(text.contains("gateway_records_failed_total{reason=\"timeout\"} 0"));
+        assert!(text.contains("gateway_ws_closes_total{close_code=\"1000\"} 1"));
+        assert!(text.contains("gateway_ws_closes_total{close_code=\"other\"} 1"));
         assert!(text.contains("gateway_received_bytes_total 0"));
         assert!(!text.contains("bytes_received"));
         assert!(text.contains("\nprocess_resident_memory_bytes "));
@@ -652,13 +587,16 @@ mod tests {
             .find(|s| {
                 s.metric == "gateway_http_request_duration_seconds"
                     && s.labels.get("route") == Some("publish")
-                    && s.labels.get("code") == Some("2xx")
+                    && s.labels.get("class") == Some("2xx")
             })
             .expect("request duration histogram");
         let Value::Histogram(buckets) = &hist.value else {
             panic!("not a histogram: {hist:?}")
         };
-        assert_eq!(buckets.len(), LATENCY_BUCKETS.len() + 1);
+        assert_eq!(
+            buckets.len(),
+            super::super::histogram::LATENCY_BUCKETS.len() + 1
+        );
         assert!(buckets
             .iter()
             .all(|b| b.count == 1.0 || b.less_than < 0.003));

@@ -23,7 +23,8 @@ use rdkafka_sys as rdsys;
 
 use super::dispatch::Batcher;
 use super::sink::{DeliveryError, Record, Sink, Ticket};
-use crate::observe::metrics::Metrics;
+use crate::observe::kafka_stats::{BrokerStats, KafkaStats};
+use crate::observe::metrics::{FailReason, Metrics};
 
 /// Defaults tuned for ingest; every one can be overridden with `-X key=value`.
 pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
@@ -69,6 +70,12 @@ struct ProducerCtx {
 }
 
 impl ClientContext for ProducerCtx {
+    /// librdkafka's statistics (`statistics.interval.ms`), decoded by rdkafka: a few kept
+    /// for /metrics.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.set_kafka_stats(kafka_stats(&statistics));
+    }
+
     // librdkafka reports one failure both as a log line and as an error event, and repeats
     // it every reconnect: each distinct message is logged once per window (telemetry).
     fn error(&self, error: KafkaError, reason: &str) {
@@ -107,13 +114,17 @@ impl ProducerContext for ProducerCtx {
     fn delivery(&self, result: &DeliveryResult<'_>, token: usize) {
         let mut tally = Tally::default();
         let mut batcher = Batcher::default();
-        let (outcome, msg) = match result {
-            Ok(msg) => (Ok((msg.partition(), msg.offset())), msg),
-            Err((err, msg)) => (Err(delivery_error(err)), msg),
+        let (outcome, msg, reason) = match result {
+            Ok(msg) => (Ok((msg.partition(), msg.offset())), msg, None),
+            Err((err, msg)) => (
+                Err(delivery_error(err)),
+                msg,
+                Some(fail_reason(err.rdkafka_error_code())),
+            ),
         };
         // SAFETY: the message is valid for the duration of the callback.
         let latency = unsafe { rdsys::rd_kafka_message_latency(msg.ptr()) };
-        tally.add(&self.metrics, outcome.is_ok(), latency);
+        tally.add(&self.metrics, reason, latency);
         tally.commit(&self.metrics);
         batcher.push(token as u64, outcome);
         batcher.flush();
@@ -125,17 +136,26 @@ impl ProducerContext for ProducerCtx {
 struct Tally {
     records: usize,
     delivered: u64,
-    failed: u64,
+    /// Failed records by reason (`FailReason::ALL` order).
+    failed: [u64; FailReason::ALL.len()],
 }
 
 impl Tally {
-    fn add(&mut self, metrics: &Metrics, ok: bool, latency_us: i64) {
+    /// One report: delivered (`failed` None) or failed for that reason.
+    fn add(&mut self, metrics: &Metrics, failed: Option<FailReason>, latency_us: i64) {
         self.records += 1;
-        if ok {
-            self.delivered += 1;
-            metrics.delivery_latency(Duration::from_micros(latency_us.max(0) as u64));
-        } else {
-            self.failed += 1;
+        match failed {
+            None => {
+                self.delivered += 1;
+                metrics.delivery_latency(Duration::from_micros(latency_us.max(0) as u64));
+            }
+            Some(reason) => {
+                let i = FailReason::ALL
+                    .iter()
+                    .position(|&r| r == reason)
+                    .unwrap_or(0);
+                self.failed[i] += 1;
+            }
         }
     }
 
@@ -149,9 +169,11 @@ impl Tally {
         metrics
             .records_delivered
             .fetch_add(self.delivered, Ordering::Relaxed);
-        metrics
-            .records_failed
-            .fetch_add(self.failed, Ordering::Relaxed);
+        for (reason, &n) in FailReason::ALL.iter().zip(&self.failed) {
+            if n > 0 {
+                metrics.records_failed(*reason, n);
+            }
+        }
         *self = Tally::default();
     }
 }
@@ -293,13 +315,18 @@ impl KafkaSink {
                     break;
                 }
                 let m = unsafe { &*msg };
-                let outcome = if m.err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    Ok((m.partition, m.offset))
-                } else {
-                    Err(delivery_error(&KafkaError::MessageProduction(m.err.into())))
-                };
+                let (outcome, reason) =
+                    if m.err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                        (Ok((m.partition, m.offset)), None)
+                    } else {
+                        let code: RDKafkaErrorCode = m.err.into();
+                        (
+                            Err(delivery_error(&KafkaError::MessageProduction(code))),
+                            Some(fail_reason(Some(code))),
+                        )
+                    };
                 let latency = unsafe { rdsys::rd_kafka_message_latency(msg) };
-                tally.add(&self.metrics, outcome.is_ok(), latency);
+                tally.add(&self.metrics, reason, latency);
                 // The opaque is the record's token (`Ticket::token`), put there by `send`.
                 batcher.push(m._private as usize as u64, outcome);
             },
@@ -316,6 +343,14 @@ impl KafkaSink {
                 self.producer
                     .context()
                     .error(KafkaError::Global(code.into()), &reason);
+            }
+            rdsys::RD_KAFKA_EVENT_STATS => {
+                let json = unsafe { rdsys::rd_kafka_event_stats(ev) };
+                if !json.is_null() {
+                    let json = unsafe { std::ffi::CStr::from_ptr(json) };
+                    // rdkafka decodes it (logging a report it cannot) and calls `stats`.
+                    self.producer.context().stats_raw(json.to_bytes());
+                }
             }
             _ => {}
         }
@@ -399,5 +434,120 @@ fn delivery_error(err: &KafkaError) -> DeliveryError {
         Some(RDKafkaErrorCode::MessageTimedOut) => DeliveryError::Timeout,
         Some(code) => DeliveryError::Failed(format!("{code:?}")),
         None => DeliveryError::Failed(err.to_string()),
+    }
+}
+
+/// The `reason` label of a failed record: librdkafka's error codes onto a small fixed set.
+fn fail_reason(code: Option<RDKafkaErrorCode>) -> FailReason {
+    use RDKafkaErrorCode as E;
+    match code {
+        Some(E::MessageTimedOut | E::RequestTimedOut | E::OperationTimedOut) => FailReason::Timeout,
+        Some(E::QueueFull) => FailReason::QueueFull,
+        Some(
+            E::BrokerNotAvailable
+            | E::LeaderNotAvailable
+            | E::NotLeaderForPartition
+            | E::BrokerTransportFailure
+            | E::AllBrokersDown
+            | E::NetworkException
+            | E::BrokerDestroy,
+        ) => FailReason::BrokerUnavailable,
+        Some(E::MessageSizeTooLarge | E::InvalidMessageSize | E::MessageBatchTooLarge) => {
+            FailReason::TooLarge
+        }
+        Some(E::NotEnoughReplicas | E::NotEnoughReplicasAfterAppend) => {
+            FailReason::NotEnoughReplicas
+        }
+        Some(E::UnknownPartition | E::UnknownTopicOrPartition | E::UnknownTopic) => {
+            FailReason::UnknownPartition
+        }
+        _ => FailReason::Other,
+    }
+}
+
+/// The figures /metrics keeps from one librdkafka statistics report: per broker (real
+/// ones: not the internal or logical handles), the client's sent messages, and the
+/// produce batch mean over all topics (weighted by each topic's batch count).
+fn kafka_stats(st: &rdkafka::Statistics) -> KafkaStats {
+    let us = |v: i64| v as f64 / 1e6;
+    let mut brokers: Vec<BrokerStats> = st
+        .brokers
+        .values()
+        .filter(|b| b.source != "internal" && b.source != "logical")
+        .map(|b| {
+            let rtt = b.rtt.as_ref().filter(|w| w.cnt > 0);
+            BrokerStats {
+                name: b.name.clone(),
+                rtt_avg_seconds: rtt.map(|w| us(w.avg)),
+                rtt_p99_seconds: rtt.map(|w| us(w.p99)),
+                outbuf_requests: b.outbuf_cnt,
+                outbuf_messages: b.outbuf_msg_cnt,
+                waitresp_requests: b.waitresp_cnt,
+                waitresp_messages: b.waitresp_msg_cnt,
+                tx_requests: b.tx,
+                request_timeouts: b.req_timeouts,
+            }
+        })
+        .collect();
+    brokers.sort_by(|a, b| a.name.cmp(&b.name));
+    let (mut bytes, mut msgs, mut batches) = (0i64, 0i64, 0i64);
+    for t in st.topics.values() {
+        bytes += t.batchsize.sum;
+        msgs += t.batchcnt.sum;
+        batches += t.batchsize.cnt;
+    }
+    let mean = |total: i64| (batches > 0).then(|| total as f64 / batches as f64);
+    KafkaStats {
+        brokers,
+        tx_messages: st.txmsgs.max(0) as u64,
+        batch_bytes_avg: mean(bytes),
+        batch_messages_avg: mean(msgs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_are_a_fixed_set() {
+        use RDKafkaErrorCode as E;
+        let cases = [
+            (Some(E::MessageTimedOut), FailReason::Timeout),
+            (Some(E::QueueFull), FailReason::QueueFull),
+            (Some(E::AllBrokersDown), FailReason::BrokerUnavailable),
+            (
+                Some(E::NotLeaderForPartition),
+                FailReason::BrokerUnavailable,
+            ),
+            (Some(E::MessageSizeTooLarge), FailReason::TooLarge),
+            (Some(E::NotEnoughReplicas), FailReason::NotEnoughReplicas),
+            (
+                Some(E::UnknownTopicOrPartition),
+                FailReason::UnknownPartition,
+            ),
+            (Some(E::TopicAuthorizationFailed), FailReason::Other),
+            (None, FailReason::Other),
+        ];
+        for (code, want) in cases {
+            assert_eq!(fail_reason(code), want, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn tally_counts_failures_by_reason() {
+        let m = Metrics::default();
+        let mut t = Tally::default();
+        m.records_inflight.store(3, Ordering::Relaxed);
+        t.add(&m, None, 1500);
+        t.add(&m, Some(FailReason::Timeout), 0);
+        t.add(&m, Some(FailReason::Timeout), 0);
+        t.commit(&m);
+        assert_eq!(m.records_failed_total(), 2);
+        assert_eq!(m.records_delivered.load(Ordering::Relaxed), 1);
+        assert_eq!(m.records_inflight.load(Ordering::Relaxed), 0);
+        let text = m.render(&[], 0, true);
+        assert!(text.contains("gateway_records_failed_total{reason=\"timeout\"} 2\n"));
+        assert!(text.contains("gateway_records_failed_total{reason=\"other\"} 0\n"));
     }
 }

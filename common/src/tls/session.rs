@@ -17,7 +17,8 @@ use rustls::{HandshakeKind, ServerConnection};
 
 use super::Setup;
 use crate::conn::Conn;
-use crate::observe::metrics::{Metrics, TlsFailure};
+use crate::observe::metrics::Metrics;
+use crate::observe::tls_metrics::TlsFailure;
 use crate::policy::config::IDLE_BUFFER_FLOOR;
 
 /// A written ciphertext buffer at most this large is kept for the next write.

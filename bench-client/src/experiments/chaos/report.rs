@@ -261,7 +261,7 @@ fn gateway_section(s: &mut String, g: &GatewayChaos) {
         s,
         "Gateway counters at the end: delivered {}, failed {}, rejected {}.\n",
         metric(&g.metrics_end, "gateway_records_delivered_total"),
-        metric(&g.metrics_end, "gateway_records_failed_total"),
+        metric_sum(&g.metrics_end, "gateway_records_failed_total"),
         metric(&g.metrics_end, "gateway_records_rejected_total"),
     );
     let _ = writeln!(
@@ -273,6 +273,22 @@ fn gateway_section(s: &mut String, g: &GatewayChaos) {
 
 fn metric(m: &BTreeMap<String, f64>, k: &str) -> String {
     m.get(k).map_or("-".into(), |v| format!("{v:.0}"))
+}
+
+/// A family's series summed over its labels (`gateway_records_failed_total{reason=…}`;
+/// older reports stored it unlabelled).
+fn metric_sum(m: &BTreeMap<String, f64>, family: &str) -> String {
+    let labelled = format!("{family}{{");
+    let values: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| k.as_str() == family || k.starts_with(&labelled))
+        .map(|(_, v)| *v)
+        .collect();
+    if values.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.0}", values.iter().sum::<f64>())
+    }
 }
 
 #[cfg(test)]
