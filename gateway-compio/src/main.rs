@@ -42,23 +42,23 @@ struct Args {
     gateway: GatewayArgs,
 
     /// io_uring submission queue entries per thread (the polling driver's event capacity).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "GATEWAY_RING_ENTRIES", default_value_t = 4096)]
     ring_entries: u32,
 
     /// io_uring completion queue entries per thread (default: 2 x --ring-entries).
-    #[arg(long)]
+    #[arg(long, env = "GATEWAY_CQ_ENTRIES")]
     cq_entries: Option<u32>,
 
     /// io_uring setup flags to request.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, env = "GATEWAY_SETUP_FLAGS", value_enum, default_value = "auto")]
     setup_flags: SetupFlags,
 
     /// Which compio driver to use.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, env = "GATEWAY_DRIVER", value_enum, default_value = "auto")]
     driver: DriverChoice,
 
     /// Refuse to start when io_uring is unavailable instead of falling back to polling.
-    #[arg(long, conflicts_with = "driver")]
+    #[arg(long, env = "GATEWAY_REQUIRE_IO_URING", conflicts_with = "driver")]
     require_io_uring: bool,
 }
 
@@ -149,4 +149,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         |rt, listener, ctx| rt.block_on(server::serve(listener, ctx)),
     )?;
     gateway.wait(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let missing = common::process::args::flags_without_env(&super::Args::command());
+        assert!(
+            missing.is_empty(),
+            "flags without a GATEWAY_* environment variable: {missing:?}"
+        );
+    }
 }

@@ -31,7 +31,7 @@ struct Args {
     gateway: GatewayArgs,
 
     /// Threading model.
-    #[arg(long, value_enum, default_value = "multi")]
+    #[arg(long, env = "GATEWAY_FLAVOR", value_enum, default_value = "multi")]
     flavor: Flavor,
 }
 
@@ -98,4 +98,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     gateway.wait(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let missing = common::process::args::flags_without_env(&super::Args::command());
+        assert!(
+            missing.is_empty(),
+            "flags without a GATEWAY_* environment variable: {missing:?}"
+        );
+    }
 }

@@ -45,7 +45,7 @@ struct Args {
 
     /// io_uring submission queue entries per thread, rounded up to a power of two (the
     /// completion queue gets twice as many).
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=32768))]
+    #[arg(long, env = "GATEWAY_RING_ENTRIES", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=32768))]
     ring_entries: u32,
 }
 
@@ -102,4 +102,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         |rt, listener, ctx| rt.block_on(server::serve(listener, ctx)),
     )?;
     gateway.wait(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let missing = common::process::args::flags_without_env(&super::Args::command());
+        assert!(
+            missing.is_empty(),
+            "flags without a GATEWAY_* environment variable: {missing:?}"
+        );
+    }
 }

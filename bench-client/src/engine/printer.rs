@@ -1,9 +1,10 @@
 //! The human summary printed after a run ([`summary`]): the scenario, what came back,
-//! how the client fared, the stalls. Reads a [`RunResult`] only; the same text for a run
+//! how the client fared, what bound the run and why, the stalls. Reads a [`RunResult`] only; the same text for a run
 //! just made and for a file read back.
 
 use std::fmt::Write as _;
 
+use crate::engine::analysis::bound::Binding;
 use crate::engine::analysis::stats::HistSummary;
 use crate::engine::config::{Format, Mode};
 use crate::engine::result::RunResult;
@@ -36,6 +37,7 @@ pub fn summary(r: &RunResult) -> String {
     scenario(&mut s, r);
     outcome(&mut s, r);
     client(&mut s, r);
+    let _ = writeln!(s, "{}", binding_line(&r.binding));
     stalls(&mut s, r);
     if r.config.collect_acks {
         let _ = writeln!(s, "acked      {} ids", r.acked);
@@ -204,6 +206,16 @@ fn client(s: &mut String, r: &RunResult) {
     }
 }
 
+/// What bound the run (gateway, client, broker, ...) and the signals that decided it; a
+/// result file older than the classification says so.
+fn binding_line(b: &Binding) -> String {
+    if b.reasons.is_empty() {
+        format!("bound      {} (no signals recorded)", b.bound)
+    } else {
+        format!("bound      {}: {}", b.bound, b.reasons.join("; "))
+    }
+}
+
 /// The stalls, one line each.
 fn stalls(s: &mut String, r: &RunResult) {
     if r.stalls.is_empty() {
@@ -226,5 +238,31 @@ fn stalls(s: &mut String, r: &RunResult) {
                 st.connect_exhaustion
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::analysis::bound::Bound;
+
+    #[test]
+    fn binding_line_names_the_constraint_and_its_reasons() {
+        let b = Binding {
+            bound: Bound::Gateway,
+            reasons: vec!["gateway CPUs 97%".into(), "client CPU 41%".into()],
+        };
+        assert_eq!(
+            binding_line(&b),
+            "bound      gateway: gateway CPUs 97%; client CPU 41%"
+        );
+        let old = Binding {
+            bound: Bound::Unknown,
+            reasons: vec![],
+        };
+        assert_eq!(
+            binding_line(&old),
+            "bound      unknown (no signals recorded)"
+        );
     }
 }

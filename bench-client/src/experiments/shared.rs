@@ -18,8 +18,8 @@ pub struct ExperimentArgs {
     /// Gateway I/O threads (the gateways' `--threads`; default: per experiment).
     #[arg(long, value_name = "N")]
     pub gateway_threads: Option<usize>,
-    /// Client worker threads (default: per experiment).
-    #[arg(long, value_name = "N")]
+    /// Client worker threads (default: per experiment); `-t` as in `run`.
+    #[arg(short = 't', long, value_name = "N")]
     pub client_threads: Option<usize>,
     /// librdkafka producer property for every gateway, repeatable (`-X linger.ms=5`); the
     /// gateways' own `-X`.
@@ -123,7 +123,7 @@ mod tests {
             "acks=all",
             "--gateway-threads",
             "2",
-            "--client-threads",
+            "-t",
             "1",
             "-q",
         ])

@@ -1,25 +1,53 @@
-//! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), and the
-//! rate limiter that keeps librdkafka's repeated errors to one line per event and window.
+//! Logging: `tracing` to stderr as text or JSON lines ([`LogFormat`]), filtered by
+//! `RUST_LOG` (default `info`), and the rate limiter that keeps librdkafka's repeated
+//! errors to one line per event and window.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (`... INFO common::process::sys: listening on ADDR`).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`, `target`, the
+    /// event's fields flattened (the text is `message`) and the connection's span.
+    Json,
+}
+
+/// Text logs (the programs without a `--log-format`: kafka-mock, producer-bench).
 pub fn init() {
+    init_with(LogFormat::Text);
+}
+
+/// Installs the process's subscriber: stderr, `RUST_LOG` (default `info`), `format`.
+pub fn init_with(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         // On a failed write (stderr's reader gone: a closed pipe, a dead log collector)
         // tracing-subscriber would report it with `eprintln!`, which panics on the same
         // closed stderr and kills the thread that logged: the signal thread among them,
         // after which SIGTERM no longer shuts the process down. Lost log lines are the
         // lesser harm.
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // `message` at the top level next to the other fields, as log shippers expect; no
+        // colour codes inside JSON strings.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .try_init(),
+    };
 }
 
 /// How often one librdkafka message may be logged; repeats in between are counted and

@@ -44,7 +44,7 @@ const MIN_FLUSH: Duration = Duration::from_secs(5);
 impl Gateway {
     /// Everything before binding: logging, limits, Kafka, producer, signals.
     pub fn start(args: &GatewayArgs, info: RuntimeInfo) -> anyhow::Result<Gateway> {
-        crate::observe::telemetry::init();
+        crate::observe::telemetry::init_with(args.log_format);
         let config = Config::from_args(args)?;
         check_faults(&config.faults, info.runtime)?;
         let tls = args.tls_setup()?.map(Arc::new);

@@ -5,11 +5,12 @@
 //! here must mean exactly the same thing on every runtime.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::observe::telemetry::LogFormat;
 use crate::policy::ack::AckMode;
 use crate::policy::config::{Config, Fault, Limits, SinkKind};
 use crate::publish::token::SEQ_MASK;
@@ -108,14 +109,22 @@ pub struct GatewayArgs {
     #[arg(long, env = "GATEWAY_FD_LIMIT")]
     pub fd_limit: Option<u64>,
 
+    /// Log lines on stderr: `text`, or `json` (one JSON object per line, the text in
+    /// `message`) for log shippers.
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// librdkafka producer property, repeatable (as kcat's -X), e.g. `-X linger.ms=5`.
-    /// Secrets belong in --producer-config FILE or in GATEWAY_X_<PROPERTY> environment
-    /// variables (`GATEWAY_X_SASL_PASSWORD` sets sasl.password), not here.
+    /// Environment form: one variable per property, GATEWAY_X_<PROPERTY>
+    /// (`GATEWAY_X_LINGER_MS=5`), or GATEWAY_X_<PROPERTY>_FILE naming a file that holds the
+    /// value (`GATEWAY_X_SASL_PASSWORD_FILE=/run/secrets/pw`). Secrets belong in
+    /// --producer-config FILE or in those variables, not here (the process list shows -X).
     #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_kv)]
     pub producer_props: Vec<(String, String)>,
 
-    /// Reproduce a faulty behaviour on purpose (see the stall lab). Repeatable.
-    #[arg(long, value_enum)]
+    /// Reproduce a faulty behaviour on purpose (see the stall lab). Repeatable, or
+    /// comma-separated.
+    #[arg(long, env = "GATEWAY_FAULT", value_enum, value_delimiter = ',')]
     pub fault: Vec<Fault>,
 
     /// Serve HTTPS and WSS: the certificate chain, PEM (leaf first). Needs --tls-key.
@@ -193,30 +202,97 @@ pub type Properties = Vec<(String, String)>;
 /// Prefix of environment variables that set librdkafka properties.
 pub const ENV_PROPERTY_PREFIX: &str = "GATEWAY_X_";
 
-/// librdkafka properties from environment variables named `GATEWAY_X_<PROPERTY>`: the rest
-/// of the name lower-cased, `_` read as `.` and `__` as `_` (the Confluent images' scheme),
-/// so `GATEWAY_X_SASL_PASSWORD` sets `sasl.password`. Sorted by property name.
+/// Suffix of an environment variable that names a file holding the value (Docker and
+/// Kubernetes secrets): `GATEWAY_X_SASL_PASSWORD_FILE=/run/secrets/pw`.
+pub const ENV_FILE_SUFFIX: &str = "_FILE";
+
+/// Largest value file read through a `*_FILE` variable: a secret, not a data set.
+pub const MAX_VALUE_FILE: u64 = 64 * 1024;
+
+/// The property a `GATEWAY_X_` variable's rest of name means: lower-cased, `_` read as `.`
+/// and `__` as `_` (the Confluent images' scheme).
+fn property_name(name: &str) -> String {
+    name.to_ascii_lowercase()
+        .split("__")
+        .map(|part| part.replace('_', "."))
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// librdkafka properties from environment variables named `GATEWAY_X_<PROPERTY>`, so
+/// `GATEWAY_X_SASL_PASSWORD` sets `sasl.password` (see `property_name`), and from
+/// `GATEWAY_X_<PROPERTY>_FILE`, whose value names a file holding the property's value (its
+/// one trailing newline dropped), so `GATEWAY_X_SASL_PASSWORD_FILE=/run/secrets/pw` sets
+/// `sasl.password` to the file's contents. One property set both ways, an unreadable file
+/// or one over [`MAX_VALUE_FILE`] bytes is an error. Sorted by property name.
 pub fn properties_from_env(
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Vec<(String, String)> {
-    let mut props: Vec<(String, String)> = vars
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix(ENV_PROPERTY_PREFIX)?;
-            if name.is_empty() {
-                return None;
-            }
-            let key = name
-                .to_ascii_lowercase()
-                .split("__")
-                .map(|part| part.replace('_', "."))
-                .collect::<Vec<_>>()
-                .join("_");
-            Some((key, v))
+) -> anyhow::Result<Properties> {
+    // property -> (variable, value)
+    let mut props: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (var, v) in vars {
+        let Some(name) = var.strip_prefix(ENV_PROPERTY_PREFIX) else {
+            continue;
+        };
+        let (name, value) = match name.strip_suffix(ENV_FILE_SUFFIX) {
+            Some(n) if !n.is_empty() => (n, read_value_file(&var, Path::new(&v))?),
+            _ => (name, v),
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let key = property_name(name);
+        if let Some((other, _)) = props.get(&key) {
+            anyhow::bail!("{other} and {var} both set {key}: set one");
+        }
+        props.insert(key, (var, value));
+    }
+    Ok(props.into_iter().map(|(k, (_, v))| (k, v)).collect())
+}
+
+/// The value in the file a `*_FILE` variable names.
+fn read_value_file(var: &str, path: &Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("{var}={}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_VALUE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(&e))?;
+    if bytes.len() as u64 > MAX_VALUE_FILE {
+        return Err(fail(&format_args!(
+            "larger than {MAX_VALUE_FILE} bytes: not a value file"
+        )));
+    }
+    let mut text = String::from_utf8(bytes).map_err(|_| fail(&"not UTF-8 text"))?;
+    // `echo secret > file` and most secret stores end the file with one newline that is
+    // not part of the value.
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
+/// Flags of a gateway's command line that have no `GATEWAY_*` environment variable, as
+/// `--name`, for the test every gateway binary runs. Help and version are exempt, and so is
+/// `-X`, whose environment form is one variable per property ([`properties_from_env`]).
+pub fn flags_without_env(cmd: &clap::Command) -> Vec<String> {
+    cmd.get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        .filter(|a| a.get_short() != Some('X'))
+        .filter(|a| {
+            !a.get_env()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.starts_with("GATEWAY_"))
         })
-        .collect();
-    props.sort();
-    props
+        .map(|a| match a.get_long() {
+            Some(l) => format!("--{l}"),
+            None => a.get_id().to_string(),
+        })
+        .collect()
 }
 
 /// Merges property lists, later lists overriding earlier ones key by key.
@@ -266,7 +342,23 @@ impl GatewayArgs {
             Some(p) => read_properties_file(p)?,
             None => Vec::new(),
         };
-        let env = properties_from_env(std::env::vars());
+        // `std::env::vars` panics on a variable that is not Unicode: one that is not ours is
+        // skipped, one of ours is an error.
+        let mut vars = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            let Some(k) = k
+                .into_string()
+                .ok()
+                .filter(|k| k.starts_with(ENV_PROPERTY_PREFIX))
+            else {
+                continue;
+            };
+            let v = v
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{k}: the value is not UTF-8 text"))?;
+            vars.push((k, v));
+        }
+        let env = properties_from_env(vars)?;
         let mut props = merge_properties(&[&file, &env, &self.producer_props]);
         let mut from_props = None;
         props.retain(|(k, v)| {
@@ -398,13 +490,127 @@ mod tests {
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
         assert_eq!(
-            properties_from_env(vars),
+            properties_from_env(vars).unwrap(),
             vec![
                 ("linger.ms".to_string(), "5".to_string()),
                 ("sasl.password".to_string(), "s3cret".to_string()),
                 ("some_odd.name".to_string(), "1".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn property_values_from_files() {
+        let dir = std::env::temp_dir().join(format!("gw-envfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let pw = file("pw", b"s3cret\n");
+        let crlf = file("crlf", b"u\r\n");
+        let two = file("two", b"a\n\n");
+        let vars = vec![
+            ("GATEWAY_X_SASL_PASSWORD_FILE".to_string(), pw.clone()),
+            ("GATEWAY_X_SASL_USERNAME_FILE".to_string(), crlf),
+            ("GATEWAY_X_CLIENT_ID_FILE".to_string(), two),
+            ("GATEWAY_X_LINGER_MS".to_string(), "5".to_string()),
+        ];
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            properties_from_env(vars).unwrap(),
+            vec![
+                kv("client.id", "a\n"),
+                kv("linger.ms", "5"),
+                kv("sasl.password", "s3cret"),
+                kv("sasl.username", "u"),
+            ]
+        );
+        // One property both ways: refused, naming both variables.
+        let e = properties_from_env([
+            ("GATEWAY_X_SASL_PASSWORD".to_string(), "x".to_string()),
+            ("GATEWAY_X_SASL_PASSWORD_FILE".to_string(), pw),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("GATEWAY_X_SASL_PASSWORD and GATEWAY_X_SASL_PASSWORD_FILE")
+                && e.contains("sasl.password"),
+            "{e}"
+        );
+        // A missing file, a file too large to be a value, bytes that are not text.
+        let missing = dir.join("nope").to_str().unwrap().to_string();
+        let big = file("big", &vec![b'a'; MAX_VALUE_FILE as usize + 1]);
+        let binary = file("bin", &[0xff, 0xfe]);
+        for (path, says) in [
+            (missing, "No such file"),
+            (big, "larger than"),
+            (binary, "not UTF-8"),
+        ] {
+            let e = properties_from_env([("GATEWAY_X_SSL_KEY_PASSWORD_FILE".to_string(), path)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("GATEWAY_X_SSL_KEY_PASSWORD_FILE=") && e.contains(says),
+                "{e}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flags_without_an_environment_variable_are_listed() {
+        use clap::{CommandFactory, Parser};
+        #[derive(Parser)]
+        #[command(version)]
+        struct Cli {
+            #[command(flatten)]
+            g: GatewayArgs,
+            #[arg(long, env = "GATEWAY_RING")]
+            ring: Option<u32>,
+            #[arg(long)]
+            bare: bool,
+            #[arg(long, env = "OTHER_PREFIX")]
+            other: Option<u32>,
+        }
+        assert_eq!(
+            flags_without_env(&Cli::command()),
+            ["--bare", "--other"].map(String::from)
+        );
+        // The shared flags alone: none missing (-X is exempt, its form is GATEWAY_X_*).
+        #[derive(Parser)]
+        struct Shared {
+            #[command(flatten)]
+            g: GatewayArgs,
+        }
+        assert!(flags_without_env(&Shared::command()).is_empty());
+    }
+
+    #[test]
+    fn log_format_and_faults_from_the_command_line() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            g: GatewayArgs,
+        }
+        let cli = Cli::try_parse_from(["gw"]).unwrap();
+        assert_eq!(cli.g.log_format, LogFormat::Text);
+        let cli = Cli::try_parse_from([
+            "gw",
+            "--log-format",
+            "json",
+            "--fault",
+            "blocking-produce,accept-exit-on-error",
+        ])
+        .unwrap();
+        assert_eq!(cli.g.log_format, LogFormat::Json);
+        assert_eq!(
+            cli.g.fault,
+            [Fault::BlockingProduce, Fault::AcceptExitOnError]
+        );
+        assert!(Cli::try_parse_from(["gw", "--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub struct RunArgs {
     /// the URL's path is an error.
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
-    /// HTTP keep-alive: requests in flight per connection (written back to back, answered in order).
+    /// HTTP keep-alive: requests in flight per connection (written back to back, answered in
+    /// order). 1, as wrk and oha: each latency is one request's own, not its wait behind a
+    /// pipeline (soak has 8 and chaos 32 for their own loads: see their --help).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
     /// WebSocket: unresolved messages per connection.
@@ -100,7 +102,8 @@ pub struct RunArgs {
     /// Tokio worker threads of the client (default: half the CPUs).
     #[arg(short = 't', long = "client-threads", alias = "threads")]
     pub threads: Option<usize>,
-    /// Per-request (and per-connect) timeout.
+    /// Per-request (and per-connect) timeout: a slower answer is an error, not a latency
+    /// (chaos has 15s, to outlast its faults).
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
     /// A window this long without progress while waiting is a stall.

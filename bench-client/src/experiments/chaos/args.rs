@@ -14,7 +14,7 @@ pub struct ChaosArgs {
     pub shared: ExperimentArgs,
     /// Measured run time per gateway; the faults are spread over it (all four need 30s;
     /// 40s leaves more room to watch each recovery; leaders alone: 10s).
-    #[arg(long, value_parser = parse_duration, default_value = "40s")]
+    #[arg(short = 'd', long, value_parser = parse_duration, default_value = "40s")]
     pub duration: Duration,
     /// Faults to inject, in this order (comma-separated): outage (every broker down 5 s),
     /// rtt (added round-trip time on broker 1), produce-errors, leaders (every partition's
@@ -27,13 +27,19 @@ pub struct ChaosArgs {
     )]
     pub faults: Vec<FaultKind>,
     /// Open-loop rate (requests/s). Keep rate x duration within the mock's retention
-    /// (~100k records / 5 MB per partition, 4 partitions).
-    #[arg(long, default_value_t = 2000.0)]
+    /// (~100k records / 5 MB per partition, 4 partitions). Always open loop here: a fault
+    /// must not lower the offered load, as a closed loop's would.
+    #[arg(short = 'R', long, value_name = "PER_SEC", default_value_t = 2000.0)]
     pub rate: f64,
-    /// Concurrent keep-alive connections.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent keep-alive connections. Fewer than run's and soak's 16: chaos loads the
+    /// Kafka path through faults, not the accept path, so it holds few sockets and many
+    /// requests on each (see --pipeline).
+    #[arg(short = 'c', long, default_value_t = 8)]
     pub connections: usize,
-    /// Requests in flight per connection.
+    /// Requests in flight per connection. 32, where run has 1 and soak 8: at ack=kafka each
+    /// request waits for its delivery report, which the outage and the added RTT hold back
+    /// for hundreds of milliseconds to seconds; the open loop needs that many in flight
+    /// (rate x latency) to keep its schedule meanwhile.
     #[arg(long, default_value_t = 32)]
     pub pipeline: usize,
     /// Record value size in bytes, or a range LOW..HIGH.
@@ -55,7 +61,9 @@ pub struct ChaosArgs {
     /// transport errors).
     #[arg(long, default_value_t = 60)]
     pub produce_errors: u64,
-    /// Client per-request timeout.
+    /// Client per-request timeout. 15s, where run has 10s: longer than the outage (5s)
+    /// plus --message-timeout, so a request held through a fault is judged by the gateway's
+    /// answer (an ack or a 503), never cut off by the client.
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub timeout: Duration,
     /// Old name of --client-threads.

@@ -34,7 +34,7 @@ pub struct CompareArgs {
     #[arg(long, alias = "runs")]
     pub repeats: Option<usize>,
     /// Measured time of each load run and search step (default 2s; --quick: 1s).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(short = 'd', long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Warmup of each load run and search step, excluded from every figure (default 500ms).
     #[arg(long, value_parser = parse_duration)]

@@ -12,7 +12,7 @@ pub struct SoakArgs {
     #[command(flatten)]
     pub shared: ExperimentArgs,
     /// Soak time per gateway (after the probe and warmup), e.g. 10m, 2m, 90s.
-    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    #[arg(short = 'd', long, value_parser = parse_duration, default_value = "10m")]
     pub duration: Duration,
     /// Kafka bootstrap servers; default: a fresh kafka-mock per gateway.
     #[arg(long)]
@@ -21,7 +21,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 0.8)]
     pub fraction: f64,
     /// Fixed open-loop rate (requests/s) instead of probing the maximum.
-    #[arg(long, value_name = "PER_SEC")]
+    #[arg(short = 'R', long, value_name = "PER_SEC")]
     pub rate: Option<f64>,
     /// Closed-loop probe of the maximum throughput.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
@@ -32,9 +32,11 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 1000)]
     pub reconnect_after: u64,
     /// Concurrent keep-alive connections.
-    #[arg(long, default_value_t = 16)]
+    #[arg(short = 'c', long, default_value_t = 16)]
     pub connections: usize,
-    /// Requests in flight per connection (probe and soak).
+    /// Requests in flight per connection (probe and soak). 8, where run has 1: the probe is
+    /// a closed loop over --connections, and with one request in flight per connection the
+    /// window, not the gateway, would bound the maximum the soak is a fraction of.
     #[arg(long, default_value_t = 8)]
     pub pipeline: usize,
     /// Record value size in bytes, or a range LOW..HIGH.

@@ -22,7 +22,7 @@ pub struct StallLabArgs {
     #[arg(long, alias = "runs", default_value_t = 3)]
     pub repeats: usize,
     /// Length of each run's measured phase.
-    #[arg(long, default_value = "4s", value_parser = crate::engine::config::parse_duration)]
+    #[arg(short = 'd', long, default_value = "4s", value_parser = crate::engine::config::parse_duration)]
     pub duration: Duration,
     /// CPU pinning: `auto` (on 2 cores: gateway on CPU 1, client and kafka-mock on CPU 0),
     /// `none`, or explicit `GATEWAY/CLIENT` CPU lists such as `1/0`.
