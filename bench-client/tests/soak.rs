@@ -63,9 +63,12 @@ fn soak_samples_every_second_without_stalls() {
 
     // A sample every second over the whole run (16 s with warmup).
     assert!(g.samples.len() >= 15, "{} samples", g.samples.len());
+    // The sampler keeps a 1 s schedule: a sample delayed on a loaded machine is followed by
+    // a shorter gap as it catches up (seen: 1.22 s then 0.78 s), so the bounds only catch a
+    // missed second (> 1.5 s) or a doubled sample (< 0.5 s).
     for w in g.samples.windows(2) {
         let dt = w[1].t_s - w[0].t_s;
-        assert!((0.8..=1.5).contains(&dt), "samples {dt:.3} s apart: {w:?}");
+        assert!((0.5..=1.5).contains(&dt), "samples {dt:.3} s apart: {w:?}");
     }
     assert!(g.samples.iter().all(|s| s.rss_kib > 0 && s.fds > 0));
     assert!(g.samples.iter().any(|s| s.connections_open.is_some()));
