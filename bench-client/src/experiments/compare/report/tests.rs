@@ -143,6 +143,7 @@ fn search_runs(plan: &Plan) -> Vec<RunRecord> {
                 gateway_version: None,
                 error: None,
                 wall_s: 1.0,
+                attempts: 1,
             });
         }
     }
@@ -176,6 +177,7 @@ fn round_run(plan: &Plan, sl: Slot) -> RunRecord {
         gateway_version: Some("gateway-x 0.1.0".into()),
         error: None,
         wall_s: 3.0,
+        attempts: 1,
     };
     let k = (sl.variant + 1) as f64;
     match sc.shape {
@@ -255,6 +257,7 @@ fn manifest(plan: &Plan) -> CompareManifest {
         client_threads: 1,
         client_procs: 1,
         syscalls_missing: None,
+        retries: None,
         gateway_args: vec!["--threads".into(), "1".into()],
         kafka: "kafka-mock".into(),
         bootstrap: "127.0.0.1:9092".into(),
