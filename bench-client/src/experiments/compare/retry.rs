@@ -45,9 +45,8 @@ impl RetryQueue {
     /// else is left to run; the caller then pauses first). Never the run just made while
     /// another one is queued.
     pub fn next(&mut self) -> Option<(Queued, bool)> {
-        let pos = usize::from(
-            self.queue.len() > 1 && self.queue.front().map(|q| q.slot) == self.last,
-        );
+        let pos =
+            usize::from(self.queue.len() > 1 && self.queue.front().map(|q| q.slot) == self.last);
         let q = self.queue.remove(pos)?;
         let follows_itself = self.last == Some(q.slot);
         self.last = Some(q.slot);
