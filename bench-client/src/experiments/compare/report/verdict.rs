@@ -201,7 +201,14 @@ pub(super) fn verdict_text(s: &Summary, cells: &Cells) -> String {
         ));
     }
     let lead = if out.is_empty() {
-        "**Verdict.** No maximum or cost cell has figures to compare.".to_string()
+        let any = cost.is_some() || s.plan.scenarios.iter().any(is_search);
+        if any {
+            "**Verdict.** No maximum or cost cell has figures to compare.".to_string()
+        } else {
+            "**Verdict.** This comparison has no maximum or cost scenario, so no gateway \
+             difference to judge: the tables below give its figures."
+                .to_string()
+        }
     } else {
         format!(
             "**Verdict.** Of {} comparisons with the reference, {} established (ranges over the \
