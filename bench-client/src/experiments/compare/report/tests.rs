@@ -522,4 +522,7 @@ fn the_verdict_says_stolen_figures_are_not_the_gateways() {
     assert!(v.contains("not the gateways'"), "{v}");
     assert!(v.contains("1 run(s) were re-run"), "{v}");
     assert!(v.contains("cells still carry one"), "{v}");
+    let machine = &md[md.find("## Machine and method").unwrap()..];
+    assert!(machine.contains("- cells that kept a round run with steal ≥ 15%"));
+    assert!(!markdown(&synthetic()).contains("cells that kept a round run with steal"));
 }

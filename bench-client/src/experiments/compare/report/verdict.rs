@@ -267,9 +267,30 @@ fn steal_sentence(s: &Summary, stolen: &BTreeMap<(String, String), usize>, n: us
             .collect();
         let _ = write!(t, "; cells still carrying one: {}.", cells.join(", "));
     } else {
-        let _ = write!(t, "; {} cells still carry one.", stolen.len());
+        let _ = write!(
+            t,
+            "; {} cells still carry one (listed under Machine and method).",
+            stolen.len()
+        );
     }
     t
+}
+
+/// The machine section's list of every cell that kept a run with steal (round runs), or
+/// `None` when none did.
+pub(super) fn stolen_cells_line(s: &Summary) -> Option<String> {
+    let (stolen, _) = stolen_runs(s);
+    (!stolen.is_empty()).then(|| {
+        let cells: Vec<String> = stolen
+            .iter()
+            .map(|((sc, v), k)| format!("{sc} × {v} ({k})"))
+            .collect();
+        format!(
+            "- cells that kept a round run with steal ≥ {:.0}% on the gateway's or the client's CPUs (runs): {}",
+            STEAL * 100.0,
+            cells.join(", ")
+        )
+    })
 }
 
 /// The verdict paragraph and a blank line.
