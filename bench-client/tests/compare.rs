@@ -93,7 +93,9 @@ fn run_tiny_compare(out: &std::path::Path) -> String {
     assert_eq!(
         stderr
             .lines()
-            .filter(|l| l.starts_with("[") && l.contains("] round 1/1 "))
+            .filter(|l| l.starts_with("[")
+                && l.contains("] round 1/1 ")
+                && !l.contains("(attempt "))
             .count(),
         16
     );
@@ -237,11 +239,20 @@ fn check_manifest(s: &Summary) {
         .contains("sink=\"null\""));
     assert!(m.producer_config.as_deref().unwrap().contains("acks"));
     assert!(m.machine.cpu_count > 0);
+    // --retries defaults to 2; a run made again keeps its last attempt (at most 3).
+    assert_eq!(m.retries, Some(2));
+    assert!(s.runs.iter().all(|r| (1..=3).contains(&r.attempts)));
 }
 
 /// report.md has every variant and no failure; every chart is an SVG. Returns report.md.
 fn check_report(out: &std::path::Path) -> String {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.lines()
+            .nth(2)
+            .is_some_and(|l| l.starts_with("**Verdict.**")),
+        "{md}"
+    );
     for v in ["tokio-multi", "compio", "tokio-multi/null", "compio/null"] {
         assert!(
             md.contains(&format!("| {v} |")),

@@ -39,6 +39,11 @@ pub struct CompareArgs {
     /// Warmup of each load run and search step, excluded from every figure (default 500ms).
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// Re-run a round run whose gateway or client CPUs had ≥ 15% hypervisor steal up to N
+    /// times, queued after the other runs (never back to back); the last attempt's figures
+    /// are kept and the attempts recorded. 0: never re-run.
+    #[arg(long, default_value_t = 2)]
+    pub retries: usize,
     /// Seed of the shuffled run order (default: from the clock; recorded in summary.json).
     #[arg(long)]
     pub seed: Option<u64>,

@@ -57,6 +57,7 @@ pub(super) fn new_record(
             .and_then(|d| d.version.lines().next().map(str::to_string)),
         error: None,
         wall_s: 0.0,
+        attempts: 1,
     }
 }
 

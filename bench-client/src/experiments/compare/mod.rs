@@ -16,7 +16,7 @@
 //! [`render`]) and [`report_dir`] (`bench-client report DIR`). Files: `args.rs`
 //! ([`CompareArgs`]), `run.rs` ([`compare`] in its steps), `execute.rs` (one search or one
 //! run against a gateway), `peers.rs` (external gateways), `producer.rs` (the bare
-//! producer), `procs.rs` (sharded client processes), `progress.rs` (progress lines),
+//! producer), `procs.rs` (sharded client processes), `progress.rs` (progress lines), `retry.rs` (which runs are made again for steal),
 //! `scenarios.rs` (the scenario matrix), `plan.rs` (the plan and the search logic),
 //! `summary.rs` (the result types), `cell.rs` (a cell's figures over its runs),
 //! `report/` (markdown), `charts.rs` (SVG). This file only wires them; none of them
@@ -32,6 +32,7 @@ pub mod procs;
 mod producer;
 mod progress;
 pub mod report;
+mod retry;
 mod run;
 pub mod scenarios;
 pub mod summary;

@@ -138,6 +138,7 @@ fn peer_record(peer: &PeerDesc, phase: Phase, round: usize, sc: &plan::Scenario)
         gateway_version: Some(format!("external: {}", peer.url)),
         error: None,
         wall_s: 0.0,
+        attempts: 1,
     }
 }
 

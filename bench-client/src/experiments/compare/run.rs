@@ -20,6 +20,7 @@ use super::peers;
 use super::plan::{self, Plan, Selection, Sink};
 use super::producer::bare_producer;
 use super::progress::{progress_line, steps_line};
+use super::retry::RetryQueue;
 use super::summary::{CompareManifest, GatewayDesc, PeerDesc, Phase, Summary, SUMMARY_VERSION};
 use crate::engine::probes::cost;
 use crate::engine::probes::manifest::Manifest;
@@ -351,6 +352,7 @@ fn new_summary(
             client_nofile: st.nofile,
             client_procs: usize::from(a.client_procs),
             syscalls_missing: None,
+            retries: Some(a.retries),
         },
         plan: st.plan.clone(),
         runs: Vec::new(),
@@ -381,7 +383,8 @@ fn search_phase(ctx: &RunCtx<'_>, summary: &mut Summary, overall: &mut Overall) 
 
 /// Phase 2: the rounds, every cell once per round in the plan's shuffled order, a fresh
 /// gateway process per run; the bare producer at the start of each round (when a variant
-/// produces to Kafka) and summary.json rewritten there.
+/// produces to Kafka) and summary.json rewritten there; then the runs with hypervisor
+/// steal made again (`--retries`, see `retry.rs`), each replacing its record.
 fn rounds_phase(
     a: &CompareArgs,
     st: &Setup,
@@ -394,8 +397,17 @@ fn rounds_phase(
     let has_kafka_sink = plan.variants.iter().any(|v| v.sink == Sink::Kafka);
     let producer_bin = lab::locate(&st.bin_dir, "producer-bench").ok();
     let mut last_round = usize::MAX;
-    for sl in plan.slots().iter() {
-        if sl.round != last_round {
+    let slots = plan.slots();
+    // Where each slot's record is in `summary.runs` (a re-run replaces it).
+    let mut at: Vec<Option<usize>> = vec![None; slots.len()];
+    let mut queue = RetryQueue::new(slots.len(), a.retries);
+    while let Some((q, follows_itself)) = queue.next() {
+        let sl = &slots[q.slot];
+        if follows_itself {
+            // Nothing else is left to put between the two attempts: give the host time.
+            std::thread::sleep(ALONE_PAUSE);
+        }
+        if q.attempt == 1 && sl.round != last_round {
             // Partial results survive an interrupted run.
             summary.write(out)?;
             last_round = sl.round;
@@ -439,18 +451,44 @@ fn rounds_phase(
         }
         rec.wall_s = t0.elapsed().as_secs_f64();
         note_first_start(summary, v, &rec, ctx);
-        overall.inc();
+        rec.attempts = q.attempt;
+        if q.attempt == 1 {
+            overall.inc();
+        }
+        let again = queue.done(q, rec.stolen(&st.pinning));
         overall.line(&format!(
-            "round {}/{} {:<13} {:<20} {}",
+            "round {}/{} {:<13} {:<20} {}{}",
             sl.round + 1,
             plan.repeats,
             sc.id,
             v.name(),
-            progress_line(&rec)
+            progress_line(&rec),
+            retry_note(q.attempt, again)
         ));
-        summary.runs.push(rec);
+        match at[q.slot] {
+            Some(i) => summary.runs[i] = rec,
+            None => {
+                at[q.slot] = Some(summary.runs.len());
+                summary.runs.push(rec);
+            }
+        }
     }
     Ok(())
+}
+
+/// How long a re-run waits when it would otherwise follow its own stolen attempt.
+const ALONE_PAUSE: Duration = Duration::from_secs(10);
+
+/// ` (attempt 2)`, ` — steal ≥ 15%: queued again`.
+fn retry_note(attempt: u32, again: bool) -> String {
+    let mut s = String::new();
+    if attempt > 1 {
+        s.push_str(&format!(" (attempt {attempt})"));
+    }
+    if again {
+        s.push_str(" — hypervisor steal ≥ 15%: queued again");
+    }
+    s
 }
 
 #[cfg(test)]

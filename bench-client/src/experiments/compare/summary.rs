@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{best_step, Plan, Step, StepOutcome};
+use crate::engine::analysis::bound::STEAL;
 use crate::engine::probes::manifest::Manifest;
 use crate::engine::result::RunResult;
 use crate::experiments::idle::IdleResult;
@@ -65,9 +66,17 @@ pub struct CompareManifest {
     /// they were not; absent in older files and whenever they were counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscalls_missing: Option<String>,
+    /// `--retries`: how many times a round run with hypervisor steal ≥ 15% on the gateway's
+    /// or the client's CPUs was run again at most (absent in older files: never re-run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<usize>,
 }
 
 fn one() -> usize {
+    1
+}
+
+fn one_attempt() -> u32 {
     1
 }
 
@@ -146,6 +155,24 @@ pub struct RunRecord {
     /// after SIGTERM). A run with an error never counts as a clean figure.
     pub error: Option<String>,
     pub wall_s: f64,
+    /// How many times this run was made: more than 1 when earlier attempts had hypervisor
+    /// steal ≥ 15% (`--retries`); the record holds the last attempt (1 in older files).
+    #[serde(default = "one_attempt")]
+    pub attempts: u32,
+}
+
+impl RunRecord {
+    /// The hypervisor took ≥ [`STEAL`] of a CPU the gateway or the client ran on (every
+    /// CPU when unpinned) over the measured phase: the figure is not the gateways'.
+    pub fn stolen(&self, pinning: &Pinning) -> bool {
+        let Some(r) = &self.result else {
+            return false;
+        };
+        let pinned = !pinning.gateway.is_empty() || !pinning.client.is_empty();
+        r.cpu_steal.iter().any(|(cpu, &x)| {
+            x >= STEAL && (!pinned || pinning.gateway.contains(cpu) || pinning.client.contains(cpu))
+        })
+    }
 }
 
 /// The bare producer (`producer-bench`): the gateways' producer configuration sending

@@ -29,6 +29,9 @@ pub(super) fn method(o: &mut String, s: &Summary) {
     if let Some(line) = steal_line(s) {
         let _ = writeln!(o, "{line}");
     }
+    if let Some(line) = super::verdict::stolen_cells_line(s) {
+        let _ = writeln!(o, "{line}");
+    }
     let _ = writeln!(
         o,
         "- pinning: {}; gateway `--threads {}`, client {} thread(s){}",

@@ -3,7 +3,8 @@
 //! [`super::cell`]. Ratios divide a variant's median by tokio-multi's median (same sink)
 //! from the same run. A cell without figures shows the error that emptied it.
 //!
-//! The sections in the order of the report: `headline.rs`, `method.rs` (machine, method,
+//! The sections in the order of the report: `verdict.rs` (the paragraph that opens it:
+//! which differences are established), `headline.rs`, `method.rs` (machine, method,
 //! bare producer), `scenario.rs` (one per scenario, with the scale tables of `scale.rs`),
 //! `closing.rs` (marginal cost, charts, peers, failed runs, runtimes); `common.rs` holds
 //! what they share. This file only strings them together; none of them depends on it.
@@ -19,6 +20,7 @@ mod scale;
 mod scenario;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 use std::fmt::Write as _;
 
@@ -31,6 +33,8 @@ pub fn markdown(s: &Summary) -> String {
     let cells = cells(s);
     let mut o = String::new();
     title(&mut o, s);
+    verdict::verdict(&mut o, s, &cells);
+    provenance(&mut o);
     let producer = producer_rate(s);
     headline::headline(&mut o, s, &cells, producer);
     method::method(&mut o, s);
@@ -46,7 +50,7 @@ pub fn markdown(s: &Summary) -> String {
     o
 }
 
-/// The title and where the report comes from.
+/// The title.
 fn title(o: &mut String, s: &Summary) {
     let m = &s.manifest;
     let host = m.machine.hostname.as_deref().unwrap_or("?");
@@ -55,6 +59,10 @@ fn title(o: &mut String, s: &Summary) {
         "# Gateway comparison: {} on {host} ({} CPU)\n",
         m.started_at, m.machine.cpu_count
     );
+}
+
+/// Where the report comes from.
+fn provenance(o: &mut String) {
     let _ = writeln!(
         o,
         "Written by `bench-client compare`; `bench-client report DIR` re-renders this file and the \

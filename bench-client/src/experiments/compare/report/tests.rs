@@ -143,6 +143,7 @@ fn search_runs(plan: &Plan) -> Vec<RunRecord> {
                 gateway_version: None,
                 error: None,
                 wall_s: 1.0,
+                attempts: 1,
             });
         }
     }
@@ -176,6 +177,7 @@ fn round_run(plan: &Plan, sl: Slot) -> RunRecord {
         gateway_version: Some("gateway-x 0.1.0".into()),
         error: None,
         wall_s: 3.0,
+        attempts: 1,
     };
     let k = (sl.variant + 1) as f64;
     match sc.shape {
@@ -255,6 +257,7 @@ fn manifest(plan: &Plan) -> CompareManifest {
         client_threads: 1,
         client_procs: 1,
         syscalls_missing: None,
+        retries: None,
         gateway_args: vec!["--threads".into(), "1".into()],
         kafka: "kafka-mock".into(),
         bootstrap: "127.0.0.1:9092".into(),
@@ -480,4 +483,46 @@ fn missing_system_calls_are_said_in_the_machine_section() {
     assert!(machine.contains("**system calls per request were not measured in this run**"));
     assert!(machine.contains("tracefs is not mounted and bench-client is not root"));
     assert!(machine.contains("`mount -t tracefs nodev /sys/kernel/tracing`"));
+}
+
+#[test]
+fn the_verdict_opens_the_report() {
+    let s = synthetic();
+    let md = markdown(&s);
+    let lines: Vec<&str> = md.lines().collect();
+    assert!(lines[0].starts_with("# Gateway comparison"));
+    assert!(lines[2].starts_with("**Verdict.**"), "{}", lines[2]);
+    // Rounds 10k·k + 100·round: ranges apart, reference tokio-per-core (k = 2).
+    assert!(
+        lines[2].contains("uring established, 1.50×"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[2].contains("tokio-multi established, 0.50×"));
+    assert!(!lines[2].contains("re-run"), "no --retries recorded");
+}
+
+#[test]
+fn the_verdict_says_stolen_figures_are_not_the_gateways() {
+    let mut s = synthetic();
+    for r in s.runs.iter_mut().filter(|r| r.phase == Phase::Round) {
+        if let Some(res) = r.result.as_mut() {
+            res.cpu_steal = BTreeMap::from([(0, 0.02), (1, 0.30)]);
+            res.binding.bound = crate::engine::analysis::bound::Bound::Unknown;
+        }
+    }
+    s.manifest.retries = Some(2);
+    if let Some(r) = s.runs.iter_mut().find(|r| r.phase == Phase::Round) {
+        r.attempts = 3;
+    }
+    let md = markdown(&s);
+    let v = md.lines().nth(2).unwrap();
+    assert!(!v.contains("established,"), "{v}");
+    assert!(v.contains("(hypervisor steal)"), "{v}");
+    assert!(v.contains("not the gateways'"), "{v}");
+    assert!(v.contains("1 run(s) were re-run"), "{v}");
+    assert!(v.contains("cells still carry one"), "{v}");
+    let machine = &md[md.find("## Machine and method").unwrap()..];
+    assert!(machine.contains("- cells that kept a round run with steal ≥ 15%"));
+    assert!(!markdown(&synthetic()).contains("cells that kept a round run with steal"));
 }
