@@ -108,6 +108,17 @@ fn metric(shared: &Shared, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
+/// Appends every plaintext byte the client has decrypted so far to `plain`.
+fn drain_plaintext(client: &mut ClientConnection, plain: &mut Vec<u8>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = client.reader().read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        plain.extend_from_slice(&buf[..n]);
+    }
+}
+
 /// Moves records both ways until neither side has anything to send; returns the
 /// plaintext the client received.
 fn pump(client: &mut ClientConnection, stack: &mut Stack, now: Instant) -> Vec<u8> {
@@ -127,17 +138,14 @@ fn pump(client: &mut ClientConnection, stack: &mut Stack, now: Instant) -> Vec<u
             while !rest.is_empty() {
                 client.read_tls(&mut rest).unwrap();
                 client.process_new_packets().unwrap();
+                // Drain as it arrives: rustls refuses more records while its plaintext
+                // buffer is full ("received plaintext buffer full").
+                drain_plaintext(client, &mut plain);
             }
             stack.recycle_output(down);
             progressed = true;
         }
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = client.reader().read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            plain.extend_from_slice(&buf[..n]);
-        }
+        drain_plaintext(client, &mut plain);
         if !progressed {
             return plain;
         }
