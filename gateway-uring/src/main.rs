@@ -5,6 +5,7 @@
 //! Everything but the I/O runtime lives in `common`; this crate is glue (`main`) and the
 //! adapter (`server`). It must not grow protocol logic.
 
+mod read;
 mod ring;
 mod server;
 
@@ -70,8 +71,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             (
                 "reads".into(),
                 format!(
-                    "owned {} KiB per connection, {} KiB while reads fill it",
-                    common::driver::OWNED_READ_MIN / 1024,
+                    "posted {} B per connection, the rest by recv into a {} KiB thread buffer",
+                    read::POSTED_READ,
                     common::driver::READ_CHUNK / 1024
                 ),
             ),
