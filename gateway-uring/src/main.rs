@@ -5,6 +5,7 @@
 //! Everything but the I/O runtime lives in `common`; this crate is glue (`main`) and the
 //! adapter (`server`). It must not grow protocol logic.
 
+mod read;
 mod ring;
 mod server;
 
@@ -25,9 +26,10 @@ use common::{Gateway, GatewayArgs, RuntimeInfo};
         "\n    16 of them in flight (one at a time starved under a connection burst: each",
         "\n    accept waited a whole ring turn behind the busy connections)",
         "\n  - no provided/registered buffers in tokio-uring 0.5: a posted read owns its Vec, so",
-        "\n    every connection, idle ones too, holds a read buffer: 2 KiB, 16 KiB while reads",
-        "\n    fill it (tokio and compio on io_uring lend a per-thread buffer only while bytes",
-        "\n    are consumed)",
+        "\n    every connection, idle ones too, holds a 256 B read buffer; a read that fills it",
+        "\n    is completed by one recv(2) with MSG_DONTWAIT into a per-thread 16 KiB buffer",
+        "\n    (one more system call; tokio and compio on io_uring lend a per-thread buffer",
+        "\n    only while bytes are consumed)",
         "\n  - completions are reaped by polling the ring fd from tokio's epoll, so no DEFER_TASKRUN",
         "\n  - ring flags COOP_TASKRUN and SINGLE_ISSUER only where the kernel accepts them",
         "\n    (the active set is the `ring_flags` label of gateway_info in /metrics)",
@@ -70,8 +72,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             (
                 "reads".into(),
                 format!(
-                    "owned {} KiB per connection, {} KiB while reads fill it",
-                    common::driver::OWNED_READ_MIN / 1024,
+                    "posted {} B per connection, the rest by recv into a {} KiB thread buffer",
+                    read::POSTED_READ,
                     common::driver::READ_CHUNK / 1024
                 ),
             ),

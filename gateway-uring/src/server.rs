@@ -1,5 +1,6 @@
 //! The tokio-uring adapter: the accept loop and `ConnIo` over a completion-based
-//! `TcpStream` (owned buffers, `&self` operations). The ring itself is set up in `ring`.
+//! `TcpStream` (owned buffers, `&self` operations). The ring itself is set up in `ring`,
+//! reads are `read::PostedReader`'s.
 
 use std::future::Future;
 use std::io;
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::policy::config::Fault;
 use common::{serve_conn, AcceptAction, AcceptPolicy, ConnCtx, ConnIo, Timer};
-use tokio_uring::net::{TcpListener, TcpStream};
+use tokio_uring::net::TcpListener;
+
+use crate::read::PostedReader;
 
 /// `--fault uring-cancel-accept`: how long the careless accept loop waits for a connection
 /// before it drops the accept future (to look at a shutdown flag, say) and starts another.
@@ -73,7 +76,7 @@ async fn accept_loop(listener: &TcpListener, ctx: &ConnCtx, careless: bool) {
                 let Some(guard) = ctx.admit(&fd(&stream)) else {
                     continue;
                 };
-                tokio_uring::spawn(serve_conn(UringIo(stream), guard));
+                tokio_uring::spawn(serve_conn(UringIo(PostedReader::new(stream)), guard));
             }
             Err(e) => match policy.on_error(ctx, &e) {
                 AcceptAction::Retry => {}
@@ -94,22 +97,25 @@ fn fd<S: AsRawFd>(sock: &S) -> BorrowedFd<'_> {
     unsafe { BorrowedFd::borrow_raw(sock.as_raw_fd()) }
 }
 
-struct UringIo(TcpStream);
+struct UringIo(PostedReader);
 
 impl ConnIo for UringIo {
-    async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        // tokio-uring reads into buf[..capacity] and sets len to n: with the empty buffer the
-        // driver passes, buf[..n] holds the bytes, as the trait asks.
-        debug_assert!(buf.is_empty());
-        self.0.read(buf).await
+    /// Lent: a small posted read waits for bytes, the rest of a read that fills it comes
+    /// from the thread's scratch buffer (`read`): an idle connection keeps only the small one.
+    fn lends_read_buffers(&self) -> bool {
+        true
+    }
+
+    async fn read_lent<R>(&self, consume: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+        self.0.read(consume).await
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        self.0.write_all(buf).await
+        self.0.stream().write_all(buf).await
     }
 
     fn close(&self) {
-        common::process::sys::shutdown_both(&fd(&self.0));
+        common::process::sys::shutdown_both(&fd(self.0.stream()));
     }
 }
 
