@@ -9,16 +9,17 @@
 //! - lent: the runtime waits until bytes are there and lends a buffer that is not the
 //!   connection's (tokio: readiness, then `try_read` into the I/O thread's scratch buffer,
 //!   `with_scratch`; compio on io_uring: a kernel-selected buffer of a provided-buffer
-//!   ring). An idle connection then holds no read buffer: only the state machine, whose
+//!   ring; tokio-uring 0.5: a 256 B posted read of the connection's own, and when it fills,
+//!   the rest by a non-blocking `recv` into the scratch buffer). An idle connection then holds no read buffer: only the state machine, whose
 //!   buffers keep just unconsumed bytes (`Conn::held_bytes`).
 //! - owned: the connection owns a Vec that the read fills (a posted completion read needs
-//!   its buffer while it waits: tokio-uring 0.5, compio's polling fallback). That buffer is
+//!   its buffer while it waits: compio's polling fallback). That buffer is
 //!   the connection's while it is idle; the adapters declare it. It is `OWNED_READ_MIN`
 //!   bytes while reads are small and `READ_CHUNK` while they fill it (`OwnedReadSize`): a
 //!   16 KiB buffer posted by every idle connection is 16 KiB of heap each, and under
 //!   connection churn the allocator's reuse touches every page of it, so the process's RSS
-//!   climbs towards that heap (tokio-uring at 3,000 churning connections: heap flat at
-//!   52 MiB, RSS 10 -> 32 MiB in a minute).
+//!   climbs towards that heap (measured with tokio-uring, when it read this way, at 3,000
+//!   churning connections: heap flat at 52 MiB, RSS 10 -> 32 MiB in a minute).
 
 use std::future::Future;
 use std::io;
