@@ -102,6 +102,7 @@ pub(crate) fn synthetic() -> Summary {
         duration_s: None,
         idle_conns: 100,
         seed: 7,
+        tls: false,
     })
     .unwrap();
     let mut runs = search_runs(&plan);
