@@ -174,8 +174,9 @@ fn cpu_per_conn(s: &Summary, id: &str, v: &Variant) -> Option<f64> {
 fn handshakes(o: &mut String, s: &Summary, tls: &[&Scenario], variants: &[Variant]) {
     let _ = writeln!(
         o,
-        "**Handshakes** (client side, all rounds: completed full / resumed / failed; latency \
-         from the TCP connect to the handshake's end):\n"
+        "**Handshakes** (client side, measured phases of all rounds: completed full / resumed \
+         / failed; latency from the TCP connect to the handshake's end; keep-alive cells open \
+         their connections in the warmup, so their handshakes show only for reconnects):\n"
     );
     let _ = writeln!(
         o,
