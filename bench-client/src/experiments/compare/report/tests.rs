@@ -482,3 +482,23 @@ fn missing_system_calls_are_said_in_the_machine_section() {
     assert!(machine.contains("tracefs is not mounted and bench-client is not root"));
     assert!(machine.contains("`mount -t tracefs nodev /sys/kernel/tracing`"));
 }
+
+#[test]
+fn tls_section_only_when_the_plan_has_tls_cells() {
+    let s = synthetic();
+    assert!(
+        !markdown(&s).contains("## TLS"),
+        "plaintext reports stay as they were"
+    );
+    let mut s = synthetic();
+    let mut twin = s.plan.scenarios[s.plan.scenario_index("http-max").unwrap()].clone();
+    twin.id = "http-max-tls".into();
+    twin.null_sink = false;
+    twin.tls = Some(plan::TlsHandshakes::Resumed);
+    s.plan.scenarios.push(twin);
+    let md = markdown(&s);
+    assert!(md.contains("## TLS: HTTPS and WSS"), "{md}");
+    // A TLS cell without runs says so; the plaintext maximum is still shown beside it.
+    assert!(md.contains("| tokio-multi |"), "{md}");
+    assert!(md.contains("no run recorded"), "{md}");
+}
