@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
-use super::probe::{http_get, parse_metrics, prime};
+use super::probe::{http_get_over, parse_metrics, prime_over};
 use super::process::{command_line, spawn, Proc};
+use super::tls_probe::ProbeTls;
 
 /// The gateway variant table, `gateways.tsv` at the workspace root: one source for
 /// bench-client, conformance and the scripts (`bench-client variants` prints it).
@@ -331,11 +332,19 @@ pub struct Gateway {
     pub command: Vec<String>,
     /// The `producer configuration conf=[…]` log line, if it logged one.
     pub producer_config: Option<String>,
+    /// It serves TLS: the probes' client (see [`Gateway::start_tls`]).
+    pub tls: Option<ProbeTls>,
 }
 
 impl Gateway {
     /// Starts it, waits for `listening on` and a 200 from `/readyz`, primes it if asked.
     pub fn start(spec: &GatewaySpec) -> anyhow::Result<Gateway> {
+        Self::start_tls(spec, None)
+    }
+
+    /// [`Gateway::start`] for a gateway that serves TLS (its `spec.args` carry
+    /// `--tls-cert`/`--tls-key`): readiness, metrics and priming go through `tls`.
+    pub fn start_tls(spec: &GatewaySpec, tls: Option<ProbeTls>) -> anyhow::Result<Gateway> {
         let command = spec.command_line();
         let deadline = Instant::now() + spec.ready_timeout;
         let proc = spawn(spec.kind.name(), &command, false)?.0;
@@ -358,10 +367,11 @@ impl Gateway {
             bin: spec.bin.clone(),
             command,
             producer_config,
+            tls,
         };
         gw.wait_ready(deadline)?;
         if let Some(topic) = &spec.prime_topic {
-            prime(gw.addr, topic, 16).with_context(|| {
+            prime_over(gw.addr, gw.tls.as_ref(), topic, 16).with_context(|| {
                 format!(
                     "priming the gateway; last output:\n{}",
                     gw.proc.log_tail(harness::TAIL_LINES)
@@ -381,7 +391,12 @@ impl Gateway {
 
     fn wait_ready(&mut self, deadline: Instant) -> anyhow::Result<()> {
         loop {
-            if let Ok((200, _)) = http_get(self.addr, "/readyz", Duration::from_secs(2)) {
+            if let Ok((200, _)) = http_get_over(
+                self.addr,
+                self.tls.as_ref(),
+                "/readyz",
+                Duration::from_secs(2),
+            ) {
                 return Ok(());
             }
             if self.proc.exited() || Instant::now() >= deadline {
@@ -396,7 +411,12 @@ impl Gateway {
     }
 
     fn metrics_text(&self) -> anyhow::Result<String> {
-        let (status, body) = http_get(self.addr, "/metrics", Duration::from_secs(5))?;
+        let (status, body) = http_get_over(
+            self.addr,
+            self.tls.as_ref(),
+            "/metrics",
+            Duration::from_secs(5),
+        )?;
         if status != 200 {
             bail!("/metrics answered {status}");
         }

@@ -8,7 +8,7 @@
 //! output directories.
 //!
 //! Files: [`process`] (child processes and their logs), [`gateway`] (gateway and
-//! kafka-mock lifecycle), [`pinning`] (CPUs), [`probe`] (plain-HTTP probes), [`procfs`]
+//! kafka-mock lifecycle), [`pinning`] (CPUs), [`probe`] (HTTP probes), [`tls_probe`] (their TLS client), [`procfs`]
 //! (/proc sampling), [`clock`] (dates and output directories). Entry points:
 //! [`Gateway::start`], [`KafkaMock::start`], [`Sampler::start`]; the items are re-exported
 //! here, so callers write `lab::Gateway`.
@@ -23,6 +23,7 @@ pub mod pinning;
 pub mod probe;
 pub mod process;
 pub mod procfs;
+pub mod tls_probe;
 
 pub use clock::{default_out_dir, now_unix, now_unix_ms, utc_date, utc_date_time};
 pub use gateway::{
@@ -30,6 +31,7 @@ pub use gateway::{
     GatewaySet, GatewaySpec, KafkaMock,
 };
 pub use pinning::{cpu_list, parse_cpu_list, pin_self, Pinning};
-pub use probe::{http_get, parse_metrics, prime, read_http_status};
+pub use probe::{http_get, http_get_over, parse_metrics, prime, prime_over, read_http_status};
 pub use process::{command_line, strip_ansi, version_text, Proc};
 pub use procfs::{proc_cpu_s, proc_fds, proc_status_kib, read_proc, ProcSample, Sampler};
+pub use tls_probe::ProbeTls;

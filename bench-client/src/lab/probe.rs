@@ -3,15 +3,19 @@
 //! format ([`parse_metrics`]), a response status read off a kept-alive connection
 //! ([`read_http_status`]) and priming a producer ([`prime`]).
 //!
-//! Depends only on the engine's error naming ([`crate::engine::analysis::errors`]).
+//! Each has an `_over` form that speaks TLS to a gateway serving it ([`super::tls_probe`]).
+//!
+//! Depends only on the engine's error naming ([`crate::engine::analysis::errors`]) and
+//! the lab's TLS probe client.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::bail;
 
+use super::tls_probe::{connect, ProbeTls};
 use crate::engine::analysis::errors::errno_name;
 
 /// Prometheus text format: every sample line as `name{labels}` -> value.
@@ -27,9 +31,17 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 
 /// A blocking `GET` on a fresh connection (Connection: close): status and body.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
+    http_get_over(addr, None, path, timeout)
+}
+
+/// [`http_get`], over TLS when `tls` is given.
+pub fn http_get_over(
+    addr: SocketAddr,
+    tls: Option<&ProbeTls>,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut s = connect(addr, tls, timeout)?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -75,9 +87,17 @@ pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Resu
 /// producer id and connected to every leader, which a fresh process otherwise does
 /// during the first ~0.5 s of load.
 pub fn prime(addr: SocketAddr, topic: &str, n: usize) -> anyhow::Result<()> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_nodelay(true)?;
+    prime_over(addr, None, topic, n)
+}
+
+/// [`prime`], over TLS when `tls` is given.
+pub fn prime_over(
+    addr: SocketAddr,
+    tls: Option<&ProbeTls>,
+    topic: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    let mut s = connect(addr, tls, Duration::from_secs(10))?;
     for i in 0..n {
         let body = "prime";
         write!(
@@ -91,7 +111,7 @@ pub fn prime(addr: SocketAddr, topic: &str, n: usize) -> anyhow::Result<()> {
 }
 
 /// Read one HTTP response head (+ body) and require a 2xx.
-pub fn read_http_status(s: &mut TcpStream) -> Result<(), String> {
+pub fn read_http_status(s: &mut impl Read) -> Result<(), String> {
     let mut buf = Vec::with_capacity(256);
     let mut tmp = [0u8; 1024];
     loop {

@@ -27,9 +27,16 @@ pub struct CompareArgs {
     /// and the scale scenarios: http-many (15,000 keep-alive connections at 30% of the
     /// smallest http-max maximum; brings its twin http-many-64, the same rate over 64
     /// connections), ws-many (10,000 WebSockets x 2 messages/s), accept-storm (1,024
-    /// connectors, one request per connection; --quick: 2,000 / 1,000 / 256).
+    /// connectors, one request per connection; --quick: 2,000 / 1,000 / 256); the TLS cells
+    /// http-max-tls, ws-max-tls, cost-low-tls, accept-storm-tls, accept-storm-tls-resumed.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
+    /// Add the TLS cells (HTTPS / WSS against a gateway serving a test certificate compare
+    /// makes): http-max-tls, ws-max-tls, cost-low-tls (cost-low's rate over HTTPS),
+    /// accept-storm-tls (full handshakes) and accept-storm-tls-resumed; also selectable by
+    /// name with --scenarios.
+    #[arg(long)]
+    pub tls: bool,
     /// Rounds of every cell after the search (default 5; --quick: 1).
     #[arg(long, alias = "runs")]
     pub repeats: Option<usize>,

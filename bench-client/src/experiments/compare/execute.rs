@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use super::plan::{self, next_step, Offer, Plan, Shape, Sink, Step, Variant, MAX_SCENARIO};
 use super::procs;
 use super::summary::{self, outcomes, GatewayStats, Phase, RunRecord, Summary};
+use super::tls::TestPki;
 use crate::engine::config::{Mode, PayloadSize};
 use crate::engine::RunConfig;
 use crate::experiments::idle;
@@ -28,6 +29,8 @@ pub(super) struct RunCtx<'a> {
     pub(super) broker_pid: Option<u32>,
     /// `--client-procs`.
     pub(super) client_procs: usize,
+    /// The test certificate of the TLS cells (made when the plan has any).
+    pub(super) pki: Option<&'a TestPki>,
 }
 
 pub(super) fn new_record(
@@ -71,14 +74,16 @@ pub(super) fn note_first_start(
     if let Some(d) = summary.manifest.gateways.get_mut(&v.name()) {
         if d.info.is_none() && rec.gateway_info.is_some() {
             d.info.clone_from(&rec.gateway_info);
-            d.command = spec(ctx, v).command_line();
+            d.command = spec(ctx, v, None).command_line();
         }
     }
 }
 
-fn spec(ctx: &RunCtx<'_>, v: Variant) -> GatewaySpec {
+/// The gateway of `v`; serving TLS with the test certificate when `pki` is given.
+fn spec(ctx: &RunCtx<'_>, v: Variant, pki: Option<&TestPki>) -> GatewaySpec {
     let mut args = ctx.gateway_args.to_vec();
     args.extend(["--sink".to_string(), v.sink.name().to_string()]);
+    args.extend(pki.map(TestPki::gateway_args).unwrap_or_default());
     GatewaySpec {
         kind: v.gateway,
         bin: ctx.bins[v.gateway.bin()].clone(),
@@ -91,13 +96,25 @@ fn spec(ctx: &RunCtx<'_>, v: Variant) -> GatewaySpec {
     }
 }
 
+/// Start the gateway of `v` for a run of `sc` (a TLS scenario's serves TLS).
 pub(super) fn start_gateway(
     ctx: &RunCtx<'_>,
     v: Variant,
+    sc: &plan::Scenario,
     producer_config: &mut Option<String>,
     rec: &mut RunRecord,
 ) -> anyhow::Result<Gateway> {
-    let g = Gateway::start(&spec(ctx, v))?;
+    let pki = match sc.tls {
+        None => None,
+        Some(_) => Some(
+            ctx.pki
+                .context("a TLS scenario without compare's test certificate")?,
+        ),
+    };
+    let probe = pki
+        .map(|p| lab::ProbeTls::new(&p.ca, super::tls::SERVER_NAME))
+        .transpose()?;
+    let g = Gateway::start_tls(&spec(ctx, v, pki), probe)?;
     if producer_config.is_none() {
         producer_config.clone_from(&g.producer_config);
     }
@@ -166,7 +183,7 @@ pub(super) fn search_one(
     let mut recs: Vec<RunRecord> = Vec::new();
     let mut rec0 = new_record(summary, Phase::Search, 0, v, sc);
     let producer = &mut summary.manifest.producer_config;
-    let mut g = match start_gateway(ctx, v, producer, &mut rec0) {
+    let mut g = match start_gateway(ctx, v, sc, producer, &mut rec0) {
         Ok(g) => g,
         Err(e) => {
             rec0.error = Some(format!("{e:#}"));
@@ -343,6 +360,13 @@ pub(super) fn one_run(
         match (cfg, &sc.shape) {
             (Some(mut c), _) => {
                 c.target = format!("http://{}", g.addr);
+                if let Some(hs) = sc.tls {
+                    let pki = ctx
+                        .pki
+                        .context("a TLS scenario without a test certificate")?;
+                    c.target = format!("https://{}", g.addr);
+                    c.tls = Some(pki.client(hs == plan::TlsHandshakes::Resumed));
+                }
                 c.authority = g.addr.to_string();
                 c.target_pid = Some(pid);
                 let mut r = if ctx.client_procs > 1 {

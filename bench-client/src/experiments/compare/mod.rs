@@ -17,7 +17,7 @@
 //! ([`CompareArgs`]), `run.rs` ([`compare`] in its steps), `execute.rs` (one search or one
 //! run against a gateway), `peers.rs` (external gateways), `producer.rs` (the bare
 //! producer), `procs.rs` (sharded client processes), `progress.rs` (progress lines), `retry.rs` (which runs are made again for steal),
-//! `scenarios.rs` (the scenario matrix), `plan.rs` (the plan and the search logic),
+//! `scenarios.rs` (the scenario matrix), `tls.rs` (the TLS cells' test certificate), `plan.rs` (the plan and the search logic),
 //! `summary.rs` (the result types), `cell.rs` (a cell's figures over its runs),
 //! `report/` (markdown), `charts.rs` (SVG). This file only wires them; none of them
 //! depends on it.
@@ -36,6 +36,7 @@ mod retry;
 mod run;
 pub mod scenarios;
 pub mod summary;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

@@ -116,9 +116,9 @@ pub(super) fn rounds(ctx: &RunCtx<'_>, plan: &Plan, peers: &[PeerDesc], summary:
     }
 }
 
-/// An HTTP load scenario (what peers are driven through).
+/// A plaintext HTTP load scenario (what peers are driven through).
 fn is_http(sc: &plan::Scenario) -> bool {
-    matches!(sc.mode(), Some(Mode::Http | Mode::HttpClose))
+    matches!(sc.mode(), Some(Mode::Http | Mode::HttpClose)) && sc.tls.is_none()
 }
 
 fn peer_record(peer: &PeerDesc, phase: Phase, round: usize, sc: &plan::Scenario) -> RunRecord {

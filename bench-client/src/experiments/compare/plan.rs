@@ -18,10 +18,11 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::scenarios::TlsHandshakes;
 pub use super::scenarios::{
     all_scenarios, scale_sizes, Offer, Scenario, Shape, Sink, Step, Variant, DEFAULT_SCENARIOS,
     HTTP_MANY_TWIN, MANY_PCT, MAX_SCENARIO, QUICK_SCENARIOS, SCALE_CONNECT_RATE, SCALE_SETTLE_S,
-    SCALE_SOURCE_IPS, WS_MANY_PER_CONN,
+    SCALE_SOURCE_IPS, TLS_SCENARIOS, WS_MANY_PER_CONN,
 };
 use crate::lab::GatewayKind;
 
@@ -191,6 +192,8 @@ pub struct Selection {
     pub duration_s: Option<f64>,
     pub idle_conns: usize,
     pub seed: u64,
+    /// `--tls`: add [`TLS_SCENARIOS`] to the selected (or default) scenarios.
+    pub tls: bool,
 }
 
 /// Build the plan; unknown scenario ids are an error, and so is a scenario that derives
@@ -212,6 +215,10 @@ pub fn plan(sel: &Selection) -> Result<Plan, String> {
         }
         ids
     };
+    let mut ids = ids;
+    if sel.tls {
+        ids.extend(TLS_SCENARIOS.iter().map(|s| s.to_string()));
+    }
     for id in &ids {
         if !all.iter().any(|s| &s.id == id) {
             return Err(format!(
@@ -360,6 +367,7 @@ mod tests {
             duration_s: None,
             idle_conns: if quick { 1000 } else { 5000 },
             seed: 42,
+            tls: false,
         }
     }
 
@@ -557,6 +565,48 @@ mod tests {
         other.seed = 43;
         assert_ne!(plan(&other).unwrap().slots(), slots);
         assert_eq!(p.search_slots().len(), 8 + 8 + 4 + 4);
+    }
+
+    #[test]
+    fn tls_cells_come_with_the_shortcut_or_by_name_only() {
+        // Not in the default or quick sets: the default run does not grow.
+        for quick in [false, true] {
+            let p = plan(&sel(quick)).unwrap();
+            assert!(p.scenarios.iter().all(|s| s.tls.is_none()));
+        }
+        let mut s = sel(true);
+        s.tls = true;
+        let p = plan(&s).unwrap();
+        let tls: Vec<&str> = p
+            .scenarios
+            .iter()
+            .filter(|s| s.tls.is_some())
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(tls, TLS_SCENARIOS);
+        // Each TLS cell has its plaintext twin's offer; Kafka variants only.
+        for (id, plain) in [
+            ("http-max-tls", MAX_SCENARIO),
+            ("cost-low-tls", "cost-low"),
+            ("accept-storm-tls", "accept-storm"),
+        ] {
+            assert_eq!(offer(&p, id), offer(&p, plain), "{id}");
+            let sc = &p.scenarios[p.scenario_index(id).unwrap()];
+            assert_eq!(p.variants_for(sc).len(), 4, "{id}");
+        }
+        let hs = |id: &str| p.scenarios[p.scenario_index(id).unwrap()].tls;
+        assert_eq!(hs("accept-storm-tls"), Some(TlsHandshakes::Full));
+        assert_eq!(hs("accept-storm-tls-resumed"), Some(TlsHandshakes::Resumed));
+        // cost-low-tls derives its rate from the plaintext http-max, like cost-low.
+        let mut s = sel(true);
+        s.scenarios = vec!["cost-low-tls".into()];
+        assert!(plan(&s).unwrap_err().contains("http-max"));
+        s.scenarios = vec![
+            "http-max".into(),
+            "http-max-tls".into(),
+            "cost-low-tls".into(),
+        ];
+        assert_eq!(plan(&s).unwrap().scenarios.len(), 3);
     }
 
     #[test]

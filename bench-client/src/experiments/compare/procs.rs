@@ -77,6 +77,14 @@ pub fn run_args(c: &RunConfig) -> anyhow::Result<Vec<String>> {
     opt("--broker-pid", c.broker_pid.map(|p| p.to_string()));
     opt("--start-at", c.start_at_unix_ms.map(|t| t.to_string()));
     opt("--shard", c.shard.map(|s| s.to_string()));
+    if let Some(t) = &c.tls {
+        opt("--ca", t.ca.as_ref().map(|p| p.display().to_string()));
+        v.push("--tls-resume".into());
+        v.push(if t.resume { "on" } else { "off" }.into());
+        if t.insecure {
+            v.push("--insecure".into());
+        }
+    }
     if !c.server_probe {
         v.push("--no-server-probe".into());
     }

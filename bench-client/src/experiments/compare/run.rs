@@ -115,6 +115,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
     };
     let mut summary = new_summary(a, &st, gateway_args.clone(), kafka_command, bootstrap)?;
     summary.manifest.syscalls_missing = syscalls_missing;
+    let pki = super::tls::pki_for(&st.plan, &out)?;
     let ctx = RunCtx {
         plan: &st.plan,
         client_threads: st.client_threads,
@@ -124,6 +125,7 @@ pub fn compare(a: &CompareArgs, out: &Path) -> anyhow::Result<Outcome> {
         pinning: &st.pinning,
         broker_pid: kafka.as_ref().map(|k| k.proc.pid()),
         client_procs: usize::from(a.client_procs),
+        pki: pki.as_ref(),
     };
     let mut overall = Overall::new(
         "runs",
@@ -188,6 +190,7 @@ fn setup(a: &CompareArgs) -> anyhow::Result<Setup> {
         duration_s: a.duration.map(|d| d.as_secs_f64()),
         idle_conns,
         seed: a.seed.unwrap_or_else(lab::now_unix_ms),
+        tls: a.tls,
     })
     .map_err(anyhow::Error::msg)?;
     let gateway_threads = a
@@ -442,7 +445,7 @@ fn rounds_phase(
         let (own, own_kafka) = (v.name(), v.with_sink(Sink::Kafka).name());
         let work = decide(ctx, summary, &own, &own_kafka, sc, &mut rec).and_then(|cfg| {
             let producer = &mut summary.manifest.producer_config;
-            let mut g = start_gateway(ctx, v, producer, &mut rec)?;
+            let mut g = start_gateway(ctx, v, sc, producer, &mut rec)?;
             let r = one_run(ctx, &mut g, sc, cfg, &mut rec);
             finish_gateway(g, r)
         });

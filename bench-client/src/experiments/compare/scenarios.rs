@@ -230,6 +230,17 @@ pub enum Shape {
     Idle { ws: bool, connections: usize },
 }
 
+/// How a TLS scenario's client handshakes: every connection speaks TLS to a gateway
+/// started with compare's test certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsHandshakes {
+    /// `--tls-resume on`: reconnects resume their session (abbreviated handshakes).
+    Resumed,
+    /// `--tls-resume off`: every handshake is a full one.
+    Full,
+}
+
 /// One row of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -238,6 +249,9 @@ pub struct Scenario {
     pub shape: Shape,
     /// Also run against the `--sink null` variants.
     pub null_sink: bool,
+    /// HTTPS / WSS: the gateway serves TLS and the client speaks it (absent: plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsHandshakes>,
 }
 
 impl Scenario {
@@ -278,6 +292,7 @@ fn load(id: &str, title: &str, mode: Mode, payload: usize, offer: Offer, null: b
             offer,
         },
         null_sink: null,
+        tls: None,
     }
 }
 
@@ -399,6 +414,7 @@ pub fn all_scenarios(idle_conns: usize, quick: bool) -> Vec<Scenario> {
             connections: idle_conns,
         },
         null_sink: false,
+        tls: None,
     });
     v.push(Scenario {
         id: "idle-ws".into(),
@@ -408,9 +424,57 @@ pub fn all_scenarios(idle_conns: usize, quick: bool) -> Vec<Scenario> {
             connections: idle_conns,
         },
         null_sink: false,
+        tls: None,
     });
+    v.extend(tls_scenarios(&v));
     v
 }
+
+/// The TLS twins of http-max, ws-max, cost-low and accept-storm (Kafka sink only), and
+/// accept-storm's resumed twin: the same offer over `https://` / `wss://`. cost-low-tls
+/// runs at cost-low's common rate, so the difference of the two is TLS's cost per request.
+fn tls_scenarios(plain: &[Scenario]) -> Vec<Scenario> {
+    let twin = |id: &str, new_id: &str, tls: TlsHandshakes, what: &str| {
+        let base = plain.iter().find(|s| s.id == id)?;
+        Some(Scenario {
+            id: new_id.to_string(),
+            title: format!("{}, over TLS ({what})", base.title),
+            shape: base.shape.clone(),
+            null_sink: false,
+            tls: Some(tls),
+        })
+    };
+    use TlsHandshakes::{Full, Resumed};
+    [
+        twin(MAX_SCENARIO, "http-max-tls", Resumed, "HTTPS"),
+        twin("ws-max", "ws-max-tls", Resumed, "WSS"),
+        twin("cost-low", "cost-low-tls", Resumed, "HTTPS"),
+        twin(
+            "accept-storm",
+            "accept-storm-tls",
+            Full,
+            "HTTPS, full handshakes",
+        ),
+        twin(
+            "accept-storm",
+            "accept-storm-tls-resumed",
+            Resumed,
+            "HTTPS, resumed handshakes",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What `--tls` adds to the selected scenarios (none of them is in the default or quick set).
+pub const TLS_SCENARIOS: &[&str] = &[
+    "http-max-tls",
+    "ws-max-tls",
+    "cost-low-tls",
+    "accept-storm-tls",
+    "accept-storm-tls-resumed",
+];
 
 /// Scenario ids of the default matrix (the quick one drops some).
 pub const DEFAULT_SCENARIOS: &[&str] = &[

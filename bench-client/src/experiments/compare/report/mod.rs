@@ -6,6 +6,7 @@
 //! The sections in the order of the report: `verdict.rs` (the paragraph that opens it:
 //! which differences are established), `headline.rs`, `method.rs` (machine, method,
 //! bare producer), `scenario.rs` (one per scenario, with the scale tables of `scale.rs`),
+//! `tls.rs` (the TLS cells beside their plaintext twins, when the plan has any),
 //! `closing.rs` (marginal cost, charts, peers, failed runs, runtimes); `common.rs` holds
 //! what they share. This file only strings them together; none of them depends on it.
 //!
@@ -20,6 +21,7 @@ mod scale;
 mod scenario;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod verdict;
 
 use std::fmt::Write as _;
@@ -42,6 +44,7 @@ pub fn markdown(s: &Summary) -> String {
     for sc in &s.plan.scenarios {
         scenario::section(&mut o, s, sc, &cells, producer);
     }
+    tls::section(&mut o, s, &cells);
     closing::marginal_cost(&mut o, s, &cells);
     closing::load_and_memory_charts(&mut o, s);
     closing::peers_section(s, &mut o);

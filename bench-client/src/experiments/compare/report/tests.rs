@@ -102,6 +102,7 @@ pub(crate) fn synthetic() -> Summary {
         duration_s: None,
         idle_conns: 100,
         seed: 7,
+        tls: false,
     })
     .unwrap();
     let mut runs = search_runs(&plan);
@@ -525,4 +526,24 @@ fn the_verdict_says_stolen_figures_are_not_the_gateways() {
     let machine = &md[md.find("## Machine and method").unwrap()..];
     assert!(machine.contains("- cells that kept a round run with steal ≥ 15%"));
     assert!(!markdown(&synthetic()).contains("cells that kept a round run with steal"));
+}
+
+#[test]
+fn tls_section_only_when_the_plan_has_tls_cells() {
+    let s = synthetic();
+    assert!(
+        !markdown(&s).contains("## TLS"),
+        "plaintext reports stay as they were"
+    );
+    let mut s = synthetic();
+    let mut twin = s.plan.scenarios[s.plan.scenario_index("http-max").unwrap()].clone();
+    twin.id = "http-max-tls".into();
+    twin.null_sink = false;
+    twin.tls = Some(plan::TlsHandshakes::Resumed);
+    s.plan.scenarios.push(twin);
+    let md = markdown(&s);
+    assert!(md.contains("## TLS: HTTPS and WSS"), "{md}");
+    // A TLS cell without runs says so; the plaintext maximum is still shown beside it.
+    assert!(md.contains("| tokio-multi |"), "{md}");
+    assert!(md.contains("no run recorded"), "{md}");
 }
