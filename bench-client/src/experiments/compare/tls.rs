@@ -12,12 +12,25 @@ use anyhow::Context as _;
 use super::plan::Plan;
 use crate::engine::config::TlsConfig;
 
-/// The files of the test PKI.
-#[derive(Debug, Clone)]
+/// The files of the test PKI (not Clone: dropping it removes the files).
+#[derive(Debug)]
 pub struct TestPki {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// The files go when the run does: the key is a throwaway, and a results folder that is
+/// committed should not carry one.
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        for path in [&self.ca, &self.cert, &self.key] {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(dir) = self.key.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// The name the certificate is for and the client checks (the gateways listen there).
@@ -98,6 +111,8 @@ mod tests {
         let c = pki.client(false);
         assert_eq!(c.ca.as_deref(), Some(pki.ca.as_path()));
         assert!(!c.resume && !c.insecure);
-        std::fs::remove_dir_all(&dir).unwrap();
+        // Dropped with the run: no key left behind in a results folder.
+        drop(pki);
+        assert!(!dir.exists(), "{} left behind", dir.display());
     }
 }
