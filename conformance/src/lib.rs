@@ -477,6 +477,54 @@ pub struct Consumed {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+/// Sends `n` POSTs to `topic` and a `GET /healthz` in one write (plaintext or TLS alike),
+/// reads the `n` answers in order (each 200 with a partition and offset), checks in Kafka
+/// that answer `i` is request `i`'s record, and returns the health answer.
+pub fn pipelined_answers_are_their_records<S: OverTcp>(
+    c: &mut Client<S>,
+    brokers: &str,
+    topic: &str,
+    n: usize,
+) -> Response {
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let body = format!("p{i}");
+        bytes.extend(encode_request(
+            "POST",
+            &format!("/topics/{topic}"),
+            &[],
+            body.as_bytes(),
+        ));
+    }
+    bytes.extend(encode_request("GET", "/healthz", &[], b""));
+    c.send_raw(&bytes).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..n {
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, 200, "answer {i}: {r:?}");
+        let j = r.json();
+        acked.push((
+            i,
+            j["partition"].as_i64().unwrap(),
+            j["offset"].as_i64().unwrap(),
+        ));
+    }
+    let health = c.read_response().unwrap();
+    let records = consume(brokers, topic, Duration::from_secs(20), |rs| rs.len() >= n);
+    for (i, p, o) in acked {
+        let rec = records
+            .iter()
+            .find(|x| i64::from(x.partition) == p && x.offset == o)
+            .expect("record present");
+        assert_eq!(
+            rec.value,
+            format!("p{i}").as_bytes(),
+            "answer {i} belongs to request {i}"
+        );
+    }
+    health
+}
+
 /// Reads `topic` from the beginning of every partition until `done(records)` or `timeout`.
 pub fn consume(
     brokers: &str,

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use conformance::{
-    consume, encode_request, kafka_control, start_kafka_mock, ws_frame, Client, Gateway, Variant,
+    consume, encode_request, kafka_control, pipelined_answers_are_their_records, start_kafka_mock,
+    ws_frame, Client, Gateway, Variant,
 };
 
 conformance::suite!(
@@ -102,43 +103,9 @@ fn ack_modes(v: &Variant) {
 fn pipelined_answers_in_order(v: &Variant) {
     let gw = Gateway::start(v, &[]);
     let mut c = gw.connect();
-    let mut bytes = Vec::new();
-    for i in 0..5 {
-        bytes.extend(encode_request(
-            "POST",
-            "/topics/pipe",
-            &[],
-            format!("p{i}").as_bytes(),
-        ));
-    }
-    bytes.extend(encode_request("GET", "/healthz", &[], b""));
-    c.send_raw(&bytes).unwrap();
-    let mut acked = Vec::new();
-    for i in 0..5 {
-        let r = c.read_response().unwrap();
-        assert_eq!(r.status, 200);
-        let j = r.json();
-        acked.push((
-            i,
-            j["partition"].as_i64().unwrap(),
-            j["offset"].as_i64().unwrap(),
-        ));
-    }
-    let r = c.read_response().unwrap();
+    let r = pipelined_answers_are_their_records(&mut c, &gw.brokers, "pipe", 5);
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "ok");
-    let records = consume(&gw.brokers, "pipe", SECS(20), |rs| rs.len() >= 5);
-    for (i, p, o) in acked {
-        let rec = records
-            .iter()
-            .find(|x| i64::from(x.partition) == p && x.offset == o)
-            .expect("record present");
-        assert_eq!(
-            rec.value,
-            format!("p{i}").as_bytes(),
-            "answer {i} belongs to request {i}"
-        );
-    }
 }
 
 fn chunked_body(v: &Variant) {

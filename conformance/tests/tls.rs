@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use conformance::tls::{old_client_hello, TestPki, TlsGateway};
-use conformance::{consume, encode_request, Client, Variant};
+use conformance::{consume, encode_request, pipelined_answers_are_their_records, Client, Variant};
 use rustls::HandshakeKind;
 
 conformance::suite!(
@@ -61,42 +61,9 @@ fn https_publish_ack_kafka(v: &Variant) {
 fn https_pipelining(v: &Variant) {
     let gw = TlsGateway::start(v, &[]);
     let mut c = gw.connect();
-    let mut bytes = Vec::new();
-    for i in 0..50 {
-        bytes.extend(encode_request(
-            "POST",
-            "/topics/tlspipe",
-            &[],
-            format!("p{i}").as_bytes(),
-        ));
-    }
-    bytes.extend(encode_request("GET", "/healthz", &[], b""));
     // One write: many requests in few TLS records.
-    c.send_raw(&bytes).unwrap();
-    let mut acked = Vec::new();
-    for i in 0..50 {
-        let r = c.read_response().unwrap();
-        assert_eq!(r.status, 200, "answer {i}: {r:?}");
-        let j = r.json();
-        acked.push((
-            i,
-            j["partition"].as_i64().unwrap(),
-            j["offset"].as_i64().unwrap(),
-        ));
-    }
-    assert_eq!(c.read_response().unwrap().json()["status"], "ok");
-    let records = consume(&gw.gw.brokers, "tlspipe", SECS(20), |rs| rs.len() >= 50);
-    for (i, p, o) in acked {
-        let rec = records
-            .iter()
-            .find(|x| i64::from(x.partition) == p && x.offset == o)
-            .expect("record present");
-        assert_eq!(
-            rec.value,
-            format!("p{i}").as_bytes(),
-            "answer {i} is request {i}'s"
-        );
-    }
+    let r = pipelined_answers_are_their_records(&mut c, &gw.gw.brokers, "tlspipe", 50);
+    assert_eq!(r.json()["status"], "ok");
 }
 
 fn https_chunked_body(v: &Variant) {
