@@ -2,7 +2,7 @@
 //! one CA file, ALPN `http/1.1`) that wraps the probes' `std::net` connections, so
 //! `/readyz`, `/metrics` and priming work against an HTTPS listener as against a plain one.
 //!
-//! Depends on nothing outside the lab but rustls.
+//! Its client config comes from the engine's builder ([`crate::engine::load::tls`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+use crate::engine::config::TlsConfig;
+use crate::engine::load::tls::client_config;
 
 /// A probe connection: plain TCP or TLS over it.
 pub enum ProbeStream {
@@ -55,28 +57,14 @@ pub struct ProbeTls {
 impl ProbeTls {
     /// Trust the CAs of `ca` (PEM); check the server's certificate against `server_name`.
     pub fn new(ca: &Path, server_name: &str) -> anyhow::Result<ProbeTls> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca)
-            .with_context(|| format!("reading {}", ca.display()))?
-        {
-            let cert = cert.with_context(|| format!("a certificate in {}", ca.display()))?;
-            roots.add(cert).context("a CA certificate rustls refuses")?;
-        }
-        // The ring provider, as the rest of the workspace (see engine/load/tls.rs).
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let name = ServerName::try_from(server_name.to_string())
-            .with_context(|| format!("{server_name:?} is not a TLS server name"))?;
-        Ok(ProbeTls {
-            config: Arc::new(config),
-            name,
-        })
+        // The engine's one client builder (ring provider, ALPN http/1.1, TLS 1.2 and 1.3).
+        let (config, name) = client_config(&TlsConfig {
+            server_name: server_name.to_string(),
+            ca: Some(ca.to_path_buf()),
+            insecure: false,
+            resume: true,
+        })?;
+        Ok(ProbeTls { config, name })
     }
 }
 

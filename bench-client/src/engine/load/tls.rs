@@ -41,43 +41,11 @@ pub(crate) struct Tls {
 }
 
 impl Tls {
-    /// The client config of `cfg`: the CAs of `--ca` (PEM) or, with `--insecure`, no
-    /// verification; ALPN `http/1.1`; TLS 1.2 and 1.3; a shared session store unless
-    /// resumption is off.
+    /// The run's client: [`client_config`] of `cfg`.
     pub(crate) fn new(cfg: &TlsConfig) -> anyhow::Result<Tls> {
-        // rustls 0.23.48 deprecates the ring provider for lacking post-quantum key exchange;
-        // ring is the workspace's choice (aws-lc-rs needs cmake and a long C build), and
-        // the gateways' listeners use the same classical groups.
-        #[allow(deprecated)]
-        let provider = Arc::new(ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?;
-        let mut config = if cfg.insecure {
-            let any = AcceptAnyCertificate(provider.signature_verification_algorithms);
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(any))
-                .with_no_client_auth()
-        } else {
-            let path = cfg
-                .ca
-                .as_deref()
-                .context("a TLS target needs --ca FILE or --insecure")?;
-            builder
-                .with_root_certificates(roots_of(path)?)
-                .with_no_client_auth()
-        };
-        config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
-        config.resumption = if cfg.resume {
-            Resumption::store(Arc::new(ClientSessionMemoryCache::new(SESSION_NAMES)))
-        } else {
-            Resumption::disabled()
-        };
-        let name = ServerName::try_from(cfg.server_name.clone())
-            .with_context(|| format!("{:?} is not a TLS server name", cfg.server_name))?;
+        let (config, name) = client_config(cfg)?;
         Ok(Tls {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(config),
             name,
         })
     }
@@ -104,6 +72,47 @@ impl Tls {
             }
         }
     }
+}
+
+/// The client config of `cfg` and the server name to send: the CAs of `--ca` (PEM) or, with
+/// `--insecure`, no verification; ALPN `http/1.1`; TLS 1.2 and 1.3; a shared session store
+/// unless resumption is off. The one builder of bench-client's TLS clients (the load's and
+/// the lab's probes).
+pub(crate) fn client_config(
+    cfg: &TlsConfig,
+) -> anyhow::Result<(Arc<ClientConfig>, ServerName<'static>)> {
+    // rustls 0.23.48 deprecates the ring provider for lacking post-quantum key exchange;
+    // ring is the workspace's choice (aws-lc-rs needs cmake and a long C build), and
+    // the gateways' listeners use the same classical groups.
+    #[allow(deprecated)]
+    let provider = Arc::new(ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let mut config = if cfg.insecure {
+        let any = AcceptAnyCertificate(provider.signature_verification_algorithms);
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(any))
+            .with_no_client_auth()
+    } else {
+        let path = cfg
+            .ca
+            .as_deref()
+            .context("a TLS target needs --ca FILE or --insecure")?;
+        builder
+            .with_root_certificates(roots_of(path)?)
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    config.resumption = if cfg.resume {
+        Resumption::store(Arc::new(ClientSessionMemoryCache::new(SESSION_NAMES)))
+    } else {
+        Resumption::disabled()
+    };
+    let name = ServerName::try_from(cfg.server_name.clone())
+        .with_context(|| format!("{:?} is not a TLS server name", cfg.server_name))?;
+    Ok((Arc::new(config), name))
 }
 
 /// The certificates of a `--ca` PEM file as trust anchors.
